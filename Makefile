@@ -1,0 +1,38 @@
+# ulnet: two commands on a fresh machine.
+#   make run    set up .venv and run ulnet on the bundled sample capture
+#   make test   set up .venv with the test extras and run the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ULNET  := $(VENV)/bin/ulnet
+SAMPLE := samples/sample.pcap
+
+.PHONY: run test setup setup-test bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
+
+run: setup
+	$(ULNET) peek $(SAMPLE)
+	$(ULNET) peek --stats $(SAMPLE) > /dev/null
+
+test: setup-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup-test
+	$(PY) bench/bench_decode.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,66 @@
+"""PacketBatch: the one data structure every stage shares.
+
+NAME
+    ulnet.batch -- a vector of packets as columns over one byte buffer
+
+DESCRIPTION
+    ``buf`` is a uint8 *view* of the mapped capture file (or of a source's
+    window, or a ring block); packets are never copied into it. Per packet the
+    source fills ``off`` (offset of the frame in ``buf``), ``caplen``,
+    ``wirelen``, ``ts`` (int64 nanoseconds since the epoch), ``port`` (which
+    input) and ``linktype``.
+
+    Stages write columns into ``hdr`` (int64, shape [capacity, N_HDR], one
+    named column per field, see ``ulnet.batch.columns``) and addresses into
+    ``addr`` (uint64, shape [capacity, 4]: src hi/lo, dst hi/lo, IPv4 mapped
+    into ::ffff:0:0/96). All arrays are allocated once with the batch and
+    reused batch after batch: nothing is allocated per packet or per batch.
+
+    A batch is valid until its source produces the next one (exactly like a
+    ring slot): copy what must outlive it.
+
+CAVEATS
+    ``n`` packets are valid; rows past ``n`` hold stale data from earlier
+    batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ulnet.batch.columns import N_HDR, HDR_NAMES
+
+DEFAULT_BATCH = 4096
+_EMPTY = np.zeros(0, dtype=np.uint8)
+
+
+class PacketBatch:
+    __slots__ = ("capacity", "n", "buf", "off", "caplen", "wirelen", "ts", "port",
+                 "linktype", "hdr", "addr")
+
+    def __init__(self, capacity: int = DEFAULT_BATCH):
+        if capacity < 1:
+            raise ValueError("batch size must be at least 1")
+        self.capacity = capacity
+        self.n = 0
+        self.buf = _EMPTY
+        self.off = np.zeros(capacity, dtype=np.int64)
+        self.caplen = np.zeros(capacity, dtype=np.uint32)
+        self.wirelen = np.zeros(capacity, dtype=np.uint32)
+        self.ts = np.zeros(capacity, dtype=np.int64)
+        self.port = np.zeros(capacity, dtype=np.uint16)
+        self.linktype = np.zeros(capacity, dtype=np.uint16)
+        self.hdr = np.zeros((capacity, N_HDR), dtype=np.int64)
+        self.addr = np.zeros((capacity, 4), dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def col(self, name: str) -> np.ndarray:
+        """The first ``n`` values of a decode column, by name (a view)."""
+        return self.hdr[: self.n, HDR_NAMES.index(name)]
+
+    def frame(self, i: int) -> bytes:
+        """Captured bytes of packet ``i`` (a copy; for tests and printing)."""
+        o = int(self.off[i])
+        return bytes(self.buf[o:o + int(self.caplen[i])])

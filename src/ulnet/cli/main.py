@@ -1,0 +1,59 @@
+"""ulnet command line: one module per command, wired here.
+
+Exit status (every command): 0 success; 1 an input could not be read to its
+end (corrupt record) or another run-time failure; 2 a usage error or an input
+that cannot be opened at all (missing file, unknown format or link type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ulnet import __version__
+from ulnet.cli import peek
+
+COMMANDS = {
+    "peek": peek,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, then exit 2 (argparse prints usage too; keep it short)
+        self.exit(2, f"ulnet {self.prog.split()[-1]}: error: {message}\n"
+                     if " " in self.prog else f"ulnet: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ulnet", description="userland networking: capture, decode, flows, inspect, policy")
+    p.add_argument("--version", action="version", version=f"ulnet {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, mod in COMMANDS.items():
+        sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(sp)
+        sp.set_defaults(_run=mod.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args._run(args)
+    except BrokenPipeError:
+        # output piped into head(1) and the like: stop quietly
+        try:
+            sys.stdout = None
+        except Exception:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

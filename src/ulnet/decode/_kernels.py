@@ -1,0 +1,674 @@
+"""The decode kernel (private; see ulnet.decode for the public stage).
+
+One compiled loop over the batch fills the ``hdr`` and ``addr`` columns of
+every packet. Every read is checked against the packet's captured end
+(``off + caplen``) before it is made; a header that does not fit gets its
+``*.truncated`` reason and decoding of that packet stops there.
+
+Layer walk: link layer -> (VLAN | MPLS | PPPoE)* -> IP -> [tunnel -> IP]* ->
+transport. The walk is a small state machine (``nxt``) rather than nested
+calls, so tunnels of any combination reuse the same code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ulnet.batch.columns import (
+    N_HDR, H_ERROR, H_ETHERTYPE, H_VLAN, H_VLAN2, H_VLAN_COUNT, H_MPLS_COUNT, H_OUTER_L3,
+    H_OUTER_VERSION, H_TUNNEL, H_TUNNEL_DEPTH, H_L3, H_IP_VERSION, H_IP_LEN, H_IP_HLEN, H_PROTO,
+    H_TTL, H_FRAG, H_FRAG_OFF, H_FRAG_ID, H_L4, H_SPORT, H_DPORT, H_TCP_FLAGS, H_TCP_HLEN,
+    H_ICMP_TYPE, H_ICMP_CODE, H_PAYLOAD, H_PAYLOAD_LEN, H_GRE_PROTO,
+    TUN_IPIP, TUN_GRE, TUN_VXLAN, TUN_GTPU, TUN_TEREDO, FRAG_IS, FRAG_MF, FRAG_DF,
+)
+from ulnet.counters import (
+    C_DEC_LINK_UNKNOWN, C_DEC_ETH_TRUNCATED, C_DEC_VLAN_TRUNCATED, C_DEC_VLAN_TOO_DEEP,
+    C_DEC_MPLS_TRUNCATED, C_DEC_MPLS_UNKNOWN, C_DEC_PPPOE_TRUNCATED, C_DEC_SLL_TRUNCATED,
+    C_DEC_NULL_TRUNCATED, C_DEC_NON_IP, C_DEC_IPV4, C_DEC_IPV6, C_DEC_IPV4_TRUNCATED,
+    C_DEC_IPV4_BAD_VERSION, C_DEC_IPV4_BAD_IHL, C_DEC_IPV4_BAD_LEN, C_DEC_IPV6_TRUNCATED,
+    C_DEC_IPV6_BAD_VERSION, C_DEC_IPV6_EXT_TRUNCATED, C_DEC_IPV6_EXT_TOO_MANY, C_DEC_FRAGMENT,
+    C_DEC_TCP, C_DEC_UDP, C_DEC_SCTP, C_DEC_ICMP, C_DEC_ICMPV6, C_DEC_TCP_TRUNCATED,
+    C_DEC_TCP_BAD_HLEN, C_DEC_UDP_TRUNCATED, C_DEC_UDP_BAD_LEN, C_DEC_SCTP_TRUNCATED,
+    C_DEC_ICMP_TRUNCATED, C_DEC_ICMPV6_TRUNCATED, C_DEC_TUN_IPIP, C_DEC_TUN_GRE, C_DEC_TUN_VXLAN,
+    C_DEC_TUN_GTPU, C_DEC_TUN_TEREDO, C_DEC_GRE_TRUNCATED, C_DEC_GRE_UNKNOWN,
+    C_DEC_VXLAN_TRUNCATED, C_DEC_GTPU_TRUNCATED, C_DEC_TUNNEL_TOO_DEEP,
+)
+from ulnet.decode import headers as HD
+
+# ---- derived offsets (plain ints for numba) ---------------------------------
+ETH_TYPE = HD.ETH["type"]
+ETH_LEN = HD.ETH_LEN
+VLAN_LEN = HD.VLAN_LEN
+VLAN_TYPE = HD.VLAN["type"]
+PPPOE_PPP = HD.PPPOE["ppp"]
+PPPOE_LEN = HD.PPPOE_LEN
+SLL_PROTO = HD.SLL["proto"]
+SLL_LEN = HD.SLL_LEN
+SLL2_PROTO = HD.SLL2["proto"]
+SLL2_LEN = HD.SLL2_LEN
+IP4_LEN = HD.IPV4["len"]
+IP4_ID = HD.IPV4["id"]
+IP4_FRAG = HD.IPV4["frag"]
+IP4_TTL = HD.IPV4["ttl"]
+IP4_PROTO = HD.IPV4["proto"]
+IP4_SRC = HD.IPV4["src"]
+IP4_DST = HD.IPV4["dst"]
+IP4_MIN = HD.IPV4_LEN
+IP6_PLEN = HD.IPV6["plen"]
+IP6_NXT = HD.IPV6["nxt"]
+IP6_HLIM = HD.IPV6["hlim"]
+IP6_SRC = HD.IPV6["src"]
+IP6_DST = HD.IPV6["dst"]
+IP6_HDR = HD.IPV6_LEN
+IP6F_OFFM = HD.IPV6_FRAG["offm"]
+IP6F_ID = HD.IPV6_FRAG["id"]
+IP6F_LEN = HD.IPV6_FRAG_LEN
+TCP_OFF = HD.TCP["off"]
+TCP_FLAGS = HD.TCP["flags"]
+TCP_MIN = HD.TCP_MIN
+UDP_ULEN = HD.UDP["len"]
+UDP_LEN = HD.UDP_LEN
+SCTP_LEN = HD.SCTP_LEN
+ICMP_LEN = HD.ICMP_LEN
+PORTS_LEN = HD.PORTS_LEN
+GRE_PROTO = HD.GRE["proto"]
+GRE_MIN = HD.GRE_MIN
+VXLAN_LEN = HD.VXLAN_LEN
+GTPU_TYPE = HD.GTPU["type"]
+GTPU_LEN = HD.GTPU_LEN
+GTPU_OPT_LEN = HD.GTPU_OPT_LEN
+
+ET_IPV4 = HD.ETHERTYPE_IPV4
+ET_IPV6 = HD.ETHERTYPE_IPV6
+ET_VLAN = HD.ETHERTYPE_VLAN
+ET_QINQ = HD.ETHERTYPE_QINQ
+ET_QINQ_OLD = HD.ETHERTYPE_QINQ_OLD
+ET_MPLS = HD.ETHERTYPE_MPLS
+ET_MPLS_MC = HD.ETHERTYPE_MPLS_MC
+ET_PPPOE = HD.ETHERTYPE_PPPOE
+ET_TEB = HD.ETHERTYPE_TEB
+PPP_IPV4 = HD.PPP_IPV4
+PPP_IPV6 = HD.PPP_IPV6
+
+P_HOPOPTS = HD.IPPROTO_HOPOPTS
+P_ICMP = HD.IPPROTO_ICMP
+P_IPIP = HD.IPPROTO_IPIP
+P_TCP = HD.IPPROTO_TCP
+P_UDP = HD.IPPROTO_UDP
+P_IPV6 = HD.IPPROTO_IPV6
+P_ROUTING = HD.IPPROTO_ROUTING
+P_FRAGMENT = HD.IPPROTO_FRAGMENT
+P_GRE = HD.IPPROTO_GRE
+P_AH = HD.IPPROTO_AH
+P_ICMPV6 = HD.IPPROTO_ICMPV6
+P_DSTOPTS = HD.IPPROTO_DSTOPTS
+P_MOBILITY = HD.IPPROTO_MOBILITY
+P_SCTP = HD.IPPROTO_SCTP
+PORT_VXLAN = HD.UDP_PORT_VXLAN
+PORT_GTPU = HD.UDP_PORT_GTPU
+PORT_TEREDO = HD.UDP_PORT_TEREDO
+
+MAX_VLAN = 8
+MAX_MPLS = 16
+MAX_EXT = 16
+MAX_TUNNEL = 4
+
+# layer states of the walk
+L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6 = 0, 1, 2, 3, 4, 5
+
+IPV4_MAPPED_HI = np.uint64(0)
+IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
+
+
+@njit(cache=True, inline="always")
+def _be16(buf, p):
+    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+
+
+@njit(cache=True, inline="always")
+def _be32(buf, p):
+    return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
+            | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
+
+
+@njit(cache=True, inline="always")
+def _be64(buf, p):
+    v = np.uint64(0)
+    for k in range(8):
+        v = (v << np.uint64(8)) | np.uint64(buf[p + k])
+    return v
+
+
+@njit(cache=True, inline="always")
+def _err(hdr, i, code, counters):
+    counters[code] += 1
+    if hdr[i, H_ERROR] == 0:
+        hdr[i, H_ERROR] = code
+
+
+@njit(cache=True)
+def _reset_row(hdr, addr, i):
+    for c in range(N_HDR):
+        hdr[i, c] = -1
+    hdr[i, H_ERROR] = 0
+    hdr[i, H_VLAN_COUNT] = 0
+    hdr[i, H_MPLS_COUNT] = 0
+    hdr[i, H_OUTER_VERSION] = 0
+    hdr[i, H_TUNNEL] = 0
+    hdr[i, H_TUNNEL_DEPTH] = 0
+    hdr[i, H_IP_VERSION] = 0
+    hdr[i, H_FRAG] = 0
+    hdr[i, H_FRAG_OFF] = 0
+    hdr[i, H_PAYLOAD_LEN] = 0
+    for k in range(4):
+        addr[i, k] = 0
+
+
+@njit(cache=True)
+def _tunnel(hdr, i, kind, counter, counters):
+    """Enter a tunnel: returns False (and counts) when too deep."""
+    d = hdr[i, H_TUNNEL_DEPTH]
+    if d >= MAX_TUNNEL:
+        _err(hdr, i, C_DEC_TUNNEL_TOO_DEEP, counters)
+        return False
+    hdr[i, H_TUNNEL_DEPTH] = d + 1
+    hdr[i, H_TUNNEL] = kind
+    counters[counter] += 1
+    return True
+
+
+@njit(cache=True)
+def _clear_inner(hdr, i):
+    """Forget the transport fields of an outer layer before decoding the inner one."""
+    hdr[i, H_L4] = -1
+    hdr[i, H_SPORT] = -1
+    hdr[i, H_DPORT] = -1
+    hdr[i, H_TCP_FLAGS] = -1
+    hdr[i, H_TCP_HLEN] = -1
+    hdr[i, H_ICMP_TYPE] = -1
+    hdr[i, H_ICMP_CODE] = -1
+    hdr[i, H_PAYLOAD] = -1
+    hdr[i, H_PAYLOAD_LEN] = 0
+    hdr[i, H_FRAG] = 0
+    hdr[i, H_FRAG_OFF] = 0
+    hdr[i, H_FRAG_ID] = -1
+
+
+@njit(cache=True)
+def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
+    _reset_row(hdr, addr, i)
+    q = p
+    et = -1
+    nxt = L_DONE
+    # ---- link layer ---------------------------------------------------------
+    if lt == 1:
+        nxt = L_ETH
+    elif lt == 101 or lt == 12 or lt == 14:
+        nxt = L_IP
+    elif lt == 228:
+        nxt = L_IP4
+    elif lt == 229:
+        nxt = L_IP6
+    elif lt == 113:
+        if end - q < SLL_LEN:
+            _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
+            return
+        et = _be16(buf, q + SLL_PROTO)
+        q += SLL_LEN
+        nxt = L_ETYPE
+    elif lt == 276:
+        if end - q < SLL2_LEN:
+            _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
+            return
+        et = _be16(buf, q + SLL2_PROTO)
+        q += SLL2_LEN
+        nxt = L_ETYPE
+    elif lt == 0 or lt == 108:
+        if end - q < 4:
+            _err(hdr, i, C_DEC_NULL_TRUNCATED, counters)
+            return
+        if lt == 108 or (buf[q] == 0 and buf[q + 1] == 0):
+            fam = _be32(buf, q)
+        else:
+            fam = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8)
+        q += 4
+        if fam == 2:
+            nxt = L_IP4
+        elif fam == 10 or fam == 24 or fam == 28 or fam == 30:
+            nxt = L_IP6
+        else:
+            counters[C_DEC_NON_IP] += 1
+            return
+    else:
+        _err(hdr, i, C_DEC_LINK_UNKNOWN, counters)
+        return
+
+    ip_end = end
+    while nxt != L_DONE:
+        # ---- Ethernet ------------------------------------------------------
+        if nxt == L_ETH:
+            if end - q < ETH_LEN:
+                if hdr[i, H_TUNNEL_DEPTH] > 0:
+                    _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
+                else:
+                    _err(hdr, i, C_DEC_ETH_TRUNCATED, counters)
+                return
+            et = _be16(buf, q + ETH_TYPE)
+            q += ETH_LEN
+            nxt = L_ETYPE
+        # ---- ethertype dispatch (VLAN, MPLS, PPPoE loop back here) --------
+        elif nxt == L_ETYPE:
+            hdr[i, H_ETHERTYPE] = et
+            if et == ET_IPV4:
+                nxt = L_IP4
+            elif et == ET_IPV6:
+                nxt = L_IP6
+            elif et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
+                if end - q < VLAN_LEN:
+                    _err(hdr, i, C_DEC_VLAN_TRUNCATED, counters)
+                    return
+                nv = hdr[i, H_VLAN_COUNT]
+                if nv >= MAX_VLAN:
+                    _err(hdr, i, C_DEC_VLAN_TOO_DEEP, counters)
+                    return
+                if hdr[i, H_TUNNEL_DEPTH] == 0:
+                    vid = _be16(buf, q) & 0x0FFF
+                    if nv == 0:
+                        hdr[i, H_VLAN] = vid
+                    elif nv == 1:
+                        hdr[i, H_VLAN2] = vid
+                    hdr[i, H_VLAN_COUNT] = nv + 1
+                et = _be16(buf, q + VLAN_TYPE)
+                q += VLAN_LEN
+            elif et == ET_MPLS or et == ET_MPLS_MC:
+                k = 0
+                while True:
+                    if end - q < 4 or k >= MAX_MPLS:
+                        _err(hdr, i, C_DEC_MPLS_TRUNCATED, counters)
+                        return
+                    bos = buf[q + 2] & 1
+                    q += 4
+                    k += 1
+                    if bos:
+                        break
+                hdr[i, H_MPLS_COUNT] = k
+                if end - q < 1:
+                    _err(hdr, i, C_DEC_MPLS_TRUNCATED, counters)
+                    return
+                v = buf[q] >> 4
+                if v == 4:
+                    nxt = L_IP4
+                elif v == 6:
+                    nxt = L_IP6
+                else:
+                    _err(hdr, i, C_DEC_MPLS_UNKNOWN, counters)
+                    return
+            elif et == ET_PPPOE:
+                if end - q < PPPOE_LEN:
+                    _err(hdr, i, C_DEC_PPPOE_TRUNCATED, counters)
+                    return
+                ppp = _be16(buf, q + PPPOE_PPP)
+                q += PPPOE_LEN
+                if ppp == PPP_IPV4:
+                    nxt = L_IP4
+                elif ppp == PPP_IPV6:
+                    nxt = L_IP6
+                else:
+                    counters[C_DEC_NON_IP] += 1
+                    return
+            else:
+                if hdr[i, H_TUNNEL_DEPTH] == 0:
+                    counters[C_DEC_NON_IP] += 1
+                return
+        # ---- IP of either version (raw IP link types, tunnels) -------------
+        elif nxt == L_IP:
+            if end - q < 1:
+                _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
+                return
+            v = buf[q] >> 4
+            if v == 6:
+                nxt = L_IP6
+            elif v == 4:
+                nxt = L_IP4
+            else:
+                _err(hdr, i, C_DEC_IPV4_BAD_VERSION, counters)
+                return
+        # ---- IP ------------------------------------------------------------
+        else:
+            if hdr[i, H_OUTER_L3] < 0:
+                hdr[i, H_OUTER_L3] = q - p
+                hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
+            _clear_inner(hdr, i)
+            if nxt == L_IP4:
+                if end - q < IP4_MIN:
+                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
+                    return
+                if (buf[q] >> 4) != 4:
+                    _err(hdr, i, C_DEC_IPV4_BAD_VERSION, counters)
+                    return
+                counters[C_DEC_IPV4] += 1
+                ihl = np.int64(buf[q] & 0x0F) * 4
+                tot = _be16(buf, q + IP4_LEN)
+                hdr[i, H_L3] = q - p
+                hdr[i, H_IP_VERSION] = 4
+                hdr[i, H_IP_LEN] = tot
+                hdr[i, H_IP_HLEN] = ihl
+                proto = np.int64(buf[q + IP4_PROTO])
+                hdr[i, H_PROTO] = proto
+                hdr[i, H_TTL] = buf[q + IP4_TTL]
+                addr[i, 0] = IPV4_MAPPED_HI
+                addr[i, 1] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_SRC))
+                addr[i, 2] = IPV4_MAPPED_HI
+                addr[i, 3] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_DST))
+                ff = _be16(buf, q + IP4_FRAG)
+                foff = (ff & 0x1FFF) * 8
+                fl = 0
+                if ff & 0x4000:
+                    fl |= FRAG_DF
+                if ff & 0x2000:
+                    fl |= FRAG_MF | FRAG_IS
+                if foff:
+                    fl |= FRAG_IS
+                hdr[i, H_FRAG] = fl
+                hdr[i, H_FRAG_OFF] = foff
+                hdr[i, H_FRAG_ID] = _be16(buf, q + IP4_ID)
+                if fl & FRAG_IS:
+                    counters[C_DEC_FRAGMENT] += 1
+                if ihl < IP4_MIN:
+                    _err(hdr, i, C_DEC_IPV4_BAD_IHL, counters)
+                    return
+                if end - q < ihl:
+                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
+                    return
+                if tot == 0:
+                    # TSO: the kernel hands the capture a super-frame with
+                    # total length 0; take what was captured (as tshark does).
+                    tot = end - q
+                elif tot < ihl:
+                    _err(hdr, i, C_DEC_IPV4_BAD_LEN, counters)
+                    return
+                ip_end = min(end, q + tot)
+                q += ihl
+            else:
+                if end - q < IP6_HDR:
+                    _err(hdr, i, C_DEC_IPV6_TRUNCATED, counters)
+                    return
+                if (buf[q] >> 4) != 6:
+                    _err(hdr, i, C_DEC_IPV6_BAD_VERSION, counters)
+                    return
+                counters[C_DEC_IPV6] += 1
+                plen = _be16(buf, q + IP6_PLEN)
+                proto = np.int64(buf[q + IP6_NXT])
+                hdr[i, H_L3] = q - p
+                hdr[i, H_IP_VERSION] = 6
+                hdr[i, H_IP_LEN] = plen + IP6_HDR
+                hdr[i, H_TTL] = buf[q + IP6_HLIM]
+                addr[i, 0] = _be64(buf, q + IP6_SRC)
+                addr[i, 1] = _be64(buf, q + IP6_SRC + 8)
+                addr[i, 2] = _be64(buf, q + IP6_DST)
+                addr[i, 3] = _be64(buf, q + IP6_DST + 8)
+                ip_end = end if plen == 0 else min(end, q + IP6_HDR + plen)
+                l3 = q
+                q += IP6_HDR
+                next_is_frag = False
+                n_ext = 0
+                while (proto == P_HOPOPTS or proto == P_ROUTING or proto == P_DSTOPTS
+                       or proto == P_FRAGMENT or proto == P_AH or proto == P_MOBILITY):
+                    n_ext += 1
+                    if n_ext > MAX_EXT:
+                        hdr[i, H_PROTO] = proto
+                        _err(hdr, i, C_DEC_IPV6_EXT_TOO_MANY, counters)
+                        return
+                    if proto == P_FRAGMENT:
+                        if ip_end - q < IP6F_LEN:
+                            hdr[i, H_PROTO] = proto
+                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
+                            return
+                        om = _be16(buf, q + IP6F_OFFM)
+                        foff = om & 0xFFF8
+                        fl = FRAG_IS
+                        if om & 1:
+                            fl |= FRAG_MF
+                        hdr[i, H_FRAG] = fl
+                        hdr[i, H_FRAG_OFF] = foff
+                        hdr[i, H_FRAG_ID] = _be32(buf, q + IP6F_ID)
+                        counters[C_DEC_FRAGMENT] += 1
+                        proto = np.int64(buf[q])
+                        q += IP6F_LEN
+                        if foff:
+                            next_is_frag = True
+                            break
+                    else:
+                        if ip_end - q < 2:
+                            hdr[i, H_PROTO] = proto
+                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
+                            return
+                        if proto == P_AH:
+                            elen = (np.int64(buf[q + 1]) + 2) * 4
+                        else:
+                            elen = (np.int64(buf[q + 1]) + 1) * 8
+                        if ip_end - q < elen:
+                            hdr[i, H_PROTO] = proto
+                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
+                            return
+                        proto = np.int64(buf[q])
+                        q += elen
+                hdr[i, H_PROTO] = proto
+                hdr[i, H_IP_HLEN] = q - l3
+                if next_is_frag:
+                    return
+            # ---- after the IP header: fragments, tunnels, transport -------
+            if hdr[i, H_FRAG_OFF] > 0:
+                return  # non-first fragment: no transport header here
+            nxt = L_DONE
+            if proto == P_IPIP or proto == P_IPV6:
+                if _tunnel(hdr, i, TUN_IPIP, C_DEC_TUN_IPIP, counters):
+                    hdr[i, H_L4] = q - p
+                    nxt = L_IP4 if proto == P_IPIP else L_IP6
+                    end = ip_end
+                    continue
+                return
+            if proto == P_GRE:
+                hdr[i, H_L4] = q - p
+                if ip_end - q < GRE_MIN:
+                    _err(hdr, i, C_DEC_GRE_TRUNCATED, counters)
+                    return
+                gf = _be16(buf, q)
+                gp = _be16(buf, q + GRE_PROTO)
+                hdr[i, H_GRE_PROTO] = gp
+                ver = gf & 7
+                glen = GRE_MIN
+                if ver == 0:
+                    if gf & 0x8000:
+                        glen += 4  # checksum + reserved
+                    if gf & 0x2000:
+                        glen += 4  # key
+                    if gf & 0x1000:
+                        glen += 4  # sequence
+                elif ver == 1:
+                    glen += 4      # enhanced GRE (PPTP): payload length + call id
+                    if gf & 0x1000:
+                        glen += 4
+                    if gf & 0x0080:
+                        glen += 4  # acknowledgement
+                else:
+                    _err(hdr, i, C_DEC_GRE_UNKNOWN, counters)
+                    return
+                if ip_end - q < glen:
+                    _err(hdr, i, C_DEC_GRE_TRUNCATED, counters)
+                    return
+                hdr[i, H_PAYLOAD] = q + glen - p
+                hdr[i, H_PAYLOAD_LEN] = ip_end - q - glen
+                if ver == 1 and gp == 0x880B:
+                    # PPP inside enhanced GRE: address/control may be present
+                    r = q + glen
+                    if ip_end - r >= 2 and buf[r] == 0xFF and buf[r + 1] == 0x03:
+                        r += 2
+                    if ip_end - r >= 2:
+                        pp = _be16(buf, r)
+                        if pp == PPP_IPV4 or pp == PPP_IPV6:
+                            if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
+                                nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
+                                q = r + 2
+                                end = ip_end
+                                continue
+                            return
+                    return
+                if gp == ET_IPV4 or gp == ET_IPV6 or gp == ET_TEB:
+                    if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
+                        q += glen
+                        end = ip_end
+                        if gp == ET_TEB:
+                            nxt = L_ETH
+                        else:
+                            nxt = L_IP4 if gp == ET_IPV4 else L_IP6
+                        continue
+                    return
+                return
+            hdr[i, H_L4] = q - p
+            if proto == P_TCP:
+                counters[C_DEC_TCP] += 1
+                if ip_end - q < PORTS_LEN:
+                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
+                    return
+                hdr[i, H_SPORT] = _be16(buf, q)
+                hdr[i, H_DPORT] = _be16(buf, q + 2)
+                if ip_end - q < TCP_MIN:
+                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
+                    return
+                thl = np.int64(buf[q + TCP_OFF] >> 4) * 4
+                hdr[i, H_TCP_FLAGS] = (np.int64(buf[q + TCP_OFF] & 1) << 8) | np.int64(buf[q + TCP_FLAGS])
+                hdr[i, H_TCP_HLEN] = thl
+                if thl < TCP_MIN:
+                    _err(hdr, i, C_DEC_TCP_BAD_HLEN, counters)
+                    return
+                if ip_end - q < thl:
+                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
+                    return
+                hdr[i, H_PAYLOAD] = q + thl - p
+                hdr[i, H_PAYLOAD_LEN] = ip_end - q - thl
+            elif proto == P_UDP:
+                counters[C_DEC_UDP] += 1
+                if ip_end - q < PORTS_LEN:
+                    _err(hdr, i, C_DEC_UDP_TRUNCATED, counters)
+                    return
+                sp = _be16(buf, q)
+                dp = _be16(buf, q + 2)
+                hdr[i, H_SPORT] = sp
+                hdr[i, H_DPORT] = dp
+                if ip_end - q < UDP_LEN:
+                    _err(hdr, i, C_DEC_UDP_TRUNCATED, counters)
+                    return
+                ulen = _be16(buf, q + UDP_ULEN)
+                pend = ip_end
+                if ulen < UDP_LEN:
+                    if ulen != 0 or hdr[i, H_IP_VERSION] != 6:   # 0 = IPv6 jumbogram
+                        _err(hdr, i, C_DEC_UDP_BAD_LEN, counters)
+                else:
+                    pend = min(ip_end, q + ulen)
+                r = q + UDP_LEN
+                hdr[i, H_PAYLOAD] = r - p
+                hdr[i, H_PAYLOAD_LEN] = pend - r
+                # ---- UDP tunnels ------------------------------------------
+                if dp == PORT_VXLAN:
+                    if pend - r < VXLAN_LEN + ETH_LEN:
+                        _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
+                        return
+                    if (buf[r] & 0x08) == 0:
+                        return   # VNI flag not set: not VXLAN
+                    if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
+                        q = r + VXLAN_LEN
+                        end = pend
+                        nxt = L_ETH
+                        continue
+                    return
+                if dp == PORT_GTPU or sp == PORT_GTPU:
+                    if pend - r < GTPU_LEN:
+                        _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
+                        return
+                    gfl = buf[r]
+                    if (gfl >> 5) != 1 or (gfl & 0x10) == 0 or buf[r + GTPU_TYPE] != 0xFF:
+                        return   # not a GTPv1-U T-PDU (echo, error indication, ...)
+                    g = r + GTPU_LEN
+                    if gfl & 0x07:
+                        if pend - g < GTPU_OPT_LEN:
+                            _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
+                            return
+                        ext = np.int64(buf[g + 3])
+                        g += GTPU_OPT_LEN
+                        if gfl & 0x04:
+                            while ext != 0:
+                                if pend - g < 1:
+                                    _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
+                                    return
+                                el = np.int64(buf[g]) * 4
+                                if el == 0 or pend - g < el:
+                                    _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
+                                    return
+                                ext = np.int64(buf[g + el - 1])
+                                g += el
+                    if pend - g < 1:
+                        return   # empty T-PDU
+                    v = buf[g] >> 4
+                    if v != 4 and v != 6:
+                        return
+                    if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
+                        q = g
+                        end = pend
+                        nxt = L_IP4 if v == 4 else L_IP6
+                        continue
+                    return
+                if dp == PORT_TEREDO or sp == PORT_TEREDO:
+                    t = r
+                    if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 1:
+                        # authentication indicator: 0x0001, id len, auth len, id, auth, nonce(8), conf(1)
+                        if pend - t < 4:
+                            return
+                        t += 4 + np.int64(buf[t + 2]) + np.int64(buf[t + 3]) + 9
+                    if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 0:
+                        t += HD.TEREDO_ORIGIN_LEN
+                    if pend - t >= IP6_HDR and (buf[t] >> 4) == 6:
+                        ipl = _be16(buf, t + IP6_PLEN)
+                        if t + IP6_HDR + ipl == pend:
+                            if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
+                                q = t
+                                end = pend
+                                nxt = L_IP6
+                                continue
+                            return
+            elif proto == P_SCTP:
+                counters[C_DEC_SCTP] += 1
+                if ip_end - q < PORTS_LEN:
+                    _err(hdr, i, C_DEC_SCTP_TRUNCATED, counters)
+                    return
+                hdr[i, H_SPORT] = _be16(buf, q)
+                hdr[i, H_DPORT] = _be16(buf, q + 2)
+                if ip_end - q < SCTP_LEN:
+                    _err(hdr, i, C_DEC_SCTP_TRUNCATED, counters)
+                    return
+                hdr[i, H_PAYLOAD] = q + SCTP_LEN - p
+                hdr[i, H_PAYLOAD_LEN] = ip_end - q - SCTP_LEN
+            elif proto == P_ICMP or proto == P_ICMPV6:
+                c_ok = C_DEC_ICMP if proto == P_ICMP else C_DEC_ICMPV6
+                c_bad = C_DEC_ICMP_TRUNCATED if proto == P_ICMP else C_DEC_ICMPV6_TRUNCATED
+                counters[c_ok] += 1
+                if ip_end - q < 2:
+                    _err(hdr, i, c_bad, counters)
+                    return
+                hdr[i, H_ICMP_TYPE] = buf[q]
+                hdr[i, H_ICMP_CODE] = buf[q + 1]
+                if ip_end - q >= ICMP_LEN:
+                    hdr[i, H_PAYLOAD] = q + ICMP_LEN - p
+                    hdr[i, H_PAYLOAD_LEN] = ip_end - q - ICMP_LEN
+            else:
+                hdr[i, H_PAYLOAD] = q - p
+                hdr[i, H_PAYLOAD_LEN] = max(0, ip_end - q)
+    return
+
+
+@njit(cache=True)
+def decode_batch(buf, off, caplen, linktype, n, hdr, addr, counters):
+    for i in range(n):
+        p = off[i]
+        _decode_one(buf, p, p + np.int64(caplen[i]), np.int64(linktype[i]), hdr, addr, i, counters)

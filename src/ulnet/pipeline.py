@@ -1,0 +1,62 @@
+"""pipeline -- the stages in data-path order; the one module that wires them.
+
+    sources  ->  decode  ->  (flow -> inspect -> policy -> actions: later stages)  ->  sinks
+
+``Pipeline`` reads one or more inputs in order as one continuous stream,
+fills a reused PacketBatch, runs the stages over it and hands the batch to
+the caller. The batch (and the bytes it views) is valid until the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ulnet.batch import PacketBatch, DEFAULT_BATCH
+from ulnet.counters import new_counters
+from ulnet.decode import decode
+from ulnet.sources import open_capture, CaptureReader
+
+
+class Pipeline:
+    def __init__(self, inputs: Sequence[str], batch_size: int = DEFAULT_BATCH,
+                 count: int | None = None):
+        if not inputs:
+            raise ValueError("no input: give a capture file (or - for standard input)")
+        self.inputs = list(inputs)
+        self.batch = PacketBatch(batch_size)
+        self.counters = new_counters()
+        self.count = count
+        self.seen = 0
+        self.problems: list[str] = []
+        self.failed = False
+        self.readers: list[CaptureReader] = []
+
+    def open_all(self) -> None:
+        """Open every input before reading any (a bad file fails early)."""
+        for k, path in enumerate(self.inputs):
+            r = open_capture(path)
+            r.counters = self.counters
+            self.readers.append(r)
+
+    def __iter__(self) -> Iterator[PacketBatch]:
+        if not self.readers:
+            self.open_all()
+        b = self.batch
+        for r in self.readers:
+            try:
+                while self.count is None or self.seen < self.count:
+                    n = r.fill(b)
+                    if not n:
+                        break
+                    if self.count is not None:
+                        n = min(n, self.count - self.seen)
+                    b.n = n
+                    decode(b, self.counters)
+                    self.seen += n
+                    yield b
+            finally:
+                self.problems.extend(r.problems)
+                self.failed |= r.failed
+                b.n = 0
+                b.buf = b.buf[:0]
+                r.close()
