@@ -1,0 +1,32 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = (ROOT / ".." / "shared").resolve()
+CORPUS = SHARED / "corpus"
+NDPI_PCAPS = sorted((CORPUS / "ndpi" / "pcap").glob("*"))
+LIBPEAK = CORPUS / "libpeak"
+SAMPLE = ROOT / "samples" / "sample.pcap"
+ULNET = [sys.executable, "-m", "ulnet.cli.main"]
+
+
+def run_ulnet(*args, stdin=None, check=False, env=None):
+    """Run the ulnet command line in a subprocess; returns CompletedProcess (bytes)."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(ULNET + [str(a) for a in args], input=stdin, capture_output=True, env=e, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"ulnet {args} exited {p.returncode}: {p.stderr.decode(errors='replace')}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def corpus_available():
+    if not NDPI_PCAPS:
+        pytest.fail(f"corpus missing at {CORPUS}: ../shared must be present")
+    return True
