@@ -2,6 +2,7 @@
 
 SYNOPSIS
     ulnet peek [-r] FILE... [-c N] [--format text|jsonl] [--stats] [--batch-size N]
+    ulnet peek [-r] FILE... -w OUT [--write-format pcap|pcapng] [-c N] [--stats]
 
 DESCRIPTION
     Reads capture files in order and prints one line per packet. The text
@@ -25,14 +26,32 @@ DESCRIPTION
 
     --stats prints every non-zero counter (dotted name, value, meaning) to
     standard error at the end.
+
+    -w OUT writes the packets to the capture file OUT instead of printing
+    them, as ``tcpdump -r X -w OUT`` does (``-`` is standard output); -c,
+    --stats and the warnings work as without it. The format is pcapng when
+    OUT ends in ``.pcapng``, pcap otherwise, or as --write-format says.
+    pcap output has one link type: that of the inputs when they are all
+    pcap files, else that of the first packet; a packet of another link type
+    stops the run with an error (exit 1, the partial file removed) -- write
+    pcapng, which gives each (input, link type) its own interface. pcap
+    output is microsecond when every input is a microsecond pcap file and
+    nanosecond otherwise, so no timestamp is rounded; its snap length is the
+    inputs' when they are all pcap files, else 262144 (a longer packet is
+    cut to it, with a warning). So ``peek X.pcap -w Y.pcap`` copies a
+    well-formed microsecond pcap file byte for byte. pcapng output is always
+    nanosecond, without a snap length. See docs/sinks.md.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
 from ulnet.pipeline import Pipeline
+from ulnet.sinks.pcap import DEFAULT_SNAPLEN, LinkTypeError, PcapWriter
+from ulnet.sinks.pcapng import PcapngWriter
 from ulnet.sinks.text import format_text, format_jsonl
 from ulnet.sources import CaptureError
 
@@ -43,6 +62,10 @@ def add_arguments(p):
     add_input_arguments(p)
     p.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
     p.add_argument("--stats", action="store_true", help="print the counters to standard error at the end")
+    p.add_argument("-w", dest="write", metavar="OUT",
+                   help="write the packets to capture file OUT (- is standard output) instead of printing them")
+    p.add_argument("--write-format", choices=("pcap", "pcapng"),
+                   help="format of -w OUT (default: pcapng if OUT ends in .pcapng, else pcap)")
 
 
 def run(args) -> int:
@@ -56,11 +79,67 @@ def run(args) -> int:
     except CaptureError as e:
         print(f"ulnet peek: error: {e}", file=sys.stderr)
         return 2
-    out = sys.stdout
-    for batch in pipe:
-        out.write(fmt(batch))
-    out.flush()
+    if args.write:
+        status = _write(pipe, args)
+        if status:
+            return status
+    else:
+        out = sys.stdout
+        for batch in pipe:
+            out.write(fmt(batch))
+        out.flush()
     report_problems(pipe.problems, "peek")
     if args.stats:
         print_stats(pipe.counters)
     return 1 if pipe.failed else 0
+
+
+def _open_writer(pipe, path: str, fmt: str):
+    """The capture writer for -w (see the module documentation)."""
+    if fmt == "pcapng":
+        return PcapngWriter(path)
+    pcaps = [r for r in pipe.readers if r.kind == "pcap"]
+    nano = len(pcaps) < len(pipe.readers) or any(r.nano for r in pcaps)
+    snaps = [r.snaplen for r in pcaps]
+    snaplen = max(snaps) if snaps and len(pcaps) == len(pipe.readers) and min(snaps) > 0 else DEFAULT_SNAPLEN
+    lts = {r.linktype for r in pcaps}
+    if len(lts) > 1:
+        raise LinkTypeError(f"{path}: the inputs have link types {', '.join(map(str, sorted(lts)))}: "
+                            f"a pcap file holds one link type (write pcapng)", -1, -1, -1)
+    linktype = lts.pop() if len(pcaps) == len(pipe.readers) else None
+    return PcapWriter(path, linktype, nanosecond=nano, snaplen=snaplen)
+
+
+def _write(pipe, args) -> int:
+    """Run the pipeline into a capture file; non-zero on a fatal error."""
+    path = args.write
+    fmt = args.write_format or ("pcapng" if path.lower().endswith(".pcapng") else "pcap")
+    try:
+        w = _open_writer(pipe, path, fmt)
+    except LinkTypeError as e:
+        print(f"ulnet peek: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ulnet peek: error: {path}: cannot create: {e.strerror}", file=sys.stderr)
+        return 2
+    first = 0     # number (from 0) of the batch's first packet in the whole input
+    try:
+        for batch in pipe:
+            first = pipe.seen - batch.n
+            w.write_batch(batch)
+    except LinkTypeError as e:
+        print(f"ulnet peek: error: {path}: packet {first + e.row + 1} has link type {e.linktype}, the pcap output "
+              f"has link type {e.file_linktype}: a pcap file holds one link type; write pcapng "
+              f"(--write-format pcapng or OUT.pcapng)", file=sys.stderr)
+        w.close()
+        if path != "-":
+            os.remove(path)
+        return 1
+    except OSError as e:
+        print(f"ulnet peek: error: {path}: write failed: {e.strerror}", file=sys.stderr)
+        return 1
+    w.close()
+    if w.cut:
+        print(f"ulnet peek: warning: {path}: {w.cut} packets longer than the snap length {w.snaplen} "
+              f"were cut to it", file=sys.stderr)
+    return 0
