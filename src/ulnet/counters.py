@@ -45,10 +45,10 @@ _TABLE = (
     # --- decode: IP -----------------------------------------------------
     ("C_DEC_IPV4", "decode.ipv4", "IPv4 headers decoded (tunnels count each)"),
     ("C_DEC_IPV6", "decode.ipv6", "IPv6 headers decoded (tunnels count each)"),
-    ("C_DEC_IPV4_TRUNCATED", "decode.ipv4.truncated", "IPv4 header cut short: no L4 columns"),
+    ("C_DEC_IPV4_TRUNCATED", "decode.ipv4.truncated", "IPv4 header (with options) cut short: no IP columns"),
     ("C_DEC_IPV4_BAD_VERSION", "decode.ipv4.bad_version", "IP version nibble is not 4 where IPv4 was announced: no IP columns"),
-    ("C_DEC_IPV4_BAD_IHL", "decode.ipv4.bad_ihl", "IPv4 header length below 20 bytes: no L4 columns"),
-    ("C_DEC_IPV4_BAD_LEN", "decode.ipv4.bad_total_length", "IPv4 total length below the header length: no L4 columns"),
+    ("C_DEC_IPV4_BAD_IHL", "decode.ipv4.bad_ihl", "IPv4 header length below 20 bytes: no IP columns"),
+    ("C_DEC_IPV4_BAD_LEN", "decode.ipv4.bad_total_length", "IPv4 total length below the header length: no IP columns"),
     ("C_DEC_IPV6_TRUNCATED", "decode.ipv6.truncated", "IPv6 header cut short: no L4 columns"),
     ("C_DEC_IPV6_BAD_VERSION", "decode.ipv6.bad_version", "IP version nibble is not 6 where IPv6 was announced: no IP columns"),
     ("C_DEC_IPV6_EXT_TRUNCATED", "decode.ipv6.ext_truncated", "IPv6 extension header cut short: no L4 columns"),
@@ -60,7 +60,7 @@ _TABLE = (
     ("C_DEC_SCTP", "decode.sctp", "SCTP headers decoded"),
     ("C_DEC_ICMP", "decode.icmp", "ICMP headers decoded"),
     ("C_DEC_ICMPV6", "decode.icmpv6", "ICMPv6 headers decoded"),
-    ("C_DEC_TCP_TRUNCATED", "decode.tcp.truncated", "TCP header cut short: ports kept when present, no payload"),
+    ("C_DEC_TCP_TRUNCATED", "decode.tcp.truncated", "TCP header cut short: ports, header length and flags kept when present, no payload"),
     ("C_DEC_TCP_BAD_HLEN", "decode.tcp.bad_header_length", "TCP data offset below 5 words: no payload"),
     ("C_DEC_UDP_TRUNCATED", "decode.udp.truncated", "UDP header cut short: ports kept when present, no payload"),
     ("C_DEC_UDP_BAD_LEN", "decode.udp.bad_length", "UDP length below 8: payload taken from the IP length"),
@@ -78,6 +78,15 @@ _TABLE = (
     ("C_DEC_VXLAN_TRUNCATED", "decode.vxlan.truncated", "VXLAN header or inner Ethernet cut short: the UDP packet is the innermost layer"),
     ("C_DEC_GTPU_TRUNCATED", "decode.gtpu.truncated", "GTP-U header cut short: the UDP packet is the innermost layer"),
     ("C_DEC_TUNNEL_TOO_DEEP", "decode.tunnel.too_deep", "more than 4 nested tunnels: the 4th inner header is kept"),
+    # --- flow ------------------------------------------------------------
+    ("C_FLOW_CREATED", "flow.created", "flows created"),
+    ("C_FLOW_NOT_IP", "flow.not_ip", "packets without an IP header: counted, not tracked"),
+    ("C_FLOW_EVICTED", "flow.table_full", "flow table full: the least recently seen flow was exported (reason evicted) to make room"),
+    ("C_FLOW_FRAG_ORPHAN", "flow.fragment_orphan", "non-first IP fragment whose first fragment was not seen: tracked on a port-less flow"),
+    ("C_FLOW_FRAG_JOINED", "flow.fragment_joined", "non-first IP fragment counted on the flow of its datagram"),
+    ("C_FLOW_FRAG_SKIPPED", "flow.fragment_skipped", "non-first IP fragment not counted on any flow (fragments='first', as ndpiReader)"),
+    # --- decode (added later) -------------------------------------------
+    ("C_DEC_LINK_TRUNCATED", "decode.link.truncated", "PPP or Cisco HDLC link header cut short: not decoded further"),
 )
 
 NAMES: tuple[str, ...] = tuple(row[1] for row in _TABLE)
@@ -140,6 +149,13 @@ C_DEC_GRE_UNKNOWN = 50
 C_DEC_VXLAN_TRUNCATED = 51
 C_DEC_GTPU_TRUNCATED = 52
 C_DEC_TUNNEL_TOO_DEEP = 53
+C_FLOW_CREATED = 54
+C_FLOW_NOT_IP = 55
+C_FLOW_EVICTED = 56
+C_FLOW_FRAG_ORPHAN = 57
+C_FLOW_FRAG_JOINED = 58
+C_FLOW_FRAG_SKIPPED = 59
+C_DEC_LINK_TRUNCATED = 60
 
 for _i, _row in enumerate(_TABLE):
     assert globals()[_row[0]] == _i, _row

@@ -12,8 +12,10 @@ SYNOPSIS
 DESCRIPTION
     Link types: Ethernet (1), raw IP (101, and 12/14 as some systems write
     it), raw IPv4 (228), raw IPv6 (229), Linux cooked SLL (113) and SLL2
-    (276), BSD null (0, host byte order guessed from the value) and OpenBSD
-    loop (108).
+    (276), BSD null (0, host byte order guessed from the value), OpenBSD
+    loop (108), PPP (9, and 50 PPP in HDLC framing; address/control and
+    protocol field compression allowed; IPv4, IPv6, MPLS) and Cisco HDLC
+    (104, an ethertype after address and control).
 
     Above the link layer: 802.1Q, 802.1ad and old QinQ (0x9100) tags up to 8
     deep (the outer two ids are kept), MPLS label stacks up to 16 labels
@@ -38,9 +40,18 @@ ERRORS
     Never an exception and never a read past the captured length. A header
     that does not fit, or is inconsistent, sets the packet's ``error`` column
     to the first reason (a counter index; see ``ulnet.counters``) and bumps
-    that counter; the columns decoded before it stay valid. An IPv4 total
-    length of 0 (TCP segmentation offload captures) is taken as "what was
-    captured", as tshark does.
+    that counter; the columns decoded before it stay valid. An IPv4 header
+    fills its columns only when it is sane (version 4, header length at
+    least 20 and captured, total length not below the header length): a
+    bogus one leaves ``ip_version`` 0, as tshark stops there too. An IPv4
+    total length of 0 (TCP segmentation offload captures) is taken as the
+    rest of the frame on the wire, as tshark does. A TCP header cut short
+    after its window field (a tiny first fragment) keeps its header length
+    and, when that is at least 20, its flags.
+
+    tests/test_decode_tshark.py compares these columns with tshark over the
+    whole corpus; tests/golden/tshark/KNOWN_DIFFERENCES.txt lists where and
+    why ulnet reads a packet differently.
 
 CAVEATS
     Non-first fragments carry no transport columns (no reassembly here). A
@@ -58,5 +69,5 @@ from ulnet.decode._kernels import decode_batch as _decode_batch
 
 def decode(batch: PacketBatch, counters: np.ndarray) -> None:
     """Decode the ``batch.n`` packets of ``batch`` in place."""
-    _decode_batch(batch.buf, batch.off, batch.caplen, batch.linktype, batch.n,
+    _decode_batch(batch.buf, batch.off, batch.caplen, batch.wirelen, batch.linktype, batch.n,
                   batch.hdr, batch.addr, counters)

@@ -32,7 +32,7 @@ from ulnet.counters import (
     C_DEC_TCP_BAD_HLEN, C_DEC_UDP_TRUNCATED, C_DEC_UDP_BAD_LEN, C_DEC_SCTP_TRUNCATED,
     C_DEC_ICMP_TRUNCATED, C_DEC_ICMPV6_TRUNCATED, C_DEC_TUN_IPIP, C_DEC_TUN_GRE, C_DEC_TUN_VXLAN,
     C_DEC_TUN_GTPU, C_DEC_TUN_TEREDO, C_DEC_GRE_TRUNCATED, C_DEC_GRE_UNKNOWN,
-    C_DEC_VXLAN_TRUNCATED, C_DEC_GTPU_TRUNCATED, C_DEC_TUNNEL_TOO_DEEP,
+    C_DEC_VXLAN_TRUNCATED, C_DEC_GTPU_TRUNCATED, C_DEC_TUNNEL_TOO_DEEP, C_DEC_LINK_TRUNCATED,
 )
 from ulnet.decode import headers as HD
 
@@ -47,6 +47,10 @@ SLL_PROTO = HD.SLL["proto"]
 SLL_LEN = HD.SLL_LEN
 SLL2_PROTO = HD.SLL2["proto"]
 SLL2_LEN = HD.SLL2_LEN
+NULL_LEN = HD.NULL_LEN
+CHDLC_PROTO = HD.CHDLC["proto"]
+CHDLC_LEN = HD.CHDLC_LEN
+PPP_ADDR_CTRL = HD.PPP_ADDR_CTRL
 IP4_LEN = HD.IPV4["len"]
 IP4_ID = HD.IPV4["id"]
 IP4_FRAG = HD.IPV4["frag"]
@@ -67,6 +71,7 @@ IP6F_LEN = HD.IPV6_FRAG_LEN
 TCP_OFF = HD.TCP["off"]
 TCP_FLAGS = HD.TCP["flags"]
 TCP_MIN = HD.TCP_MIN
+TCP_WIN_END = HD.TCP["win"] + 2       # fixed header up to and including the window
 UDP_ULEN = HD.UDP["len"]
 UDP_LEN = HD.UDP_LEN
 SCTP_LEN = HD.SCTP_LEN
@@ -90,6 +95,22 @@ ET_PPPOE = HD.ETHERTYPE_PPPOE
 ET_TEB = HD.ETHERTYPE_TEB
 PPP_IPV4 = HD.PPP_IPV4
 PPP_IPV6 = HD.PPP_IPV6
+PPP_MPLS = HD.PPP_MPLS
+AF_INET = HD.AF_INET
+AF6_LINUX, AF6_BSD, AF6_FREEBSD, AF6_MACOS = HD.AF_INET6_VALUES
+
+LT_NULL = HD.LINKTYPE_NULL
+LT_ETHERNET = HD.LINKTYPE_ETHERNET
+LT_PPP = HD.LINKTYPE_PPP
+LT_RAW_OLD_A, LT_RAW_OLD_B = HD.LINKTYPE_RAW_OLD
+LT_PPP_HDLC = HD.LINKTYPE_PPP_HDLC
+LT_RAW = HD.LINKTYPE_RAW
+LT_CHDLC = HD.LINKTYPE_CHDLC
+LT_LOOP = HD.LINKTYPE_LOOP
+LT_SLL = HD.LINKTYPE_SLL
+LT_IPV4 = HD.LINKTYPE_IPV4
+LT_IPV6 = HD.LINKTYPE_IPV6
+LT_SLL2 = HD.LINKTYPE_SLL2
 
 P_HOPOPTS = HD.IPPROTO_HOPOPTS
 P_ICMP = HD.IPPROTO_ICMP
@@ -196,47 +217,76 @@ def _clear_inner(hdr, i):
 
 
 @njit(cache=True)
-def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
+def _decode_one(buf, p, end, wend, lt, hdr, addr, i, counters):
     _reset_row(hdr, addr, i)
     q = p
     et = -1
     nxt = L_DONE
     # ---- link layer ---------------------------------------------------------
-    if lt == 1:
+    if lt == LT_ETHERNET:
         nxt = L_ETH
-    elif lt == 101 or lt == 12 or lt == 14:
+    elif lt == LT_RAW or lt == LT_RAW_OLD_A or lt == LT_RAW_OLD_B:
         nxt = L_IP
-    elif lt == 228:
+    elif lt == LT_IPV4:
         nxt = L_IP4
-    elif lt == 229:
+    elif lt == LT_IPV6:
         nxt = L_IP6
-    elif lt == 113:
+    elif lt == LT_SLL:
         if end - q < SLL_LEN:
             _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
             return
         et = _be16(buf, q + SLL_PROTO)
         q += SLL_LEN
         nxt = L_ETYPE
-    elif lt == 276:
+    elif lt == LT_SLL2:
         if end - q < SLL2_LEN:
             _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
             return
         et = _be16(buf, q + SLL2_PROTO)
         q += SLL2_LEN
         nxt = L_ETYPE
-    elif lt == 0 or lt == 108:
-        if end - q < 4:
+    elif lt == LT_NULL or lt == LT_LOOP:
+        if end - q < NULL_LEN:
             _err(hdr, i, C_DEC_NULL_TRUNCATED, counters)
             return
-        if lt == 108 or (buf[q] == 0 and buf[q + 1] == 0):
+        if lt == LT_LOOP or (buf[q] == 0 and buf[q + 1] == 0):
             fam = _be32(buf, q)
         else:
             fam = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8)
-        q += 4
-        if fam == 2:
+        q += NULL_LEN
+        if fam == AF_INET:
             nxt = L_IP4
-        elif fam == 10 or fam == 24 or fam == 28 or fam == 30:
+        elif fam == AF6_LINUX or fam == AF6_BSD or fam == AF6_FREEBSD or fam == AF6_MACOS:
             nxt = L_IP6
+        else:
+            counters[C_DEC_NON_IP] += 1
+            return
+    elif lt == LT_CHDLC:
+        if end - q < CHDLC_LEN:
+            _err(hdr, i, C_DEC_LINK_TRUNCATED, counters)
+            return
+        et = _be16(buf, q + CHDLC_PROTO)
+        q += CHDLC_LEN
+        nxt = L_ETYPE
+    elif lt == LT_PPP or lt == LT_PPP_HDLC:
+        if end - q >= 2 and _be16(buf, q) == PPP_ADDR_CTRL:
+            q += 2
+        if end - q < 1 or ((buf[q] & 1) == 0 and end - q < 2):
+            _err(hdr, i, C_DEC_LINK_TRUNCATED, counters)
+            return
+        if buf[q] & 1:
+            ppp = np.int64(buf[q])      # protocol field compression
+            q += 1
+        else:
+            ppp = _be16(buf, q)
+            q += 2
+        if ppp == PPP_IPV4:
+            nxt = L_IP4
+        elif ppp == PPP_IPV6:
+            nxt = L_IP6
+        elif ppp == PPP_MPLS:
+            et = ET_MPLS
+            nxt = L_ETYPE
         else:
             counters[C_DEC_NON_IP] += 1
             return
@@ -341,15 +391,30 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                 hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
             _clear_inner(hdr, i)
             if nxt == L_IP4:
+                # The header's columns are written only once it is known to be
+                # sane (version, header length, total length), as tshark does.
                 if end - q < IP4_MIN:
                     _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
                     return
                 if (buf[q] >> 4) != 4:
                     _err(hdr, i, C_DEC_IPV4_BAD_VERSION, counters)
                     return
-                counters[C_DEC_IPV4] += 1
                 ihl = np.int64(buf[q] & 0x0F) * 4
+                if ihl < IP4_MIN:
+                    _err(hdr, i, C_DEC_IPV4_BAD_IHL, counters)
+                    return
+                if end - q < ihl:
+                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
+                    return
                 tot = _be16(buf, q + IP4_LEN)
+                if tot == 0:
+                    # TSO: the kernel hands the capture a super-frame with
+                    # total length 0; take the frame's length (as tshark does).
+                    tot = wend - q
+                elif tot < ihl:
+                    _err(hdr, i, C_DEC_IPV4_BAD_LEN, counters)
+                    return
+                counters[C_DEC_IPV4] += 1
                 hdr[i, H_L3] = q - p
                 hdr[i, H_IP_VERSION] = 4
                 hdr[i, H_IP_LEN] = tot
@@ -375,19 +440,6 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                 hdr[i, H_FRAG_ID] = _be16(buf, q + IP4_ID)
                 if fl & FRAG_IS:
                     counters[C_DEC_FRAGMENT] += 1
-                if ihl < IP4_MIN:
-                    _err(hdr, i, C_DEC_IPV4_BAD_IHL, counters)
-                    return
-                if end - q < ihl:
-                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
-                    return
-                if tot == 0:
-                    # TSO: the kernel hands the capture a super-frame with
-                    # total length 0; take what was captured (as tshark does).
-                    tot = end - q
-                elif tot < ihl:
-                    _err(hdr, i, C_DEC_IPV4_BAD_LEN, counters)
-                    return
                 ip_end = min(end, q + tot)
                 q += ihl
             else:
@@ -467,6 +519,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                     hdr[i, H_L4] = q - p
                     nxt = L_IP4 if proto == P_IPIP else L_IP6
                     end = ip_end
+                    wend = end
                     continue
                 return
             if proto == P_GRE:
@@ -512,6 +565,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                                 nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
                                 q = r + 2
                                 end = ip_end
+                                wend = end
                                 continue
                             return
                     return
@@ -519,6 +573,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                     if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
                         q += glen
                         end = ip_end
+                        wend = end
                         if gp == ET_TEB:
                             nxt = L_ETH
                         else:
@@ -534,15 +589,18 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                     return
                 hdr[i, H_SPORT] = _be16(buf, q)
                 hdr[i, H_DPORT] = _be16(buf, q + 2)
-                if ip_end - q < TCP_MIN:
+                # Header length and flags are kept when the header is cut
+                # short after the window field (a tiny first fragment), as
+                # tshark does; flags only when the header length is sane.
+                if ip_end - q < TCP_WIN_END:
                     _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
                     return
                 thl = np.int64(buf[q + TCP_OFF] >> 4) * 4
-                hdr[i, H_TCP_FLAGS] = (np.int64(buf[q + TCP_OFF] & 1) << 8) | np.int64(buf[q + TCP_FLAGS])
                 hdr[i, H_TCP_HLEN] = thl
                 if thl < TCP_MIN:
                     _err(hdr, i, C_DEC_TCP_BAD_HLEN, counters)
                     return
+                hdr[i, H_TCP_FLAGS] = (np.int64(buf[q + TCP_OFF] & 1) << 8) | np.int64(buf[q + TCP_FLAGS])
                 if ip_end - q < thl:
                     _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
                     return
@@ -580,6 +638,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                     if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
                         q = r + VXLAN_LEN
                         end = pend
+                        wend = end
                         nxt = L_ETH
                         continue
                     return
@@ -616,6 +675,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                     if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
                         q = g
                         end = pend
+                        wend = end
                         nxt = L_IP4 if v == 4 else L_IP6
                         continue
                     return
@@ -634,6 +694,7 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
                             if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
                                 q = t
                                 end = pend
+                                wend = end
                                 nxt = L_IP6
                                 continue
                             return
@@ -668,7 +729,9 @@ def _decode_one(buf, p, end, lt, hdr, addr, i, counters):
 
 
 @njit(cache=True)
-def decode_batch(buf, off, caplen, linktype, n, hdr, addr, counters):
+def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
     for i in range(n):
         p = off[i]
-        _decode_one(buf, p, p + np.int64(caplen[i]), np.int64(linktype[i]), hdr, addr, i, counters)
+        cl = np.int64(caplen[i])
+        _decode_one(buf, p, p + cl, p + max(cl, np.int64(wirelen[i])), np.int64(linktype[i]),
+                    hdr, addr, i, counters)

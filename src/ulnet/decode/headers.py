@@ -27,6 +27,9 @@ SLL, SLL_LEN = _layout([("pkttype", ">u2"), ("hatype", ">u2"), ("halen", ">u2"),
 SLL2, SLL2_LEN = _layout([("proto", ">u2"), ("res", ">u2"), ("ifindex", ">u4"), ("hatype", ">u2"),
                           ("pkttype", "u1"), ("halen", "u1"), ("addr", "8u1")])
 NULL_LEN = 4                                                          # address family, byte order varies
+CHDLC, CHDLC_LEN = _layout([("addr", "u1"), ("ctrl", "u1"), ("proto", ">u2")])   # proto is an ethertype
+PPP_ADDR_CTRL = 0xFF03                                                # optional (address/control field compression)
+# PPP protocol: 2 bytes, or 1 byte when the first byte is odd (protocol field compression)
 
 IPV4, IPV4_LEN = _layout([("vhl", "u1"), ("tos", "u1"), ("len", ">u2"), ("id", ">u2"), ("frag", ">u2"),
                           ("ttl", "u1"), ("proto", "u1"), ("sum", ">u2"), ("src", ">u4"), ("dst", ">u4")])
@@ -65,6 +68,7 @@ ETHERTYPE_PPPOE = 0x8864
 ETHERTYPE_TEB = 0x6558       # transparent Ethernet bridging (inside GRE)
 PPP_IPV4 = 0x0021
 PPP_IPV6 = 0x0057
+PPP_MPLS = 0x0281
 
 IPPROTO_HOPOPTS = 0
 IPPROTO_ICMP = 1
@@ -85,6 +89,20 @@ IPPROTO_SCTP = 132
 UDP_PORT_VXLAN = 4789
 UDP_PORT_GTPU = 2152
 UDP_PORT_TEREDO = 3544
+
+# pcap link types (LINKTYPE_*) the kernel reads
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_PPP = 9
+LINKTYPE_RAW_OLD = (12, 14)  # raw IP as some systems write it
+LINKTYPE_PPP_HDLC = 50
+LINKTYPE_RAW = 101
+LINKTYPE_CHDLC = 104
+LINKTYPE_LOOP = 108
+LINKTYPE_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_SLL2 = 276
 
 # BSD loopback address families (the value is in the capturing host's order
 # for LINKTYPE_NULL, network order for LINKTYPE_LOOP)
