@@ -15,11 +15,12 @@ from ulnet.batch import PacketBatch, DEFAULT_BATCH
 from ulnet.counters import new_counters
 from ulnet.decode import decode
 from ulnet.sources import open_capture, CaptureReader
+from ulnet.flow import FlowTable, FlowChunk
 
 
 class Pipeline:
     def __init__(self, inputs: Sequence[str], batch_size: int = DEFAULT_BATCH,
-                 count: int | None = None):
+                 count: int | None = None, flows: FlowTable | None = None):
         if not inputs:
             raise ValueError("no input: give a capture file (or - for standard input)")
         self.inputs = list(inputs)
@@ -30,6 +31,24 @@ class Pipeline:
         self.problems: list[str] = []
         self.failed = False
         self.readers: list[CaptureReader] = []
+        self._current: CaptureReader | None = None
+        self.flows = flows
+        self.ended: list[FlowChunk] = []     # flows that ended; the caller takes them
+        self.bytes_done = 0                  # input bytes consumed (for progress)
+
+    def take_ended(self) -> list[FlowChunk]:
+        out, self.ended = self.ended, []
+        return out
+
+    def finish_flows(self) -> list[FlowChunk]:
+        """End of input (or shutdown): export every flow still open, once."""
+        if self.flows is not None:
+            self.ended.extend(self.flows.flush())
+        return self.take_ended()
+
+    def progress(self) -> int:
+        r = self._current
+        return self.bytes_done + (r.win.base + r.pos if r is not None else 0)
 
     def open_all(self) -> None:
         """Open every input before reading any (a bad file fails early)."""
@@ -42,7 +61,9 @@ class Pipeline:
         if not self.readers:
             self.open_all()
         b = self.batch
+        self._current = None
         for r in self.readers:
+            self._current = r
             try:
                 while self.count is None or self.seen < self.count:
                     n = r.fill(b)
@@ -52,9 +73,13 @@ class Pipeline:
                         n = min(n, self.count - self.seen)
                     b.n = n
                     decode(b, self.counters)
+                    if self.flows is not None:
+                        self.ended.extend(self.flows.process(b, self.counters))
                     self.seen += n
                     yield b
             finally:
+                self._current = None
+                self.bytes_done += r.win.base + r.pos
                 self.problems.extend(r.problems)
                 self.failed |= r.failed
                 b.n = 0

@@ -13,7 +13,9 @@ DESCRIPTION
     Stages write columns into ``hdr`` (int64, shape [capacity, N_HDR], one
     named column per field, see ``ulnet.batch.columns``) and addresses into
     ``addr`` (uint64, shape [capacity, 4]: src hi/lo, dst hi/lo, IPv4 mapped
-    into ::ffff:0:0/96). All arrays are allocated once with the batch and
+    into ::ffff:0:0/96). The flow stage fills ``flow_entry`` (row in the flow
+    table), ``flow_id``, ``flow_dir`` (0 from the flow's source, 1 back) and
+    ``flow_pkt`` (packet number within the flow, from 1); -1 without IP. All arrays are allocated once with the batch and
     reused batch after batch: nothing is allocated per packet or per batch.
 
     A batch is valid until its source produces the next one (exactly like a
@@ -36,7 +38,7 @@ _EMPTY = np.zeros(0, dtype=np.uint8)
 
 class PacketBatch:
     __slots__ = ("capacity", "n", "buf", "off", "caplen", "wirelen", "ts", "port",
-                 "linktype", "hdr", "addr")
+                 "linktype", "hdr", "addr", "flow_entry", "flow_id", "flow_dir", "flow_pkt")
 
     def __init__(self, capacity: int = DEFAULT_BATCH):
         if capacity < 1:
@@ -52,6 +54,11 @@ class PacketBatch:
         self.linktype = np.zeros(capacity, dtype=np.uint16)
         self.hdr = np.zeros((capacity, N_HDR), dtype=np.int64)
         self.addr = np.zeros((capacity, 4), dtype=np.uint64)
+        # flow stage: table entry, flow id, direction (0 src->dst, 1 back), packet number in flow
+        self.flow_entry = np.full(capacity, -1, dtype=np.int64)
+        self.flow_id = np.full(capacity, -1, dtype=np.int64)
+        self.flow_dir = np.full(capacity, -1, dtype=np.int64)
+        self.flow_pkt = np.full(capacity, -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return self.n

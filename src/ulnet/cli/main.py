@@ -11,10 +11,11 @@ import argparse
 import sys
 
 from ulnet import __version__
-from ulnet.cli import peek
+from ulnet.cli import flows, peek
 
 COMMANDS = {
     "peek": peek,
+    "flows": flows,
 }
 
 

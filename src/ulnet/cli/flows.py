@@ -1,0 +1,135 @@
+"""ulnet flows -- flow records with NFStream's field names.
+
+SYNOPSIS
+    ulnet flows [-r] FILE... [--format csv|jsonl|parquet] [-o OUT] [--idle-timeout S]
+                [--active-timeout S] [--close-timeout S] [--max-flows N] [--statistics] [-c N]
+
+DESCRIPTION
+    Reads the capture files in order as one continuous stream, tracks
+    bidirectional flows (see docs/flow.md) and writes one record per flow as
+    it ends: CSV (header line, default), JSON lines, or Parquet (needs -o).
+    Standard output unless -o is given. Every flow is written exactly once:
+    at its expiry, at the end of input, or at SIGINT/SIGTERM (the open flows
+    are exported with expiration_id -1 before exit).
+
+    Fields: id, expiration_id, src_ip, src_port, dst_ip, dst_port, protocol,
+    ip_version, vlan_id, bidirectional_first_seen_ms,
+    bidirectional_last_seen_ms, bidirectional_duration_ms,
+    bidirectional_packets, bidirectional_bytes, src2dst_packets,
+    src2dst_bytes, dst2src_packets, dst2src_bytes, application_name,
+    application_category_name, requested_server_name, tcp_state, and per
+    direction the TCP flag counters {src2dst,dst2src}_{fin,syn,rst,psh,ack,
+    urg,ece,cwr}_packets. With --statistics also min/mean/stddev/max of packet
+    size (ps) and inter-arrival time (piat_ms) per direction and both ways
+    (stddev is the sample standard deviation).
+
+    expiration_id: -1 end of input or shutdown, 0 idle timeout, 1 active
+    timeout (NFStream's values), 2 TCP end (RST or FIN both ways, then the
+    close timeout or a new SYN), 3 evicted because the table was full.
+
+    A progress bar is drawn on standard error when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
+from ulnet.cli.progress import progress_bar
+from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
+from ulnet.flow.records import fields, to_columns
+from ulnet.pipeline import Pipeline
+from ulnet.sinks.flows import FlowWriter, FORMATS
+from ulnet.sources import CaptureError
+
+HELP = "write one record per flow (CSV, JSON lines, Parquet)"
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (0 < v <= 10 * 365 * 86400):
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 10 years: {text}")
+    return v
+
+
+def _max_flows(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not (1 <= v <= 1 << 28):
+        raise argparse.ArgumentTypeError(f"must be between 1 and {1 << 28}: {text}")
+    return v
+
+
+def add_arguments(p):
+    add_input_arguments(p)
+    p.add_argument("--format", choices=FORMATS, default="csv", help="record format (default csv)")
+    p.add_argument("-o", dest="output", metavar="OUT", help="output file (default: standard output)")
+    p.add_argument("--idle-timeout", type=_seconds, default=DEFAULT_IDLE, metavar="S",
+                   help=f"end a flow after S seconds without packets (default {DEFAULT_IDLE:g})")
+    p.add_argument("--active-timeout", type=_seconds, default=DEFAULT_ACTIVE, metavar="S",
+                   help=f"end a flow S seconds after its first packet (default {DEFAULT_ACTIVE:g})")
+    p.add_argument("--close-timeout", type=_seconds, default=DEFAULT_CLOSE, metavar="S",
+                   help=f"end a closed TCP flow after S seconds without packets (default {DEFAULT_CLOSE:g})")
+    p.add_argument("--max-flows", type=_max_flows, default=DEFAULT_MAX_FLOWS, metavar="N",
+                   help=f"flow table capacity; when full the least recently seen flow is exported "
+                        f"(default {DEFAULT_MAX_FLOWS})")
+    p.add_argument("--statistics", action="store_true",
+                   help="add packet size and inter-arrival statistics per direction")
+    p.add_argument("--stats", action="store_true", help="print the counters to standard error at the end")
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_term(signum, frame):
+    raise _Terminated()
+
+
+def run(args) -> int:
+    inputs = inputs_of(args, "flows")
+    if inputs is None:
+        return 2
+    table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout, args.close_timeout,
+                      statistics=args.statistics)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table)
+    old = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        pipe.open_all()
+        writer = FlowWriter(args.output, args.format, fields(args.statistics))
+    except (CaptureError, ValueError, OSError) as e:
+        signal.signal(signal.SIGTERM, old)
+        print(f"ulnet flows: error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, _Terminated):
+        return 130      # stopped before the first packet: no flow to export
+    status = 0
+    try:
+        with progress_bar(inputs) as update:
+            try:
+                for _ in pipe:
+                    for chunk in pipe.take_ended():
+                        writer.write(to_columns(chunk))
+                    update(pipe.progress())
+            except (KeyboardInterrupt, _Terminated):
+                status = 130
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                for chunk in pipe.finish_flows():
+                    writer.write(to_columns(chunk))
+                writer.close()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    report_problems(pipe.problems, "flows")
+    if args.stats:
+        print_stats(pipe.counters)
+    if status:
+        return status
+    return 1 if pipe.failed else 0

@@ -1,0 +1,470 @@
+"""Flow table kernels (private; see ulnet.flow for the public stage).
+
+Storage: fixed-capacity numpy arrays, one row per flow entry.
+    F     int64  [cap, NF]   counters and packed key parts (F_* columns)
+    K     uint64 [cap, 4]    endpoints a_hi, a_lo, b_hi, b_lo in canonical order
+    TF    uint32 [cap, 16]   TCP flag counters: 8 flags x 2 directions
+    LNK   int32  [cap, 2]    prev/next in the entry's expiry list
+    IDX   int32  [slots]     open-addressing index, linear probing, entry+1 (0 = empty)
+    ST    float64[cap, NS]   per-flow statistics (only with --statistics; else shape [1, NS])
+
+Expiry lists (doubly linked, oldest first): LIVE (ordered by last packet:
+idle timeout and eviction walk it from the head) and CLOSED (TCP flows that
+saw RST or FIN both ways, ordered the same way, with the shorter close
+timeout). Every check runs on the packet clock, before each packet: the
+head of each list is the only flow that can be due, so the check is O(1).
+
+Export: expired flows are copied to the export arrays (same columns) in
+the order they end; when the export arrays are full the kernel returns and
+the caller drains them and resumes at the same packet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ulnet.batch.columns import (
+    H_IP_VERSION, H_PROTO, H_VLAN, H_VLAN2, H_SPORT, H_DPORT, H_TCP_FLAGS, H_FRAG, H_FRAG_OFF, H_FRAG_ID,
+    FRAG_IS, FRAG_MF,
+)
+from ulnet.counters import (
+    C_FLOW_CREATED, C_FLOW_NOT_IP, C_FLOW_EVICTED, C_FLOW_FRAG_ORPHAN, C_FLOW_FRAG_JOINED,
+    C_FLOW_FRAG_SKIPPED,
+)
+
+# ---- flow entry columns (F) ---------------------------------------------------
+F_ID = 0          # flow id, in order of first packet
+F_FIRST = 1       # first packet ts (ns)
+F_LAST = 2        # last packet ts (ns)
+F_PK0 = 3         # packets src -> dst
+F_PK1 = 4         # packets dst -> src
+F_BY0 = 5         # bytes (wire length) src -> dst
+F_BY1 = 6         # bytes dst -> src
+F_PORTS = 7       # canonical a_port << 16 | b_port
+F_META = 8        # proto | ip_version << 8 | (vlan + 1) << 12 | src_is_b << 25
+F_STATE = 9       # tcp state | fin_src << 4 | fin_dst << 5 | list << 8 | reason(+1) << 12
+NF = 10
+
+# statistics columns (ST): for dir in (src2dst, dst2src, bidirectional):
+#   size: min, max, sum, sumsq ; iat: min, max, sum, sumsq   -> 8 per dir
+# (LT int64 [cap, 2]: last packet ts per direction, for inter-arrival times)
+NS = 24
+
+# TCP states (F_STATE low nibble)
+TCP_NONE, TCP_NEW, TCP_ESTABLISHED, TCP_CLOSING, TCP_CLOSED, TCP_RESET = 0, 1, 2, 3, 4, 5
+
+# expiry lists
+LIST_LIVE, LIST_CLOSED, LIST_FREE = 0, 1, 2
+
+# end reasons (expiration_id): NFStream's values where it has one
+END_INPUT = -1     # end of input / shutdown (NFStream: custom expiration)
+END_IDLE = 0
+END_ACTIVE = 1
+END_TCP = 2        # TCP closed by FIN both ways or RST, then the close timeout
+END_EVICT = 3      # table full: the least recently seen flow made room
+
+# kernel state slots (S int64 array)
+S_NEXT_ID = 0
+S_LIVE_HEAD, S_LIVE_TAIL, S_CLOSED_HEAD, S_CLOSED_TAIL = 1, 2, 3, 4
+S_FREE_TOP = 5     # number of free entries on the FREE stack
+S_NLIVE = 6        # entries in use
+S_NEXP = 7         # rows used in the export arrays
+S_SEED = 8
+S_SIZE = 9
+
+# fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
+FRAG_SLOTS = 4096
+FRAG_TTL_NS = 60 * 1000000000
+
+TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = 1, 2, 4, 8, 16, 32, 64, 128
+
+M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _mix(h, v):
+    h ^= v
+    h *= np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True)
+def _hash(seed, ahi, alo, bhi, blo, ports, meta_key):
+    h = np.uint64(seed)
+    h = _mix(h, ahi)
+    h = _mix(h, alo)
+    h = _mix(h, bhi)
+    h = _mix(h, blo)
+    h = _mix(h, np.uint64(ports))
+    h = _mix(h, np.uint64(meta_key))
+    h ^= h >> np.uint64(32)
+    h *= np.uint64(0xD6E8FEB86659FD93)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+# ---- expiry lists --------------------------------------------------------------
+
+@njit(cache=True)
+def _list_unlink(S, LNK, F, e):
+    lst = (F[e, F_STATE] >> 8) & 0xF
+    hs = S_LIVE_HEAD if lst == LIST_LIVE else S_CLOSED_HEAD
+    p = LNK[e, 0]
+    n = LNK[e, 1]
+    if p >= 0:
+        LNK[p, 1] = n
+    else:
+        S[hs] = n
+    if n >= 0:
+        LNK[n, 0] = p
+    else:
+        S[hs + 1] = p
+    LNK[e, 0] = -1
+    LNK[e, 1] = -1
+
+
+@njit(cache=True)
+def _list_append(S, LNK, F, e, lst):
+    F[e, F_STATE] = (F[e, F_STATE] & ~np.int64(0xF00)) | (np.int64(lst) << 8)
+    hs = S_LIVE_HEAD if lst == LIST_LIVE else S_CLOSED_HEAD
+    t = S[hs + 1]
+    LNK[e, 0] = t
+    LNK[e, 1] = -1
+    if t >= 0:
+        LNK[t, 1] = e
+    else:
+        S[hs] = e
+    S[hs + 1] = e
+
+
+# ---- index (open addressing, backward-shift deletion) ----------------------------
+
+@njit(cache=True)
+def _index_remove(IDX, K, F, e, S):
+    mask = IDX.shape[0] - 1
+    h = _hash(S[S_SEED], K[e, 0], K[e, 1], K[e, 2], K[e, 3], F[e, F_PORTS], F[e, F_META] & 0x1FFFFFF)
+    j = np.int64(h & np.uint64(mask))
+    while IDX[j] != e + 1:
+        j = (j + 1) & mask
+    # backward shift
+    while True:
+        IDX[j] = 0
+        k = j
+        while True:
+            k = (k + 1) & mask
+            v = IDX[k]
+            if v == 0:
+                return
+            o = v - 1
+            hk = np.int64(_hash(S[S_SEED], K[o, 0], K[o, 1], K[o, 2], K[o, 3], F[o, F_PORTS],
+                                F[o, F_META] & 0x1FFFFFF) & np.uint64(mask))
+            # can v move to j? yes if its home hk is not cyclically in (j, k]
+            if j <= k:
+                if j < hk <= k:
+                    continue
+            else:
+                if hk > j or hk <= k:
+                    continue
+            IDX[j] = v
+            j = k
+            break
+
+
+@njit(cache=True)
+def _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, reason, stats):
+    x = S[S_NEXP]
+    for c in range(NF):
+        XF[x, c] = F[e, c]
+    XF[x, F_STATE] = (F[e, F_STATE] & ~np.int64(0xF000)) | (np.int64(reason + 1) << 12)
+    for c in range(4):
+        XK[x, c] = K[e, c]
+    for c in range(16):
+        XTF[x, c] = TF[e, c]
+    if stats:
+        for c in range(NS):
+            XST[x, c] = ST[e, c]
+    S[S_NEXP] = x + 1
+    _list_unlink(S, LNK, F, e)
+    _index_remove(IDX, K, F, e, S)
+    F[e, F_STATE] = np.int64(LIST_FREE) << 8
+    FREE[S[S_FREE_TOP]] = e
+    S[S_FREE_TOP] += 1
+    S[S_NLIVE] -= 1
+
+
+@njit(cache=True)
+def _stat_init(ST, e):
+    for d in range(3):
+        b = d * 8
+        ST[e, b + 0] = np.inf
+        ST[e, b + 1] = -np.inf
+        ST[e, b + 2] = 0.0
+        ST[e, b + 3] = 0.0
+        ST[e, b + 4] = np.inf
+        ST[e, b + 5] = -np.inf
+        ST[e, b + 6] = 0.0
+        ST[e, b + 7] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _stat_add(ST, e, b, v):
+    if v < ST[e, b]:
+        ST[e, b] = v
+    if v > ST[e, b + 1]:
+        ST[e, b + 1] = v
+    ST[e, b + 2] += v
+    ST[e, b + 3] += v * v
+
+
+@njit(cache=True)
+def flow_batch(hdr, addr, ts, wirelen, n, i0,
+               F, K, TF, ST, LT, LNK, IDX, FREE, S, FR,
+               XF, XK, XTF, XST,
+               idle_ns, active_ns, close_ns, stats, skip_frags,
+               out_entry, out_id, out_dir, out_pkt, counters):
+    """Track packets i0..n-1. Returns the index of the first packet not yet
+    processed (== n when done; less when the export arrays filled up)."""
+    xcap = XF.shape[0]
+    mask = IDX.shape[0] - 1
+    cap = F.shape[0]
+    for i in range(i0, n):
+        t = ts[i]
+        # ---- expiry on the packet clock (heads of the two lists) --------------
+        while True:
+            if S[S_NEXP] >= xcap:
+                return i
+            e = S[S_CLOSED_HEAD]
+            if e >= 0 and t - F[e, F_LAST] > close_ns:
+                _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, END_TCP, stats)
+                continue
+            e = S[S_LIVE_HEAD]
+            if e >= 0 and t - F[e, F_LAST] > idle_ns:
+                _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, END_IDLE, stats)
+                continue
+            break
+        if S[S_NEXP] + 2 > xcap:
+            return i
+        ver = hdr[i, H_IP_VERSION]
+        if ver == 0:
+            out_entry[i] = -1
+            out_id[i] = -1
+            out_dir[i] = -1
+            out_pkt[i] = -1
+            counters[C_FLOW_NOT_IP] += 1
+            continue
+        proto = hdr[i, H_PROTO]
+        if proto < 0:
+            proto = 255
+        vlan = hdr[i, H_VLAN2]          # QinQ: the inner (customer) tag, as nDPI and NFStream
+        if vlan < 0:
+            vlan = hdr[i, H_VLAN]
+        sp = hdr[i, H_SPORT]
+        dp = hdr[i, H_DPORT]
+        if sp < 0 or dp < 0:
+            sp = 0
+            dp = 0
+        shi = addr[i, 0]
+        slo = addr[i, 1]
+        dhi = addr[i, 2]
+        dlo = addr[i, 3]
+        # ---- non-first fragments: the flow of their datagram ------------------
+        fr = hdr[i, H_FRAG]
+        joined = -1
+        fs = 0
+        swap = False
+        ahi = alo = bhi = blo = np.uint64(0)
+        ap = bp = np.int64(0)
+        if fr & FRAG_IS:
+            fh = _hash(S[S_SEED], shi, slo, dhi, dlo, np.int64(hdr[i, H_FRAG_ID]), proto)
+            fs = np.int64(fh & np.uint64(FRAG_SLOTS - 1))
+            fkey = np.int64(fh >> np.uint64(1))
+            if hdr[i, H_FRAG_OFF] == 0:
+                if fr & FRAG_MF:
+                    FR[fs, 0] = fkey
+                    FR[fs, 1] = -1   # entry filled in below
+                    FR[fs, 5] = t
+            elif skip_frags:
+                out_entry[i] = -1
+                out_id[i] = -1
+                out_dir[i] = -1
+                out_pkt[i] = -1
+                counters[C_FLOW_FRAG_SKIPPED] += 1
+                continue
+            else:
+                if FR[fs, 0] == fkey and t - FR[fs, 5] <= FRAG_TTL_NS:
+                    fe = FR[fs, 1]
+                    if fe >= 0 and F[fe, F_ID] == FR[fs, 2] and ((F[fe, F_STATE] >> 8) & 0xF) != LIST_FREE:
+                        joined = fe
+                        sp = -1
+                if joined < 0:
+                    counters[C_FLOW_FRAG_ORPHAN] += 1
+                else:
+                    counters[C_FLOW_FRAG_JOINED] += 1
+        if joined >= 0:
+            e = joined
+            meta = F[e, F_META]
+            src_is_b = (meta >> 25) & 1
+            a_is_src = (K[e, 0] == shi) and (K[e, 1] == slo)
+            if K[e, 0] == K[e, 2] and K[e, 1] == K[e, 3]:
+                d = 0
+            elif src_is_b == 0:
+                d = 0 if a_is_src else 1
+            else:
+                d = 1 if a_is_src else 0
+        else:
+            # ---- canonical key --------------------------------------------------
+            swap = (shi > dhi) or (shi == dhi and (slo > dlo or (slo == dlo and sp > dp)))
+            if swap:
+                ahi, alo, bhi, blo, ap, bp = dhi, dlo, shi, slo, dp, sp
+            else:
+                ahi, alo, bhi, blo, ap, bp = shi, slo, dhi, dlo, sp, dp
+            ports = (np.int64(ap) << 16) | np.int64(bp)
+            mkey = proto | (np.int64(ver) << 8) | (np.int64(vlan + 1) << 12)
+            h = _hash(S[S_SEED], ahi, alo, bhi, blo, ports, mkey)
+            j = np.int64(h & np.uint64(mask))
+            e = -1
+            while True:
+                v = IDX[j]
+                if v == 0:
+                    break
+                o = v - 1
+                if (K[o, 1] == alo and K[o, 3] == blo and F[o, F_PORTS] == ports
+                        and K[o, 0] == ahi and K[o, 2] == bhi and (F[o, F_META] & 0x1FFFFFF) == mkey):
+                    e = o
+                    break
+                j = (j + 1) & mask
+            tcpf = hdr[i, H_TCP_FLAGS]
+            if e >= 0:
+                restart = -2
+                if t - F[e, F_FIRST] > active_ns:
+                    restart = END_ACTIVE
+                elif (F[e, F_STATE] & 0xF) >= TCP_CLOSED and tcpf >= 0 and (tcpf & TCP_SYN) and not (tcpf & TCP_ACK):
+                    restart = END_TCP     # a new connection on a closed 5-tuple
+                if restart != -2:
+                    _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, restart, stats)
+                    e = -1
+                    # the index changed: find the empty slot again
+                    j = np.int64(h & np.uint64(mask))
+                    while IDX[j] != 0:
+                        j = (j + 1) & mask
+            if e < 0:
+                if S[S_FREE_TOP] == 0:
+                    victim = S[S_CLOSED_HEAD]
+                    if victim < 0:
+                        victim = S[S_LIVE_HEAD]
+                    counters[C_FLOW_EVICTED] += 1
+                    _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, victim, END_EVICT, stats)
+                    j = np.int64(h & np.uint64(mask))
+                    while IDX[j] != 0:
+                        j = (j + 1) & mask
+                S[S_FREE_TOP] -= 1
+                e = FREE[S[S_FREE_TOP]]
+                S[S_NLIVE] += 1
+                IDX[j] = e + 1
+                K[e, 0] = ahi
+                K[e, 1] = alo
+                K[e, 2] = bhi
+                K[e, 3] = blo
+                F[e, F_ID] = S[S_NEXT_ID]
+                S[S_NEXT_ID] += 1
+                F[e, F_FIRST] = t
+                F[e, F_LAST] = t
+                F[e, F_PK0] = 0
+                F[e, F_PK1] = 0
+                F[e, F_BY0] = 0
+                F[e, F_BY1] = 0
+                F[e, F_PORTS] = ports
+                F[e, F_META] = mkey | (np.int64(1 if swap else 0) << 25)
+                F[e, F_STATE] = TCP_NEW if proto == 6 else TCP_NONE
+                for c in range(16):
+                    TF[e, c] = 0
+                if stats:
+                    _stat_init(ST, e)
+                    LT[e, 0] = -1
+                    LT[e, 1] = -1
+                _list_append(S, LNK, F, e, LIST_LIVE)
+                counters[C_FLOW_CREATED] += 1
+            src_is_b = (F[e, F_META] >> 25) & 1
+            d = 0 if (1 if swap else 0) == src_is_b else 1
+            if ahi == bhi and alo == blo and ap == bp:
+                d = 0
+            if fr & FRAG_IS and hdr[i, H_FRAG_OFF] == 0 and fr & FRAG_MF:
+                FR[fs, 1] = e
+                FR[fs, 2] = F[e, F_ID]
+        # ---- update the flow ----------------------------------------------------
+        wl = np.int64(wirelen[i])
+        if d == 0:
+            F[e, F_PK0] += 1
+            F[e, F_BY0] += wl
+        else:
+            F[e, F_PK1] += 1
+            F[e, F_BY1] += wl
+        if stats:
+            fv = float(wl)
+            _stat_add(ST, e, d * 8, fv)
+            _stat_add(ST, e, 16, fv)
+            if LT[e, d] >= 0:
+                _stat_add(ST, e, d * 8 + 4, (t - LT[e, d]) / 1e6)
+            if F[e, F_PK0] + F[e, F_PK1] > 1:
+                _stat_add(ST, e, 20, (t - F[e, F_LAST]) / 1e6)
+            LT[e, d] = t
+        if t > F[e, F_LAST]:
+            F[e, F_LAST] = t
+        tcpf = hdr[i, H_TCP_FLAGS]
+        if proto == 6 and tcpf >= 0 and joined < 0:
+            for b in range(8):
+                if tcpf & (1 << b):
+                    TF[e, d * 8 + b] += 1
+            st = F[e, F_STATE]
+            s0 = st & 0xF
+            if tcpf & TCP_RST:
+                s0 = TCP_RESET
+            else:
+                if tcpf & TCP_FIN:
+                    st |= np.int64(1) << (4 + d)
+                if (st >> 4) & 3 == 3:
+                    s0 = TCP_CLOSED
+                elif (st >> 4) & 3:
+                    s0 = TCP_CLOSING
+                elif s0 == TCP_NEW and d == 1 and (tcpf & TCP_ACK):
+                    s0 = TCP_ESTABLISHED
+                elif s0 == TCP_NEW and d == 0 and (tcpf & TCP_ACK) and not (tcpf & TCP_SYN) and F[e, F_PK1] > 0:
+                    s0 = TCP_ESTABLISHED
+            F[e, F_STATE] = (st & ~np.int64(0xF)) | s0
+        # ---- keep the expiry list order (most recently seen at the tail) -------
+        lst = (F[e, F_STATE] >> 8) & 0xF
+        want = LIST_CLOSED if (F[e, F_STATE] & 0xF) >= TCP_CLOSED else LIST_LIVE
+        if S[want + want + 2] != e or lst != want:
+            _list_unlink(S, LNK, F, e)
+            _list_append(S, LNK, F, e, want)
+        out_entry[i] = e
+        out_id[i] = F[e, F_ID]
+        out_dir[i] = d
+        out_pkt[i] = F[e, F_PK0] + F[e, F_PK1]
+    return n
+
+
+@njit(cache=True)
+def flush_all(F, K, TF, ST, LNK, IDX, FREE, S, XF, XK, XTF, XST, stats, reason):
+    """Export live flows (oldest id first, up to the export space); returns
+    how many remain."""
+    xcap = XF.shape[0]
+    # order by flow id: collect entries in use
+    cnt = 0
+    ids = np.empty(S[S_NLIVE], dtype=np.int64)
+    ents = np.empty(S[S_NLIVE], dtype=np.int64)
+    for hs in (S_LIVE_HEAD, S_CLOSED_HEAD):
+        e = S[hs]
+        while e >= 0:
+            ids[cnt] = F[e, F_ID]
+            ents[cnt] = e
+            cnt += 1
+            e = LNK[e, 1]
+    order = np.argsort(ids[:cnt])
+    for k in order:
+        if S[S_NEXP] >= xcap:
+            break
+        _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, ents[k], reason, stats)
+    return S[S_NLIVE]

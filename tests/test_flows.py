@@ -1,0 +1,219 @@
+"""Flow tracking: expiry, eviction, export-once, outputs, options."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, wrpcap
+
+import ulnet
+from conftest import LIBPEAK, NDPI_PCAPS, SAMPLE, ULNET, run_ulnet
+from ulnet.flow import FlowTable
+
+A, B = "192.0.2.1", "198.51.100.2"
+
+
+def _pkt(t, src=A, dst=B, sport=1000, dport=80, proto="udp", flags="", payload=b"x"):
+    l4 = TCP(sport=sport, dport=dport, flags=flags) if proto == "tcp" else UDP(sport=sport, dport=dport)
+    p = Ether() / IP(src=src, dst=dst) / l4 / Raw(payload)
+    p.time = t
+    return p
+
+
+def _write(tmp_path, pkts, name="t.pcap"):
+    path = tmp_path / name
+    wrpcap(str(path), pkts)
+    return path
+
+
+def _flows(path, **kw):
+    return list(ulnet.flows(str(path), **kw))
+
+
+def test_bidirectional_src_is_first_sender_and_ids_in_order(tmp_path):
+    pk = [_pkt(0, A, B, 1000, 80), _pkt(1, B, A, 80, 1000), _pkt(2, A, "203.0.113.9", 5, 6),
+          _pkt(3, B, A, 80, 1000, payload=b"yy")]
+    f = _flows(_write(tmp_path, pk))
+    assert [r.id for r in f] == [0, 1]
+    assert (f[0].src_ip, f[0].src_port, f[0].dst_ip, f[0].dst_port) == (A, 1000, B, 80)
+    assert (f[0].src2dst_packets, f[0].dst2src_packets) == (1, 2)
+    assert f[0].dst2src_bytes == len(pk[1]) + len(pk[3])
+    assert f[0].bidirectional_duration_ms == 3000
+
+
+def test_icmp_keyed_without_ports(tmp_path):
+    pk = []
+    for k in range(3):
+        e = Ether() / IP(src=A, dst=B) / ICMP(type=8, id=100 + k, seq=k)
+        e.time = k
+        r = Ether() / IP(src=B, dst=A) / ICMP(type=0, id=100 + k, seq=k)
+        r.time = k + 0.1
+        pk += [e, r]
+    f = _flows(_write(tmp_path, pk))
+    assert len(f) == 1 and f[0].src_port == 0 and f[0].dst_port == 0
+    assert (f[0].src2dst_packets, f[0].dst2src_packets) == (3, 3)
+
+
+def test_idle_timeout(tmp_path):
+    path = _write(tmp_path, [_pkt(0), _pkt(1), _pkt(200), _pkt(1000, A, "203.0.113.1")])
+    f = _flows(path)
+    assert [(r.bidirectional_packets, r.expiration_id) for r in f] == [(2, 0), (1, 0), (1, -1)]
+    assert len(_flows(path, idle_timeout=300)) == 2
+    f = _flows(path, idle_timeout=300)
+    assert f[0].bidirectional_packets == 3 and f[0].expiration_id == 0  # ended by the packet at t=1000
+
+
+def test_active_timeout(tmp_path):
+    path = _write(tmp_path, [_pkt(60 * k) for k in range(41)])
+    f = _flows(path)
+    assert [r.expiration_id for r in f] == [1, -1]
+    assert f[0].bidirectional_packets == 31 and f[1].bidirectional_packets == 10
+
+
+def test_tcp_rst_and_fin_end_flows(tmp_path):
+    pk = [_pkt(0, proto="tcp", flags="S"), _pkt(0.1, B, A, 80, 1000, "tcp", "SA"),
+          _pkt(0.2, proto="tcp", flags="R"),
+          _pkt(30, proto="tcp", flags="S"), _pkt(30.1, B, A, 80, 1000, "tcp", "SA"),
+          _pkt(30.2, proto="tcp", flags="FA"), _pkt(30.3, B, A, 80, 1000, "tcp", "FA"),
+          _pkt(30.4, proto="tcp", flags="A"),
+          _pkt(31, proto="tcp", flags="S")]   # new SYN on the closed 5-tuple
+    f = _flows(_write(tmp_path, pk))
+    assert [(r.bidirectional_packets, r.expiration_id, r.tcp_state) for r in f] == \
+        [(3, 2, "reset"), (5, 2, "closed"), (1, -1, "new")]
+    assert f[0].src2dst_rst_packets == 1 and f[0].dst2src_syn_packets == 1 and f[1].dst2src_fin_packets == 1
+
+
+def test_table_full_evicts_least_recently_seen_and_exports_everything_once(tmp_path):
+    pk = [_pkt(k, A, B, 2000 + k, 53) for k in range(10)] + [_pkt(20, A, B, 2009, 53)]
+    path = _write(tmp_path, pk)
+    p = run_ulnet("flows", "--format", "jsonl", "--max-flows", 4, "--stats", path, check=True)
+    recs = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert sorted(r["id"] for r in recs) == list(range(10))
+    assert sum(r["bidirectional_packets"] for r in recs) == 11
+    assert [r["src_port"] for r in recs if r["expiration_id"] == 3] == [2000 + k for k in range(6)]
+    assert "flow.table_full                6" in " ".join(p.stderr.decode().split("  ")) or \
+        any(line.split()[:2] == ["flow.table_full", "6"] for line in p.stderr.decode().splitlines())
+
+
+@pytest.mark.parametrize("path", [SAMPLE, LIBPEAK / "test.pcap"] +
+                         [p for p in NDPI_PCAPS if p.name in ("dns_fragmented.pcap", "teredo.pcap", "http_ipv6.pcap")],
+                         ids=lambda p: p.name)
+def test_every_ip_packet_on_exactly_one_flow(path):
+    f = _flows(path)
+    ids = [r.id for r in f]
+    assert sorted(ids) == list(range(len(ids)))
+    peek = run_ulnet("peek", "--format", "jsonl", path, check=True).stdout.decode().splitlines()
+    n_ip = sum(1 for x in peek if json.loads(x)["ip_version"])
+    assert sum(r.bidirectional_packets for r in f) == n_ip
+
+
+def test_fragments_counted_on_their_datagram():
+    path = next(p for p in NDPI_PCAPS if p.name == "dns_fragmented.pcap")
+    whole = {(r.src_ip, r.src_port, r.dst_port): r for r in _flows(path)}
+    first = {(r.src_ip, r.src_port, r.dst_port): r for r in _flows(path, fragments="first")}
+    k = ("2a00:1450:4013:c06::105", 63369, 53)
+    assert (first[k].dst2src_packets, whole[k].dst2src_packets) == (1, 2)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_flows_output_independent_of_batch_size(fmt, tmp_path):
+    pk = [_pkt(k * 50, A, B, 3000 + k % 7, 53) for k in range(60)]
+    path = _write(tmp_path, pk)
+    for f in (path, LIBPEAK / "test.pcap"):
+        outs = [run_ulnet("flows", "--format", fmt, "--max-flows", 3, "--batch-size", bs, f, check=True).stdout
+                for bs in (1, 7, 256)]
+        assert outs[0] and outs[0] == outs[1] == outs[2]
+
+
+def test_formats_agree(tmp_path):
+    out = tmp_path / "f.parquet"
+    run_ulnet("flows", "--format", "parquet", "-o", out, SAMPLE, check=True)
+    pa_rows = pq.read_table(out).to_pylist()
+    js = [json.loads(x) for x in run_ulnet("flows", "--format", "jsonl", SAMPLE, check=True).stdout.decode().splitlines()]
+    cs = list(csv.DictReader(io.StringIO(run_ulnet("flows", SAMPLE, check=True).stdout.decode())))
+    assert len(pa_rows) == len(js) == len(cs) == 9
+    for a, b, c in zip(pa_rows, js, cs):
+        assert a == b
+        assert {k: str(v) for k, v in b.items()} == c
+
+
+def test_python_api_pandas_arrow_csv(tmp_path):
+    r = ulnet.flows(SAMPLE, statistics=True)
+    df = r.to_pandas()
+    assert len(df) == 9 and "bidirectional_ps_mean" in df.columns
+    t = r.to_arrow()
+    assert t.num_rows == 9
+    assert r.to_csv(tmp_path / "x.csv") == 9
+    assert (tmp_path / "x.csv").read_text().splitlines()[0].startswith('"id","expiration_id","src_ip"')
+    dns = df[df.dst_port == 53].iloc[0]
+    assert dns.bidirectional_ps_min == 75 and dns.bidirectional_ps_max == 106
+    assert dns.bidirectional_ps_mean == pytest.approx(90.5)
+    assert dns.bidirectional_piat_ms_mean == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--max-flows", "0"], "--max-flows"), (["--idle-timeout", "-1"], "--idle-timeout"),
+    (["--active-timeout", "abc"], "--active-timeout"), (["--format", "xml"], "--format"),
+    (["--batch-size", "0"], "--batch-size")])
+def test_bad_options_one_line_nonzero(args, needle):
+    p = run_ulnet("flows", *args, SAMPLE)
+    assert p.returncode == 2
+    err = p.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and p.stdout == b""
+
+
+def test_parquet_needs_a_file():
+    p = run_ulnet("flows", "--format", "parquet", SAMPLE)
+    assert p.returncode == 2 and "parquet" in p.stderr.decode()
+
+
+def test_sigterm_exports_open_flows(tmp_path):
+    """Feed a capture through a pipe, stop with SIGTERM while ulnet waits for
+    more: every flow seen so far is written, once."""
+    data = SAMPLE.read_bytes()
+    run_ulnet("flows", SAMPLE, check=True)   # warm the compile cache: the timing below is then ms
+    proc = subprocess.Popen(ULNET + ["flows", "--format", "jsonl", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(data)      # whole capture, but the pipe stays open
+        proc.stdin.flush()
+        deadline = time.time() + 60
+        # wait until ulnet has read the input (it blocks on the open pipe afterwards)
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if proc.poll() is not None:
+                break
+            try:
+                with open(f"/proc/{proc.pid}/io") as f:
+                    rchar = int(next(line for line in f if line.startswith("rchar")).split()[1])
+            except OSError:
+                rchar = 0
+            if rchar >= len(data):
+                break
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)         # stdin stays open: only the signal can end it
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    recs = [json.loads(x) for x in out.decode().splitlines()]
+    assert sorted(r["id"] for r in recs) == list(range(9)), err.decode()
+    assert all(r["expiration_id"] == -1 for r in recs)
+    assert proc.returncode == 130
+
+
+def test_memory_per_flow_within_200_bytes():
+    t = FlowTable(max_flows=1_000_000)
+    assert t.memory_bytes() / 1_000_000 <= 200
+
+
+def test_hash_seed_differs_per_table():
+    assert FlowTable(16).S[8] != FlowTable(16).S[8]
