@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Benchmark: ulnet read + decode against tcpdump, dpkt and Scapy.
+
+    .venv/bin/python bench/bench_decode.py [--packets 2000000] [--out bench/out]
+
+1. Builds (once; cached in --out) the benchmark capture with
+   /work/shared/bench/make_corpus.py from /work/shared/corpus/ndpi/pcap, and a
+   slice of its first packets/10 packets (for the memory check and Scapy).
+2. Runs every measurement as its own process pinned to one core
+   (``taskset -c CPU``), under ``/usr/bin/time -v`` for the peak RSS:
+     * ulnet: compile time (tiny capture, empty vs filled NUMBA_CACHE_DIR),
+       first run on the full capture with an empty cache (compile + run),
+       then warm-cache runs (the Pipeline loop);
+     * ``tcpdump -r CAPTURE -w /dev/null`` (libpcap read only);
+     * dpkt (Reader + Ethernet + IP/IP6/TCP/UDP + ports);
+     * Scapy on a slice (PcapReader + IP/TCP/UDP fields);
+     * ulnet on the packets/10 slice: peak RSS against the full capture;
+     * where ulnet's time goes (source walker, decode kernel, per-batch
+       Python) for batch sizes 1024/4096/16384.
+   ulnet and tcpdump runs are interleaved --repeat times and the median is
+   kept: the machine is shared, so only ratios within one run mean much.
+3. Prints a Markdown table (and the targets) and writes it to
+   OUT/decode.md; raw numbers go to OUT/decode.json.
+
+See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKER = HERE / "_worker.py"
+MAKE_CORPUS = Path("/work/shared/bench/make_corpus.py")
+CORPUS_DIR = Path("/work/shared/corpus/ndpi/pcap")
+TINY = ROOT / "samples" / "sample.pcap"
+TIME_BIN = "/usr/bin/time"
+
+# targets from the issue
+T_TCPDUMP = 2.0
+T_DPKT = 50.0
+T_COMPILE = 5.0
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# the capture
+# ---------------------------------------------------------------------------
+def _inputs_fingerprint(make_corpus: Path, corpus_dir: Path, packets: int) -> str:
+    h = hashlib.sha256()
+    h.update(make_corpus.read_bytes())
+    h.update(str(packets).encode())
+    for p in sorted(corpus_dir.iterdir()):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()
+
+
+def build_corpus(out: Path, packets: int, make_corpus: Path, corpus_dir: Path) -> Path:
+    """OUT/corpus-N.pcap, rebuilt only when make_corpus.py, the input
+    directory or N changed (fingerprint in a .stamp file beside it)."""
+    cap = out / f"corpus-{packets}.pcap"
+    stamp = cap.with_suffix(".pcap.stamp")
+    fp = _inputs_fingerprint(make_corpus, corpus_dir, packets)
+    if cap.exists() and stamp.exists() and stamp.read_text().strip() == fp:
+        log(f"capture cached: {cap}")
+        return cap
+    log(f"building {cap} ({packets} packets) with {make_corpus} ...")
+    tmp = cap.with_suffix(".pcap.tmp")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(make_corpus), str(corpus_dir), str(tmp),
+                    "--target-packets", str(packets)], check=True)
+    tmp.rename(cap)
+    stamp.write_text(fp + "\n")
+    log(f"built in {time.perf_counter() - t0:.1f} s")
+    return cap
+
+
+def slice_pcap(src: Path, dst: Path, n: int) -> Path:
+    """The first n records of a classic pcap file (header kept), cached."""
+    if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+        return dst
+    tmp = dst.with_suffix(".tmp")
+    with open(src, "rb") as f, open(tmp, "wb") as g:
+        head = f.read(24)
+        magic = struct.unpack("<I", head[:4])[0]
+        e = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        g.write(head)
+        for _ in range(n):
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            cl = struct.unpack(e + "I", rh[8:12])[0]
+            g.write(rh)
+            g.write(f.read(cl))
+    tmp.rename(dst)
+    return dst
+
+
+def warm_page_cache(*paths: Path) -> None:
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(8 << 20):
+                pass
+
+
+# ---------------------------------------------------------------------------
+# running one measurement
+# ---------------------------------------------------------------------------
+class Runner:
+    def __init__(self, cpu: int | None):
+        self.cpu = cpu
+        self.have_time = os.access(TIME_BIN, os.X_OK)
+        if not self.have_time:
+            log(f"{TIME_BIN} missing (apt-get install time): peak RSS from wait4() instead")
+        self.have_taskset = cpu is not None and shutil.which("taskset") is not None
+        if cpu is not None and not self.have_taskset:
+            log("taskset missing: processes are not pinned")
+
+    def prefix(self) -> list[str]:
+        pre = []
+        if self.have_taskset:
+            pre += ["taskset", "-c", str(self.cpu)]
+        if self.have_time:
+            pre += [TIME_BIN, "-v"]
+        return pre
+
+    def run(self, cmd: list[str], env: dict | None = None) -> dict:
+        """Run cmd; wall seconds (parent clock), peak RSS (kB), worker RESULT."""
+        full = self.prefix() + cmd
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        out, err = p.communicate()
+        wall = time.perf_counter() - t0
+        out_s, err_s = out.decode(errors="replace"), err.decode(errors="replace")
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(full)} failed ({p.returncode}):\n{err_s[-3000:]}")
+        rss = None
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err_s)
+        if m:
+            rss = int(m.group(1))
+        res = {}
+        for line in out_s.splitlines():
+            if line.startswith("RESULT "):
+                res = json.loads(line[7:])
+        res["wall"] = wall
+        res["maxrss_kb"] = rss
+        res["cmd"] = " ".join(full)
+        return res
+
+    def worker(self, mode: str, capture: Path, *args: str, env: dict | None = None) -> dict:
+        return self.run([sys.executable, str(WORKER), mode, str(capture), *args], env=env)
+
+
+def cache_files(d: str) -> int:
+    return sum(len(fs) for _, _, fs in os.walk(d))
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+# ---------------------------------------------------------------------------
+# the report
+# ---------------------------------------------------------------------------
+def fmt_rate(x: float) -> str:
+    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.1f} k"
+
+
+def fmt_mb(kb) -> str:
+    return "-" if kb is None else f"{kb / 1024:.0f} MB"
+
+
+def fmt_secs(xs: list[float]) -> str:
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f}, n={len(xs)})"
+
+
+def versions() -> dict:
+    v = {"python": platform.python_version()}
+    for mod in ("numba", "numpy", "dpkt", "scapy"):
+        try:
+            v[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - report what is there
+            v[mod] = "?"
+    try:
+        tv = subprocess.run(["tcpdump", "--version"], capture_output=True, text=True)
+        v["tcpdump"] = " / ".join(line.strip() for line in tv.stdout.splitlines()[:2])
+    except OSError:
+        v["tcpdump"] = "?"
+    return v
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": os.getloadavg()}
+
+
+def git_state() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" + uncommitted changes in src/" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=2_000_000, help="packets in the capture (default 2000000)")
+    ap.add_argument("--out", type=Path, default=HERE / "out", help="cache and results directory (default bench/out)")
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved runs of ulnet and tcpdump; median kept (default 5)")
+    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--cpu", type=int, default=0, help="core to pin every run to (taskset -c; default 0)")
+    ap.add_argument("--scapy-packets", type=int, default=200_000, help="Scapy slice (default 200000)")
+    ap.add_argument("--dpkt-packets", type=int, default=0, help="dpkt packets (default 0: the whole capture)")
+    ap.add_argument("--profile-sizes", default="1024,4096,16384", help="batch sizes for the time split")
+    ap.add_argument("--no-profile", action="store_true", help="skip the time split")
+    ap.add_argument("--tiny", type=Path, default=TINY, help="tiny capture for the compile-time runs")
+    ap.add_argument("--make-corpus", type=Path, default=MAKE_CORPUS)
+    ap.add_argument("--corpus-dir", type=Path, default=CORPUS_DIR)
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    a = ap.parse_args(argv)
+
+    out: Path = a.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    mach0 = machine()
+
+    cap = build_corpus(out, a.packets, a.make_corpus, a.corpus_dir)
+    n_slice = max(1, a.packets // 10)
+    small = slice_pcap(cap, out / f"corpus-{a.packets}-first{n_slice}.pcap", n_slice)
+    scapy_cap = small if a.scapy_packets == n_slice else \
+        slice_pcap(cap, out / f"corpus-{a.packets}-first{a.scapy_packets}.pcap", a.scapy_packets)
+    warm_page_cache(cap, small, scapy_cap)
+    R = Runner(a.cpu)
+    bs = ["--batch-size", str(a.batch_size)]
+    tmp_root = Path(tempfile.mkdtemp(prefix="ulnet-bench-"))
+    res: dict = {"args": {k: str(v) for k, v in vars(a).items()}, "capture": str(cap),
+                 "capture_bytes": cap.stat().st_size}
+    try:
+        # --- 1. compile time: tiny capture, empty cache, then the filled cache
+        cold_dir = str(tmp_root / "numba-cold-tiny")
+        log("ulnet compile: tiny capture, empty numba cache ...")
+        c_cold = R.worker("compile", a.tiny, *bs, env={"NUMBA_CACHE_DIR": cold_dir})
+        files_after_cold = cache_files(cold_dir)
+        c_warm = [R.worker("compile", a.tiny, *bs, env={"NUMBA_CACHE_DIR": cold_dir}) for _ in range(a.repeat)]
+        files_after_warm = cache_files(cold_dir)
+        res["compile_cold"], res["compile_warm"] = c_cold, c_warm
+        res["cache_files"] = [files_after_cold, files_after_warm]
+
+        # --- 2. full capture, empty cache: compile + run
+        full_dir = str(tmp_root / "numba-full")
+        log("ulnet: full capture, empty numba cache (compile + run) ...")
+        u_cold = R.worker("ulnet", cap, *bs, env={"NUMBA_CACHE_DIR": full_dir})
+        res["ulnet_cold"] = u_cold
+
+        # --- 3. interleaved: ulnet warm, tcpdump, ulnet on the slice
+        u_warm, tcpd, u_small = [], [], []
+        for k in range(a.repeat):
+            log(f"round {k + 1}/{a.repeat}: ulnet warm, tcpdump, ulnet slice ...")
+            u_warm.append(R.worker("ulnet", cap, *bs, env={"NUMBA_CACHE_DIR": full_dir}))
+            tcpd.append(R.run(["tcpdump", "-r", str(cap), "-w", "/dev/null"]))
+            u_small.append(R.worker("ulnet", small, *bs, env={"NUMBA_CACHE_DIR": full_dir}))
+        res["ulnet_warm"], res["tcpdump"], res["ulnet_small"] = u_warm, tcpd, u_small
+
+        # --- 4. pure-Python peers
+        log("dpkt ...")
+        dp = R.worker("dpkt", cap, "--limit", str(a.dpkt_packets))
+        log(f"dpkt: {dp['packets']} packets in {dp['t_loop']:.1f} s")
+        log("scapy ...")
+        sc = R.worker("scapy", scapy_cap, "--limit", str(a.scapy_packets))
+        log(f"scapy: {sc['packets']} packets in {sc['t_loop']:.1f} s")
+        res["dpkt"], res["scapy"] = dp, sc
+
+        # --- 5. where the time goes
+        prof = None
+        if not a.no_profile:
+            log("profile: source walker / decode kernel / per-batch Python ...")
+            prof = R.worker("profile", cap, "--sizes", a.profile_sizes, "--repeat", str(a.repeat),
+                            env={"NUMBA_CACHE_DIR": full_dir})
+            res["profile"] = prof
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ report
+    N = a.packets
+    n_ul = u_warm[0]["packets"]
+    if n_ul != N:
+        log(f"warning: ulnet read {n_ul} packets, capture has {N}")
+    ul_t = [r["t_loop"] for r in u_warm]
+    ul_rate = n_ul / med(ul_t)
+    ul_proc = [r["wall"] for r in u_warm]
+    ul_steady = [r["t_steady"] for r in u_warm]
+    td_t = [r["wall"] for r in tcpd]
+    td_rate = N / med(td_t)
+    dp_rate = dp["packets"] / dp["t_loop"]
+    sc_rate = sc["packets"] / sc["t_loop"]
+    sm_t = [r["t_loop"] for r in u_small]
+    ul_rss = med([r["maxrss_kb"] for r in u_warm if r["maxrss_kb"]] or [0]) or None
+    sm_rss = med([r["maxrss_kb"] for r in u_small if r["maxrss_kb"]] or [0]) or None
+    ul_anon = max(r["peak_rss_anon_kb"] for r in u_warm)
+    sm_anon = max(r["peak_rss_anon_kb"] for r in u_small)
+    ul_file = max(r["peak_rss_file_kb"] for r in u_warm)
+    sm_file = max(r["peak_rss_file_kb"] for r in u_small)
+
+    compile_first = c_cold["t_first_batch"] - med([r["t_first_batch"] for r in c_warm])
+    import_cold, import_warm = c_cold["t_import"], med([r["t_import"] for r in c_warm])
+    warm_first = med([r["t_first_batch"] for r in c_warm])
+    cold_full_first = u_cold["t_first_batch"]
+    warm_full_first = med([r["t_first_batch"] for r in u_warm])
+
+    def ratio(rate):
+        return f"{ul_rate / rate:.2f}x"
+
+    capname = cap.name
+    rows = [
+        ("ulnet read+decode, warm numba cache (Pipeline loop; median)", n_ul, fmt_secs(ul_t), ul_rate, "1.00x",
+         fmt_mb(ul_rss)),
+        ("ulnet same runs, whole process (interpreter + import + loop)", n_ul, fmt_secs(ul_proc),
+         n_ul / med(ul_proc), ratio(n_ul / med(ul_proc)), fmt_mb(ul_rss)),
+        ("ulnet same runs, steady state (after the first batch)", n_ul, fmt_secs(ul_steady),
+         n_ul / med(ul_steady), ratio(n_ul / med(ul_steady)), "-"),
+        ("ulnet first run, empty numba cache (compile + run, loop)", u_cold["packets"],
+         fmt_secs([u_cold["t_loop"]]), u_cold["packets"] / u_cold["t_loop"],
+         ratio(u_cold["packets"] / u_cold["t_loop"]), fmt_mb(u_cold["maxrss_kb"])),
+        ("`tcpdump -r X -w /dev/null` (libpcap read; whole process)", N, fmt_secs(td_t), td_rate, ratio(td_rate),
+         fmt_mb(med([r["maxrss_kb"] for r in tcpd if r["maxrss_kb"]] or [0]) or None)),
+        ("dpkt: Reader + Ethernet + IP/IP6 + TCP/UDP ports", dp["packets"], fmt_secs([dp["t_loop"]]), dp_rate,
+         ratio(dp_rate), fmt_mb(dp["maxrss_kb"])),
+        (f"Scapy: PcapReader + IP/TCP/UDP fields ({sc['packets']} packet slice)", sc["packets"],
+         fmt_secs([sc["t_loop"]]), sc_rate, ratio(sc_rate), fmt_mb(sc["maxrss_kb"])),
+        (f"ulnet read+decode on the 1/10 slice ({n_slice} packets; memory check)", u_small[0]["packets"],
+         fmt_secs(sm_t), u_small[0]["packets"] / med(sm_t), ratio(u_small[0]["packets"] / med(sm_t)),
+         fmt_mb(sm_rss)),
+    ]
+    L = []
+    L.append(f"## ulnet read + decode: {N} packets ({cap.stat().st_size / 1e6:.0f} MB, `{capname}`)\n")
+    L.append("Every run pinned to one core (`taskset -c %s`), peak RSS from `/usr/bin/time -v`; "
+             "ratios are ulnet's warm Pipeline-loop rate over the tool's rate, both from this run.\n"
+             % (a.cpu if R.have_taskset else "-"))
+    L.append("| tool | packets | seconds | packets/s | ulnet / tool | peak RSS |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    for name, n, secs, rate, rt, rss in rows:
+        L.append(f"| {name} | {n:,} | {secs} | {fmt_rate(rate)} | {rt} | {rss} |")
+
+    ok_td = ul_rate / td_rate >= T_TCPDUMP
+    ok_dp = ul_rate / dp_rate >= T_DPKT
+    ok_cc = compile_first < T_COMPILE
+    ok_cached = files_after_warm == files_after_cold and warm_first < 1.0
+    ok_mem = ul_rss is not None and sm_rss is not None and ul_rss <= 1.25 * sm_rss
+
+    def st(ok):
+        return "met" if ok else "**MISSED**"
+
+    L.append("\n### Targets\n")
+    L.append("| target | measured | status |")
+    L.append("|---|---|---|")
+    L.append(f"| read+decode >= {T_TCPDUMP:g}x tcpdump's read-only rate | {ul_rate / td_rate:.2f}x "
+             f"({fmt_rate(ul_rate)} vs {fmt_rate(td_rate)} packets/s) | {st(ok_td)} |")
+    L.append(f"| read+decode >= {T_DPKT:g}x dpkt | {ul_rate / dp_rate:.1f}x | {st(ok_dp)} |")
+    L.append(f"| JIT compile on first run < {T_COMPILE:g} s | {compile_first:.2f} s (time to first batch of a "
+             f"{c_cold['packets']}-packet capture: {c_cold['t_first_batch']:.2f} s cold (source walker {c_cold['t_fill']:.2f} s, "
+             f"decode kernel {c_cold['t_decode']:.2f} s) vs {warm_first:.2f} s warm; "
+             f"full capture: {cold_full_first:.2f} s cold vs {warm_full_first:.2f} s warm) | {st(ok_cc)} |")
+    L.append(f"| compiled code cached afterwards | warm run loads in {warm_first:.2f} s; cache files "
+             f"{files_after_cold} after the cold run, {files_after_warm} after {a.repeat} warm runs | {st(ok_cached)} |")
+    L.append(f"| memory independent of capture size | peak RSS {fmt_mb(ul_rss)} (full) vs {fmt_mb(sm_rss)} "
+             f"(1/10 slice); of which anonymous {fmt_mb(ul_anon)} vs {fmt_mb(sm_anon)}, mapped file "
+             f"{fmt_mb(ul_file)} vs {fmt_mb(sm_file)} | {st(ok_mem)} |")
+
+    if prof:
+        L.append(f"\n### Where ulnet's time goes (ns per packet, warm cache, kernels already loaded)\n")
+        L.append("`fill` = source walker (`ulnet.sources._kernels.pcap_walk` via `CaptureReader.fill`), "
+                 "decode = `ulnet.decode.decode`, per-batch Python = a plain fill+decode loop minus the two "
+                 f"(the fastest of {a.repeat} such loops); Pipeline loop = `for b in Pipeline(...)`, "
+                 f"best of {a.repeat}, timed on its own.\n")
+        L.append("| batch size | batches | source walker (`fill`) | decode kernel | per-batch Python | "
+                 "Pipeline loop | packets/s |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in prof["rows"]:
+            n = r["packets"]
+            f, d, o, pl = (r[k] * 1e9 / n for k in ("fill", "decode", "other", "pipeline"))
+            L.append(f"| {r['batch_size']} | {r['batches']} | {f:.1f} | {d:.1f} | {o:.1f} | {pl:.1f} | "
+                     f"{fmt_rate(n / r['pipeline'])} |")
+
+    mach1 = machine()
+    L.append("\n### Run\n")
+    py = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    L.append(f"- command: `{' '.join([py, 'bench/bench_decode.py', *(argv if argv is not None else sys.argv[1:])])}`")
+    L.append(f"- ulnet: `{git_state()}`; import {import_warm:.2f} s warm, {import_cold:.2f} s cold")
+    L.append(f"- machine: {mach0['cpu']}, {mach0['cores']} cores, load average "
+             f"{mach0['loadavg'][0]:.2f} at start, {mach1['loadavg'][0]:.2f} at end (shared machine)")
+    v = versions()
+    L.append("- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    L.append(f"- ulnet counts: {u_warm[0]['counts']}; dpkt counts: {dp['counts']}")
+    L.append(f"- total benchmark time {time.perf_counter() - t_all:.0f} s")
+    L.append("- commands (`X` = the capture; each prefixed by "
+             f"`{' '.join(R.prefix())}`):")
+    L.append(f"  - ulnet: `{u_warm[0]['cmd']}` (NUMBA_CACHE_DIR: fresh temp dir for the cold run, reused warm)")
+    L.append(f"  - tcpdump: `{tcpd[0]['cmd']}`")
+    L.append(f"  - dpkt: `{dp['cmd']}`")
+    L.append(f"  - scapy: `{sc['cmd']}`")
+    text = "\n".join(L) + "\n"
+    print(text)
+    (out / "decode.md").write_text(text)
+    res["summary"] = {"ulnet_pps": ul_rate, "tcpdump_pps": td_rate, "dpkt_pps": dp_rate, "scapy_pps": sc_rate,
+                      "ratio_tcpdump": ul_rate / td_rate, "ratio_dpkt": ul_rate / dp_rate,
+                      "compile_s": compile_first, "versions": v, "machine": [mach0, mach1], "git": git_state()}
+    (out / "decode.json").write_text(json.dumps(res, indent=1, default=str))
+    log(f"wrote {out / 'decode.md'} and {out / 'decode.json'}")
+    if a.check and not (ok_td and ok_dp and ok_cc and ok_cached and ok_mem):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
