@@ -13,9 +13,9 @@ GOLDEN = [
     ("test.erf", "expected-peek-test_erf.txt"),
 ]
 
-# Columns this release fills: everything but `flow` and `app`, which come with
-# the flow and inspection stages (until then peek prints '-').
-_PENDING = re.compile(r"flow: [^,]*, |, app: .*$")
+# Columns this release fills: everything but `app`, which comes with the
+# inspection stage (until then peek prints '-').
+_PENDING = re.compile(r", app: .*$")
 
 
 def _strip(lines):
@@ -38,6 +38,7 @@ def test_peek_pcapng_differs_from_libpeak_on_purpose():
     out = run_ulnet("peek", LIBPEAK / "test.pcapng", check=True).stdout.decode().splitlines()
     want = (LIBPEAK / "expected-peek-test_pcapng.txt").read_text().splitlines()
     assert len(want) == 1 and len(out) == 8
+    assert all(", flow: 0," in line for line in out)
     # same packet, other clock: everything after the timestamp agrees
     assert _strip([out[0]])[0].split(", ", 1)[1] == _strip(want)[0].split(", ", 1)[1]
     # the nanosecond reading of the same 64-bit timestamp
@@ -67,3 +68,10 @@ def test_stats_lists_counters():
     assert re.search(r"^source\.packets\s+30\s", err, re.M)
     assert re.search(r"^decode\.non_ip\s+1\s", err, re.M)
     assert re.search(r"^decode\.tunnel\.gre\s+1\s", err, re.M)
+
+
+def test_jsonl_carries_flow_ids():
+    import json
+    rows = [json.loads(x) for x in run_ulnet("peek", "--format", "jsonl", SAMPLE, check=True).stdout.decode().splitlines()]
+    assert [r["flow_id"] for r in rows[:4]] == [0, 0, 1, 1]
+    assert rows[-1]["flow_id"] is None and rows[-1]["ip_version"] is None   # ARP: no flow

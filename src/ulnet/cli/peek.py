@@ -14,9 +14,10 @@ DESCRIPTION
     innermost header; ip_len its IP length; ports are shown for TCP, UDP and
     SCTP; IPv6 endpoints print as [addr]:port. A frame without IP prints
     ``time: ..., non-ip: ethertype 0x0806, wire_len: 60``; a packet that
-    could not be decoded prints its error reason. Pending: ``flow`` and
-    ``app`` come with the flow and inspection stages; until then they print
-    ``-``.
+    could not be decoded prints its error reason. ``flow`` is the flow id
+    (in order of first packet, as ``ulnet flows`` numbers them, with its
+    default timeouts). Pending: ``app`` comes with the inspection stage;
+    until then it prints ``-``.
 
     --format jsonl writes one JSON object per packet: ts (seconds, float),
     wire_len, cap_len, linktype, ip_version, src_ip, dst_ip, protocol,
@@ -49,6 +50,7 @@ import os
 import sys
 
 from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
+from ulnet.flow import FlowTable
 from ulnet.pipeline import Pipeline
 from ulnet.sinks.pcap import DEFAULT_SNAPLEN, LinkTypeError, PcapWriter
 from ulnet.sinks.pcapng import PcapngWriter
@@ -73,7 +75,9 @@ def run(args) -> int:
     if inputs is None:
         return 2
     fmt = format_jsonl if args.format == "jsonl" else format_text
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count)
+    # printing shows each packet's flow id: run the flow stage (not needed for -w)
+    table = None if args.write else FlowTable()
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table)
     try:
         pipe.open_all()
     except CaptureError as e:
@@ -86,7 +90,8 @@ def run(args) -> int:
     else:
         out = sys.stdout
         for batch in pipe:
-            out.write(fmt(batch))
+            pipe.take_ended()          # flow records are not printed here (ulnet flows)
+            out.write(fmt(batch, flow_ids=batch.flow_id[:batch.n].tolist()))
         out.flush()
     report_problems(pipe.problems, "peek")
     if args.stats:

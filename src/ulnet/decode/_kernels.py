@@ -169,24 +169,6 @@ def _err(hdr, i, code, counters):
 
 
 @njit(cache=True)
-def _reset_row(hdr, addr, i):
-    for c in range(N_HDR):
-        hdr[i, c] = -1
-    hdr[i, H_ERROR] = 0
-    hdr[i, H_VLAN_COUNT] = 0
-    hdr[i, H_MPLS_COUNT] = 0
-    hdr[i, H_OUTER_VERSION] = 0
-    hdr[i, H_TUNNEL] = 0
-    hdr[i, H_TUNNEL_DEPTH] = 0
-    hdr[i, H_IP_VERSION] = 0
-    hdr[i, H_FRAG] = 0
-    hdr[i, H_FRAG_OFF] = 0
-    hdr[i, H_PAYLOAD_LEN] = 0
-    for k in range(4):
-        addr[i, k] = 0
-
-
-@njit(cache=True)
 def _tunnel(hdr, i, kind, counter, counters):
     """Enter a tunnel: returns False (and counts) when too deep."""
     d = hdr[i, H_TUNNEL_DEPTH]
@@ -200,538 +182,556 @@ def _tunnel(hdr, i, kind, counter, counters):
 
 
 @njit(cache=True)
-def _clear_inner(hdr, i):
-    """Forget the transport fields of an outer layer before decoding the inner one."""
-    hdr[i, H_L4] = -1
-    hdr[i, H_SPORT] = -1
-    hdr[i, H_DPORT] = -1
-    hdr[i, H_TCP_FLAGS] = -1
-    hdr[i, H_TCP_HLEN] = -1
-    hdr[i, H_ICMP_TYPE] = -1
-    hdr[i, H_ICMP_CODE] = -1
-    hdr[i, H_PAYLOAD] = -1
-    hdr[i, H_PAYLOAD_LEN] = 0
-    hdr[i, H_FRAG] = 0
-    hdr[i, H_FRAG_OFF] = 0
-    hdr[i, H_FRAG_ID] = -1
-
-
-@njit(cache=True)
-def _decode_one(buf, p, end, wend, lt, hdr, addr, i, counters):
-    _reset_row(hdr, addr, i)
-    q = p
-    et = -1
-    nxt = L_DONE
-    # ---- link layer ---------------------------------------------------------
-    if lt == LT_ETHERNET:
-        nxt = L_ETH
-    elif lt == LT_RAW or lt == LT_RAW_OLD_A or lt == LT_RAW_OLD_B:
-        nxt = L_IP
-    elif lt == LT_IPV4:
-        nxt = L_IP4
-    elif lt == LT_IPV6:
-        nxt = L_IP6
-    elif lt == LT_SLL:
-        if end - q < SLL_LEN:
-            _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
-            return
-        et = _be16(buf, q + SLL_PROTO)
-        q += SLL_LEN
-        nxt = L_ETYPE
-    elif lt == LT_SLL2:
-        if end - q < SLL2_LEN:
-            _err(hdr, i, C_DEC_SLL_TRUNCATED, counters)
-            return
-        et = _be16(buf, q + SLL2_PROTO)
-        q += SLL2_LEN
-        nxt = L_ETYPE
-    elif lt == LT_NULL or lt == LT_LOOP:
-        if end - q < NULL_LEN:
-            _err(hdr, i, C_DEC_NULL_TRUNCATED, counters)
-            return
-        if lt == LT_LOOP or (buf[q] == 0 and buf[q + 1] == 0):
-            fam = _be32(buf, q)
-        else:
-            fam = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8)
-        q += NULL_LEN
-        if fam == AF_INET:
-            nxt = L_IP4
-        elif fam == AF6_LINUX or fam == AF6_BSD or fam == AF6_FREEBSD or fam == AF6_MACOS:
-            nxt = L_IP6
-        else:
-            counters[C_DEC_NON_IP] += 1
-            return
-    elif lt == LT_CHDLC:
-        if end - q < CHDLC_LEN:
-            _err(hdr, i, C_DEC_LINK_TRUNCATED, counters)
-            return
-        et = _be16(buf, q + CHDLC_PROTO)
-        q += CHDLC_LEN
-        nxt = L_ETYPE
-    elif lt == LT_PPP or lt == LT_PPP_HDLC:
-        if end - q >= 2 and _be16(buf, q) == PPP_ADDR_CTRL:
-            q += 2
-        if end - q < 1 or ((buf[q] & 1) == 0 and end - q < 2):
-            _err(hdr, i, C_DEC_LINK_TRUNCATED, counters)
-            return
-        if buf[q] & 1:
-            ppp = np.int64(buf[q])      # protocol field compression
-            q += 1
-        else:
-            ppp = _be16(buf, q)
-            q += 2
-        if ppp == PPP_IPV4:
-            nxt = L_IP4
-        elif ppp == PPP_IPV6:
-            nxt = L_IP6
-        elif ppp == PPP_MPLS:
-            et = ET_MPLS
-            nxt = L_ETYPE
-        else:
-            counters[C_DEC_NON_IP] += 1
-            return
-    else:
-        _err(hdr, i, C_DEC_LINK_UNKNOWN, counters)
-        return
-
-    ip_end = end
-    while nxt != L_DONE:
-        # ---- Ethernet ------------------------------------------------------
-        if nxt == L_ETH:
-            if end - q < ETH_LEN:
-                if hdr[i, H_TUNNEL_DEPTH] > 0:
-                    _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
-                else:
-                    _err(hdr, i, C_DEC_ETH_TRUNCATED, counters)
-                return
-            et = _be16(buf, q + ETH_TYPE)
-            q += ETH_LEN
-            nxt = L_ETYPE
-        # ---- ethertype dispatch (VLAN, MPLS, PPPoE loop back here) --------
-        elif nxt == L_ETYPE:
-            hdr[i, H_ETHERTYPE] = et
-            if et == ET_IPV4:
+def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
+    """Decode packets 0..n-1. One flat loop: per-packet helper calls that take
+    arrays cost numba reference counting on every call (about 50 ns a packet),
+    so the packet body lives here and leaves a layer with ``break``."""
+    for i in range(n):
+        p = off[i]
+        end = p + np.int64(caplen[i])
+        wend = p + np.int64(wirelen[i])
+        lt = np.int64(linktype[i])
+        for c in range(N_HDR):
+            hdr[i, c] = -1
+        hdr[i, H_ERROR] = 0
+        hdr[i, H_VLAN_COUNT] = 0
+        hdr[i, H_MPLS_COUNT] = 0
+        hdr[i, H_OUTER_VERSION] = 0
+        hdr[i, H_TUNNEL] = 0
+        hdr[i, H_TUNNEL_DEPTH] = 0
+        hdr[i, H_IP_VERSION] = 0
+        hdr[i, H_FRAG] = 0
+        hdr[i, H_FRAG_OFF] = 0
+        hdr[i, H_PAYLOAD_LEN] = 0
+        for k in range(4):
+            addr[i, k] = 0
+        err = 0
+        q = p
+        et = -1
+        nxt = L_DONE
+        # ---- link layer ---------------------------------------------------------
+        while True:   # one pass; break leaves the link layer
+            if lt == LT_ETHERNET:
+                nxt = L_ETH
+            elif lt == LT_RAW or lt == LT_RAW_OLD_A or lt == LT_RAW_OLD_B:
+                nxt = L_IP
+            elif lt == LT_IPV4:
                 nxt = L_IP4
-            elif et == ET_IPV6:
+            elif lt == LT_IPV6:
                 nxt = L_IP6
-            elif et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
-                if end - q < VLAN_LEN:
-                    _err(hdr, i, C_DEC_VLAN_TRUNCATED, counters)
-                    return
-                nv = hdr[i, H_VLAN_COUNT]
-                if nv >= MAX_VLAN:
-                    _err(hdr, i, C_DEC_VLAN_TOO_DEEP, counters)
-                    return
-                if hdr[i, H_TUNNEL_DEPTH] == 0:
-                    vid = _be16(buf, q) & 0x0FFF
-                    if nv == 0:
-                        hdr[i, H_VLAN] = vid
-                    elif nv == 1:
-                        hdr[i, H_VLAN2] = vid
-                    hdr[i, H_VLAN_COUNT] = nv + 1
-                et = _be16(buf, q + VLAN_TYPE)
-                q += VLAN_LEN
-            elif et == ET_MPLS or et == ET_MPLS_MC:
-                k = 0
-                while True:
-                    if end - q < 4 or k >= MAX_MPLS:
-                        _err(hdr, i, C_DEC_MPLS_TRUNCATED, counters)
-                        return
-                    bos = buf[q + 2] & 1
-                    q += 4
-                    k += 1
-                    if bos:
-                        break
-                hdr[i, H_MPLS_COUNT] = k
-                if end - q < 1:
-                    _err(hdr, i, C_DEC_MPLS_TRUNCATED, counters)
-                    return
-                v = buf[q] >> 4
-                if v == 4:
+            elif lt == LT_SLL:
+                if end - q < SLL_LEN:
+                    err = C_DEC_SLL_TRUNCATED
+                    break
+                et = _be16(buf, q + SLL_PROTO)
+                q += SLL_LEN
+                nxt = L_ETYPE
+            elif lt == LT_SLL2:
+                if end - q < SLL2_LEN:
+                    err = C_DEC_SLL_TRUNCATED
+                    break
+                et = _be16(buf, q + SLL2_PROTO)
+                q += SLL2_LEN
+                nxt = L_ETYPE
+            elif lt == LT_NULL or lt == LT_LOOP:
+                if end - q < NULL_LEN:
+                    err = C_DEC_NULL_TRUNCATED
+                    break
+                if lt == LT_LOOP or (buf[q] == 0 and buf[q + 1] == 0):
+                    fam = _be32(buf, q)
+                else:
+                    fam = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8)
+                q += NULL_LEN
+                if fam == AF_INET:
                     nxt = L_IP4
-                elif v == 6:
+                elif fam == AF6_LINUX or fam == AF6_BSD or fam == AF6_FREEBSD or fam == AF6_MACOS:
                     nxt = L_IP6
                 else:
-                    _err(hdr, i, C_DEC_MPLS_UNKNOWN, counters)
-                    return
-            elif et == ET_PPPOE:
-                if end - q < PPPOE_LEN:
-                    _err(hdr, i, C_DEC_PPPOE_TRUNCATED, counters)
-                    return
-                ppp = _be16(buf, q + PPPOE_PPP)
-                q += PPPOE_LEN
+                    counters[C_DEC_NON_IP] += 1
+                    break
+            elif lt == LT_CHDLC:
+                if end - q < CHDLC_LEN:
+                    err = C_DEC_LINK_TRUNCATED
+                    break
+                et = _be16(buf, q + CHDLC_PROTO)
+                q += CHDLC_LEN
+                nxt = L_ETYPE
+            elif lt == LT_PPP or lt == LT_PPP_HDLC:
+                if end - q >= 2 and _be16(buf, q) == PPP_ADDR_CTRL:
+                    q += 2
+                if end - q < 1 or ((buf[q] & 1) == 0 and end - q < 2):
+                    err = C_DEC_LINK_TRUNCATED
+                    break
+                if buf[q] & 1:
+                    ppp = np.int64(buf[q])      # protocol field compression
+                    q += 1
+                else:
+                    ppp = _be16(buf, q)
+                    q += 2
                 if ppp == PPP_IPV4:
                     nxt = L_IP4
                 elif ppp == PPP_IPV6:
                     nxt = L_IP6
+                elif ppp == PPP_MPLS:
+                    et = ET_MPLS
+                    nxt = L_ETYPE
                 else:
                     counters[C_DEC_NON_IP] += 1
-                    return
+                    break
             else:
-                if hdr[i, H_TUNNEL_DEPTH] == 0:
-                    counters[C_DEC_NON_IP] += 1
-                return
-        # ---- IP of either version (raw IP link types, tunnels) -------------
-        elif nxt == L_IP:
-            if end - q < 1:
-                _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
-                return
-            v = buf[q] >> 4
-            if v == 6:
-                nxt = L_IP6
-            elif v == 4:
-                nxt = L_IP4
-            else:
-                _err(hdr, i, C_DEC_IPV4_BAD_VERSION, counters)
-                return
-        # ---- IP ------------------------------------------------------------
-        else:
-            if hdr[i, H_OUTER_L3] < 0:
-                hdr[i, H_OUTER_L3] = q - p
-                hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
-            _clear_inner(hdr, i)
-            if nxt == L_IP4:
-                # The header's columns are written only once it is known to be
-                # sane (version, header length, total length), as tshark does.
-                if end - q < IP4_MIN:
-                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
-                    return
-                if (buf[q] >> 4) != 4:
-                    _err(hdr, i, C_DEC_IPV4_BAD_VERSION, counters)
-                    return
-                ihl = np.int64(buf[q] & 0x0F) * 4
-                if ihl < IP4_MIN:
-                    _err(hdr, i, C_DEC_IPV4_BAD_IHL, counters)
-                    return
-                if end - q < ihl:
-                    _err(hdr, i, C_DEC_IPV4_TRUNCATED, counters)
-                    return
-                tot = _be16(buf, q + IP4_LEN)
-                if tot == 0:
-                    # TSO: the kernel hands the capture a super-frame with
-                    # total length 0; take the frame's length (as tshark does).
-                    tot = wend - q
-                elif tot < ihl:
-                    _err(hdr, i, C_DEC_IPV4_BAD_LEN, counters)
-                    return
-                counters[C_DEC_IPV4] += 1
-                hdr[i, H_L3] = q - p
-                hdr[i, H_IP_VERSION] = 4
-                hdr[i, H_IP_LEN] = tot
-                hdr[i, H_IP_HLEN] = ihl
-                proto = np.int64(buf[q + IP4_PROTO])
-                hdr[i, H_PROTO] = proto
-                hdr[i, H_TTL] = buf[q + IP4_TTL]
-                addr[i, 0] = IPV4_MAPPED_HI
-                addr[i, 1] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_SRC))
-                addr[i, 2] = IPV4_MAPPED_HI
-                addr[i, 3] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_DST))
-                ff = _be16(buf, q + IP4_FRAG)
-                foff = (ff & 0x1FFF) * 8
-                fl = 0
-                if ff & 0x4000:
-                    fl |= FRAG_DF
-                if ff & 0x2000:
-                    fl |= FRAG_MF | FRAG_IS
-                if foff:
-                    fl |= FRAG_IS
-                hdr[i, H_FRAG] = fl
-                hdr[i, H_FRAG_OFF] = foff
-                hdr[i, H_FRAG_ID] = _be16(buf, q + IP4_ID)
-                if fl & FRAG_IS:
-                    counters[C_DEC_FRAGMENT] += 1
-                ip_end = min(end, q + tot)
-                q += ihl
-            else:
-                if end - q < IP6_HDR:
-                    _err(hdr, i, C_DEC_IPV6_TRUNCATED, counters)
-                    return
-                if (buf[q] >> 4) != 6:
-                    _err(hdr, i, C_DEC_IPV6_BAD_VERSION, counters)
-                    return
-                counters[C_DEC_IPV6] += 1
-                plen = _be16(buf, q + IP6_PLEN)
-                proto = np.int64(buf[q + IP6_NXT])
-                hdr[i, H_L3] = q - p
-                hdr[i, H_IP_VERSION] = 6
-                hdr[i, H_IP_LEN] = plen + IP6_HDR
-                hdr[i, H_TTL] = buf[q + IP6_HLIM]
-                addr[i, 0] = _be64(buf, q + IP6_SRC)
-                addr[i, 1] = _be64(buf, q + IP6_SRC + 8)
-                addr[i, 2] = _be64(buf, q + IP6_DST)
-                addr[i, 3] = _be64(buf, q + IP6_DST + 8)
-                ip_end = end if plen == 0 else min(end, q + IP6_HDR + plen)
-                l3 = q
-                q += IP6_HDR
-                next_is_frag = False
-                n_ext = 0
-                while (proto == P_HOPOPTS or proto == P_ROUTING or proto == P_DSTOPTS
-                       or proto == P_FRAGMENT or proto == P_AH or proto == P_MOBILITY):
-                    n_ext += 1
-                    if n_ext > MAX_EXT:
-                        hdr[i, H_PROTO] = proto
-                        _err(hdr, i, C_DEC_IPV6_EXT_TOO_MANY, counters)
-                        return
-                    if proto == P_FRAGMENT:
-                        if ip_end - q < IP6F_LEN:
-                            hdr[i, H_PROTO] = proto
-                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
-                            return
-                        om = _be16(buf, q + IP6F_OFFM)
-                        foff = om & 0xFFF8
-                        fl = FRAG_IS
-                        if om & 1:
-                            fl |= FRAG_MF
-                        hdr[i, H_FRAG] = fl
-                        hdr[i, H_FRAG_OFF] = foff
-                        hdr[i, H_FRAG_ID] = _be32(buf, q + IP6F_ID)
-                        counters[C_DEC_FRAGMENT] += 1
-                        proto = np.int64(buf[q])
-                        q += IP6F_LEN
-                        if foff:
-                            next_is_frag = True
-                            break
+                err = C_DEC_LINK_UNKNOWN
+                break
+
+            break
+        ip_end = end
+        while nxt != L_DONE and err == 0:
+            # ---- Ethernet ------------------------------------------------------
+            if nxt == L_ETH:
+                if end - q < ETH_LEN:
+                    if hdr[i, H_TUNNEL_DEPTH] > 0:
+                        _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
                     else:
-                        if ip_end - q < 2:
-                            hdr[i, H_PROTO] = proto
-                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
-                            return
-                        if proto == P_AH:
-                            elen = (np.int64(buf[q + 1]) + 2) * 4
-                        else:
-                            elen = (np.int64(buf[q + 1]) + 1) * 8
-                        if ip_end - q < elen:
-                            hdr[i, H_PROTO] = proto
-                            _err(hdr, i, C_DEC_IPV6_EXT_TRUNCATED, counters)
-                            return
-                        proto = np.int64(buf[q])
-                        q += elen
-                hdr[i, H_PROTO] = proto
-                hdr[i, H_IP_HLEN] = q - l3
-                if next_is_frag:
-                    return
-            # ---- after the IP header: fragments, tunnels, transport -------
-            if hdr[i, H_FRAG_OFF] > 0:
-                return  # non-first fragment: no transport header here
-            nxt = L_DONE
-            if proto == P_IPIP or proto == P_IPV6:
-                if _tunnel(hdr, i, TUN_IPIP, C_DEC_TUN_IPIP, counters):
-                    hdr[i, H_L4] = q - p
-                    nxt = L_IP4 if proto == P_IPIP else L_IP6
-                    end = ip_end
-                    wend = end
-                    continue
-                return
-            if proto == P_GRE:
-                hdr[i, H_L4] = q - p
-                if ip_end - q < GRE_MIN:
-                    _err(hdr, i, C_DEC_GRE_TRUNCATED, counters)
-                    return
-                gf = _be16(buf, q)
-                gp = _be16(buf, q + GRE_PROTO)
-                hdr[i, H_GRE_PROTO] = gp
-                ver = gf & 7
-                glen = GRE_MIN
-                if ver == 0:
-                    if gf & 0x8000:
-                        glen += 4  # checksum + reserved
-                    if gf & 0x2000:
-                        glen += 4  # key
-                    if gf & 0x1000:
-                        glen += 4  # sequence
-                elif ver == 1:
-                    glen += 4      # enhanced GRE (PPTP): payload length + call id
-                    if gf & 0x1000:
-                        glen += 4
-                    if gf & 0x0080:
-                        glen += 4  # acknowledgement
+                        err = C_DEC_ETH_TRUNCATED
+                    break
+                et = _be16(buf, q + ETH_TYPE)
+                q += ETH_LEN
+                nxt = L_ETYPE
+            # ---- ethertype dispatch (VLAN, MPLS, PPPoE loop back here) --------
+            elif nxt == L_ETYPE:
+                hdr[i, H_ETHERTYPE] = et
+                if et == ET_IPV4:
+                    nxt = L_IP4
+                elif et == ET_IPV6:
+                    nxt = L_IP6
+                elif et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
+                    if end - q < VLAN_LEN:
+                        err = C_DEC_VLAN_TRUNCATED
+                        break
+                    nv = hdr[i, H_VLAN_COUNT]
+                    if nv >= MAX_VLAN:
+                        err = C_DEC_VLAN_TOO_DEEP
+                        break
+                    if hdr[i, H_TUNNEL_DEPTH] == 0:
+                        vid = _be16(buf, q) & 0x0FFF
+                        if nv == 0:
+                            hdr[i, H_VLAN] = vid
+                        elif nv == 1:
+                            hdr[i, H_VLAN2] = vid
+                        hdr[i, H_VLAN_COUNT] = nv + 1
+                    et = _be16(buf, q + VLAN_TYPE)
+                    q += VLAN_LEN
+                elif et == ET_MPLS or et == ET_MPLS_MC:
+                    k = 0
+                    while True:
+                        if end - q < 4 or k >= MAX_MPLS:
+                            err = C_DEC_MPLS_TRUNCATED
+                            break
+                        bos = buf[q + 2] & 1
+                        q += 4
+                        k += 1
+                        if bos:
+                            break
+                    if err:
+                        break
+                    hdr[i, H_MPLS_COUNT] = k
+                    if end - q < 1:
+                        err = C_DEC_MPLS_TRUNCATED
+                        break
+                    v = buf[q] >> 4
+                    if v == 4:
+                        nxt = L_IP4
+                    elif v == 6:
+                        nxt = L_IP6
+                    else:
+                        err = C_DEC_MPLS_UNKNOWN
+                        break
+                elif et == ET_PPPOE:
+                    if end - q < PPPOE_LEN:
+                        err = C_DEC_PPPOE_TRUNCATED
+                        break
+                    ppp = _be16(buf, q + PPPOE_PPP)
+                    q += PPPOE_LEN
+                    if ppp == PPP_IPV4:
+                        nxt = L_IP4
+                    elif ppp == PPP_IPV6:
+                        nxt = L_IP6
+                    else:
+                        counters[C_DEC_NON_IP] += 1
+                        break
                 else:
-                    _err(hdr, i, C_DEC_GRE_UNKNOWN, counters)
-                    return
-                if ip_end - q < glen:
-                    _err(hdr, i, C_DEC_GRE_TRUNCATED, counters)
-                    return
-                hdr[i, H_PAYLOAD] = q + glen - p
-                hdr[i, H_PAYLOAD_LEN] = ip_end - q - glen
-                if ver == 1 and gp == 0x880B:
-                    # PPP inside enhanced GRE: address/control may be present
-                    r = q + glen
-                    if ip_end - r >= 2 and buf[r] == 0xFF and buf[r + 1] == 0x03:
-                        r += 2
-                    if ip_end - r >= 2:
-                        pp = _be16(buf, r)
-                        if pp == PPP_IPV4 or pp == PPP_IPV6:
-                            if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                                nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
-                                q = r + 2
-                                end = ip_end
-                                wend = end
-                                continue
-                            return
-                    return
-                if gp == ET_IPV4 or gp == ET_IPV6 or gp == ET_TEB:
-                    if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                        q += glen
+                    if hdr[i, H_TUNNEL_DEPTH] == 0:
+                        counters[C_DEC_NON_IP] += 1
+                    break
+            # ---- IP of either version (raw IP link types, tunnels) -------------
+            elif nxt == L_IP:
+                if end - q < 1:
+                    err = C_DEC_IPV4_TRUNCATED
+                    break
+                v = buf[q] >> 4
+                if v == 6:
+                    nxt = L_IP6
+                elif v == 4:
+                    nxt = L_IP4
+                else:
+                    err = C_DEC_IPV4_BAD_VERSION
+                    break
+            # ---- IP ------------------------------------------------------------
+            else:
+                if hdr[i, H_OUTER_L3] < 0:
+                    hdr[i, H_OUTER_L3] = q - p
+                    hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
+                hdr[i, H_L4] = -1
+                hdr[i, H_SPORT] = -1
+                hdr[i, H_DPORT] = -1
+                hdr[i, H_TCP_FLAGS] = -1
+                hdr[i, H_TCP_HLEN] = -1
+                hdr[i, H_ICMP_TYPE] = -1
+                hdr[i, H_ICMP_CODE] = -1
+                hdr[i, H_PAYLOAD] = -1
+                hdr[i, H_PAYLOAD_LEN] = 0
+                hdr[i, H_FRAG] = 0
+                hdr[i, H_FRAG_OFF] = 0
+                hdr[i, H_FRAG_ID] = -1
+                if nxt == L_IP4:
+                    # The header's columns are written only once it is known to be
+                    # sane (version, header length, total length), as tshark does.
+                    if end - q < IP4_MIN:
+                        err = C_DEC_IPV4_TRUNCATED
+                        break
+                    if (buf[q] >> 4) != 4:
+                        err = C_DEC_IPV4_BAD_VERSION
+                        break
+                    ihl = np.int64(buf[q] & 0x0F) * 4
+                    if ihl < IP4_MIN:
+                        err = C_DEC_IPV4_BAD_IHL
+                        break
+                    if end - q < ihl:
+                        err = C_DEC_IPV4_TRUNCATED
+                        break
+                    tot = _be16(buf, q + IP4_LEN)
+                    if tot == 0:
+                        # TSO: the kernel hands the capture a super-frame with
+                        # total length 0; take the frame's length (as tshark does).
+                        tot = wend - q
+                    elif tot < ihl:
+                        err = C_DEC_IPV4_BAD_LEN
+                        break
+                    counters[C_DEC_IPV4] += 1
+                    hdr[i, H_L3] = q - p
+                    hdr[i, H_IP_VERSION] = 4
+                    hdr[i, H_IP_LEN] = tot
+                    hdr[i, H_IP_HLEN] = ihl
+                    proto = np.int64(buf[q + IP4_PROTO])
+                    hdr[i, H_PROTO] = proto
+                    hdr[i, H_TTL] = buf[q + IP4_TTL]
+                    addr[i, 0] = IPV4_MAPPED_HI
+                    addr[i, 1] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_SRC))
+                    addr[i, 2] = IPV4_MAPPED_HI
+                    addr[i, 3] = IPV4_MAPPED_LO | np.uint64(_be32(buf, q + IP4_DST))
+                    ff = _be16(buf, q + IP4_FRAG)
+                    foff = (ff & 0x1FFF) * 8
+                    fl = 0
+                    if ff & 0x4000:
+                        fl |= FRAG_DF
+                    if ff & 0x2000:
+                        fl |= FRAG_MF | FRAG_IS
+                    if foff:
+                        fl |= FRAG_IS
+                    hdr[i, H_FRAG] = fl
+                    hdr[i, H_FRAG_OFF] = foff
+                    hdr[i, H_FRAG_ID] = _be16(buf, q + IP4_ID)
+                    if fl & FRAG_IS:
+                        counters[C_DEC_FRAGMENT] += 1
+                    ip_end = min(end, q + tot)
+                    q += ihl
+                else:
+                    if end - q < IP6_HDR:
+                        err = C_DEC_IPV6_TRUNCATED
+                        break
+                    if (buf[q] >> 4) != 6:
+                        err = C_DEC_IPV6_BAD_VERSION
+                        break
+                    counters[C_DEC_IPV6] += 1
+                    plen = _be16(buf, q + IP6_PLEN)
+                    proto = np.int64(buf[q + IP6_NXT])
+                    hdr[i, H_L3] = q - p
+                    hdr[i, H_IP_VERSION] = 6
+                    hdr[i, H_IP_LEN] = plen + IP6_HDR
+                    hdr[i, H_TTL] = buf[q + IP6_HLIM]
+                    addr[i, 0] = _be64(buf, q + IP6_SRC)
+                    addr[i, 1] = _be64(buf, q + IP6_SRC + 8)
+                    addr[i, 2] = _be64(buf, q + IP6_DST)
+                    addr[i, 3] = _be64(buf, q + IP6_DST + 8)
+                    ip_end = end if plen == 0 else min(end, q + IP6_HDR + plen)
+                    l3 = q
+                    q += IP6_HDR
+                    next_is_frag = False
+                    n_ext = 0
+                    while (proto == P_HOPOPTS or proto == P_ROUTING or proto == P_DSTOPTS
+                           or proto == P_FRAGMENT or proto == P_AH or proto == P_MOBILITY):
+                        n_ext += 1
+                        if n_ext > MAX_EXT:
+                            hdr[i, H_PROTO] = proto
+                            err = C_DEC_IPV6_EXT_TOO_MANY
+                            break
+                        if proto == P_FRAGMENT:
+                            if ip_end - q < IP6F_LEN:
+                                hdr[i, H_PROTO] = proto
+                                err = C_DEC_IPV6_EXT_TRUNCATED
+                                break
+                            om = _be16(buf, q + IP6F_OFFM)
+                            foff = om & 0xFFF8
+                            fl = FRAG_IS
+                            if om & 1:
+                                fl |= FRAG_MF
+                            hdr[i, H_FRAG] = fl
+                            hdr[i, H_FRAG_OFF] = foff
+                            hdr[i, H_FRAG_ID] = _be32(buf, q + IP6F_ID)
+                            counters[C_DEC_FRAGMENT] += 1
+                            proto = np.int64(buf[q])
+                            q += IP6F_LEN
+                            if foff:
+                                next_is_frag = True
+                                break
+                        else:
+                            if ip_end - q < 2:
+                                hdr[i, H_PROTO] = proto
+                                err = C_DEC_IPV6_EXT_TRUNCATED
+                                break
+                            if proto == P_AH:
+                                elen = (np.int64(buf[q + 1]) + 2) * 4
+                            else:
+                                elen = (np.int64(buf[q + 1]) + 1) * 8
+                            if ip_end - q < elen:
+                                hdr[i, H_PROTO] = proto
+                                err = C_DEC_IPV6_EXT_TRUNCATED
+                                break
+                            proto = np.int64(buf[q])
+                            q += elen
+                    if err:
+                        break
+                    hdr[i, H_PROTO] = proto
+                    hdr[i, H_IP_HLEN] = q - l3
+                    if next_is_frag:
+                        break
+                # ---- after the IP header: fragments, tunnels, transport -------
+                if hdr[i, H_FRAG_OFF] > 0:
+                    break  # non-first fragment: no transport header here
+                nxt = L_DONE
+                if proto == P_IPIP or proto == P_IPV6:
+                    if _tunnel(hdr, i, TUN_IPIP, C_DEC_TUN_IPIP, counters):
+                        hdr[i, H_L4] = q - p
+                        nxt = L_IP4 if proto == P_IPIP else L_IP6
                         end = ip_end
                         wend = end
-                        if gp == ET_TEB:
+                        continue
+                    break
+                if proto == P_GRE:
+                    hdr[i, H_L4] = q - p
+                    if ip_end - q < GRE_MIN:
+                        err = C_DEC_GRE_TRUNCATED
+                        break
+                    gf = _be16(buf, q)
+                    gp = _be16(buf, q + GRE_PROTO)
+                    hdr[i, H_GRE_PROTO] = gp
+                    ver = gf & 7
+                    glen = GRE_MIN
+                    if ver == 0:
+                        if gf & 0x8000:
+                            glen += 4  # checksum + reserved
+                        if gf & 0x2000:
+                            glen += 4  # key
+                        if gf & 0x1000:
+                            glen += 4  # sequence
+                    elif ver == 1:
+                        glen += 4      # enhanced GRE (PPTP): payload length + call id
+                        if gf & 0x1000:
+                            glen += 4
+                        if gf & 0x0080:
+                            glen += 4  # acknowledgement
+                    else:
+                        err = C_DEC_GRE_UNKNOWN
+                        break
+                    if ip_end - q < glen:
+                        err = C_DEC_GRE_TRUNCATED
+                        break
+                    hdr[i, H_PAYLOAD] = q + glen - p
+                    hdr[i, H_PAYLOAD_LEN] = ip_end - q - glen
+                    if ver == 1 and gp == 0x880B:
+                        # PPP inside enhanced GRE: address/control may be present
+                        r = q + glen
+                        if ip_end - r >= 2 and buf[r] == 0xFF and buf[r + 1] == 0x03:
+                            r += 2
+                        if ip_end - r >= 2:
+                            pp = _be16(buf, r)
+                            if pp == PPP_IPV4 or pp == PPP_IPV6:
+                                if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
+                                    nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
+                                    q = r + 2
+                                    end = ip_end
+                                    wend = end
+                                    continue
+                                break
+                        break
+                    if gp == ET_IPV4 or gp == ET_IPV6 or gp == ET_TEB:
+                        if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
+                            q += glen
+                            end = ip_end
+                            wend = end
+                            if gp == ET_TEB:
+                                nxt = L_ETH
+                            else:
+                                nxt = L_IP4 if gp == ET_IPV4 else L_IP6
+                            continue
+                        break
+                    break
+                hdr[i, H_L4] = q - p
+                if proto == P_TCP:
+                    counters[C_DEC_TCP] += 1
+                    if ip_end - q < PORTS_LEN:
+                        err = C_DEC_TCP_TRUNCATED
+                        break
+                    hdr[i, H_SPORT] = _be16(buf, q)
+                    hdr[i, H_DPORT] = _be16(buf, q + 2)
+                    # Header length and flags are kept when the header is cut
+                    # short after the window field (a tiny first fragment), as
+                    # tshark does; flags only when the header length is sane.
+                    if ip_end - q < TCP_WIN_END:
+                        err = C_DEC_TCP_TRUNCATED
+                        break
+                    thl = np.int64(buf[q + TCP_OFF] >> 4) * 4
+                    hdr[i, H_TCP_HLEN] = thl
+                    if thl < TCP_MIN:
+                        err = C_DEC_TCP_BAD_HLEN
+                        break
+                    hdr[i, H_TCP_FLAGS] = (np.int64(buf[q + TCP_OFF] & 1) << 8) | np.int64(buf[q + TCP_FLAGS])
+                    if ip_end - q < thl:
+                        err = C_DEC_TCP_TRUNCATED
+                        break
+                    hdr[i, H_PAYLOAD] = q + thl - p
+                    hdr[i, H_PAYLOAD_LEN] = ip_end - q - thl
+                elif proto == P_UDP:
+                    counters[C_DEC_UDP] += 1
+                    if ip_end - q < PORTS_LEN:
+                        err = C_DEC_UDP_TRUNCATED
+                        break
+                    sp = _be16(buf, q)
+                    dp = _be16(buf, q + 2)
+                    hdr[i, H_SPORT] = sp
+                    hdr[i, H_DPORT] = dp
+                    if ip_end - q < UDP_LEN:
+                        err = C_DEC_UDP_TRUNCATED
+                        break
+                    ulen = _be16(buf, q + UDP_ULEN)
+                    pend = ip_end
+                    if ulen < UDP_LEN:
+                        if ulen != 0 or hdr[i, H_IP_VERSION] != 6:   # 0 = IPv6 jumbogram
+                            _err(hdr, i, C_DEC_UDP_BAD_LEN, counters)
+                    else:
+                        pend = min(ip_end, q + ulen)
+                    r = q + UDP_LEN
+                    hdr[i, H_PAYLOAD] = r - p
+                    hdr[i, H_PAYLOAD_LEN] = pend - r
+                    # ---- UDP tunnels ------------------------------------------
+                    if dp == PORT_VXLAN:
+                        if pend - r < VXLAN_LEN + ETH_LEN:
+                            err = C_DEC_VXLAN_TRUNCATED
+                            break
+                        if (buf[r] & 0x08) == 0:
+                            break  # VNI flag not set: not VXLAN
+                        if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
+                            q = r + VXLAN_LEN
+                            end = pend
+                            wend = end
                             nxt = L_ETH
-                        else:
-                            nxt = L_IP4 if gp == ET_IPV4 else L_IP6
-                        continue
-                    return
-                return
-            hdr[i, H_L4] = q - p
-            if proto == P_TCP:
-                counters[C_DEC_TCP] += 1
-                if ip_end - q < PORTS_LEN:
-                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
-                    return
-                hdr[i, H_SPORT] = _be16(buf, q)
-                hdr[i, H_DPORT] = _be16(buf, q + 2)
-                # Header length and flags are kept when the header is cut
-                # short after the window field (a tiny first fragment), as
-                # tshark does; flags only when the header length is sane.
-                if ip_end - q < TCP_WIN_END:
-                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
-                    return
-                thl = np.int64(buf[q + TCP_OFF] >> 4) * 4
-                hdr[i, H_TCP_HLEN] = thl
-                if thl < TCP_MIN:
-                    _err(hdr, i, C_DEC_TCP_BAD_HLEN, counters)
-                    return
-                hdr[i, H_TCP_FLAGS] = (np.int64(buf[q + TCP_OFF] & 1) << 8) | np.int64(buf[q + TCP_FLAGS])
-                if ip_end - q < thl:
-                    _err(hdr, i, C_DEC_TCP_TRUNCATED, counters)
-                    return
-                hdr[i, H_PAYLOAD] = q + thl - p
-                hdr[i, H_PAYLOAD_LEN] = ip_end - q - thl
-            elif proto == P_UDP:
-                counters[C_DEC_UDP] += 1
-                if ip_end - q < PORTS_LEN:
-                    _err(hdr, i, C_DEC_UDP_TRUNCATED, counters)
-                    return
-                sp = _be16(buf, q)
-                dp = _be16(buf, q + 2)
-                hdr[i, H_SPORT] = sp
-                hdr[i, H_DPORT] = dp
-                if ip_end - q < UDP_LEN:
-                    _err(hdr, i, C_DEC_UDP_TRUNCATED, counters)
-                    return
-                ulen = _be16(buf, q + UDP_ULEN)
-                pend = ip_end
-                if ulen < UDP_LEN:
-                    if ulen != 0 or hdr[i, H_IP_VERSION] != 6:   # 0 = IPv6 jumbogram
-                        _err(hdr, i, C_DEC_UDP_BAD_LEN, counters)
+                            continue
+                        break
+                    if dp == PORT_GTPU or sp == PORT_GTPU:
+                        if pend - r < GTPU_LEN:
+                            err = C_DEC_GTPU_TRUNCATED
+                            break
+                        gfl = buf[r]
+                        if (gfl >> 5) != 1 or (gfl & 0x10) == 0 or buf[r + GTPU_TYPE] != 0xFF:
+                            break  # not a GTPv1-U T-PDU (echo, error indication, ...)
+                        g = r + GTPU_LEN
+                        if gfl & 0x07:
+                            if pend - g < GTPU_OPT_LEN:
+                                err = C_DEC_GTPU_TRUNCATED
+                                break
+                            ext = np.int64(buf[g + 3])
+                            g += GTPU_OPT_LEN
+                            if gfl & 0x04:
+                                while ext != 0:
+                                    if pend - g < 1:
+                                        err = C_DEC_GTPU_TRUNCATED
+                                        break
+                                    el = np.int64(buf[g]) * 4
+                                    if el == 0 or pend - g < el:
+                                        err = C_DEC_GTPU_TRUNCATED
+                                        break
+                                    ext = np.int64(buf[g + el - 1])
+                                    g += el
+                                if err:
+                                    break
+                        if pend - g < 1:
+                            break  # empty T-PDU
+                        v = buf[g] >> 4
+                        if v != 4 and v != 6:
+                            break
+                        if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
+                            q = g
+                            end = pend
+                            wend = end
+                            nxt = L_IP4 if v == 4 else L_IP6
+                            continue
+                        break
+                    if dp == PORT_TEREDO or sp == PORT_TEREDO:
+                        t = r
+                        if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 1:
+                            # authentication indicator: 0x0001, id len, auth len, id, auth, nonce(8), conf(1)
+                            if pend - t < 4:
+                                break
+                            t += 4 + np.int64(buf[t + 2]) + np.int64(buf[t + 3]) + 9
+                        if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 0:
+                            t += HD.TEREDO_ORIGIN_LEN
+                        if pend - t >= IP6_HDR and (buf[t] >> 4) == 6:
+                            ipl = _be16(buf, t + IP6_PLEN)
+                            if t + IP6_HDR + ipl == pend:
+                                if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
+                                    q = t
+                                    end = pend
+                                    wend = end
+                                    nxt = L_IP6
+                                    continue
+                                break
+                elif proto == P_SCTP:
+                    counters[C_DEC_SCTP] += 1
+                    if ip_end - q < PORTS_LEN:
+                        err = C_DEC_SCTP_TRUNCATED
+                        break
+                    hdr[i, H_SPORT] = _be16(buf, q)
+                    hdr[i, H_DPORT] = _be16(buf, q + 2)
+                    if ip_end - q < SCTP_LEN:
+                        err = C_DEC_SCTP_TRUNCATED
+                        break
+                    hdr[i, H_PAYLOAD] = q + SCTP_LEN - p
+                    hdr[i, H_PAYLOAD_LEN] = ip_end - q - SCTP_LEN
+                elif proto == P_ICMP or proto == P_ICMPV6:
+                    c_ok = C_DEC_ICMP if proto == P_ICMP else C_DEC_ICMPV6
+                    c_bad = C_DEC_ICMP_TRUNCATED if proto == P_ICMP else C_DEC_ICMPV6_TRUNCATED
+                    counters[c_ok] += 1
+                    if ip_end - q < 2:
+                        _err(hdr, i, c_bad, counters)
+                        break
+                    hdr[i, H_ICMP_TYPE] = buf[q]
+                    hdr[i, H_ICMP_CODE] = buf[q + 1]
+                    if ip_end - q >= ICMP_LEN:
+                        hdr[i, H_PAYLOAD] = q + ICMP_LEN - p
+                        hdr[i, H_PAYLOAD_LEN] = ip_end - q - ICMP_LEN
                 else:
-                    pend = min(ip_end, q + ulen)
-                r = q + UDP_LEN
-                hdr[i, H_PAYLOAD] = r - p
-                hdr[i, H_PAYLOAD_LEN] = pend - r
-                # ---- UDP tunnels ------------------------------------------
-                if dp == PORT_VXLAN:
-                    if pend - r < VXLAN_LEN + ETH_LEN:
-                        _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
-                        return
-                    if (buf[r] & 0x08) == 0:
-                        return   # VNI flag not set: not VXLAN
-                    if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
-                        q = r + VXLAN_LEN
-                        end = pend
-                        wend = end
-                        nxt = L_ETH
-                        continue
-                    return
-                if dp == PORT_GTPU or sp == PORT_GTPU:
-                    if pend - r < GTPU_LEN:
-                        _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
-                        return
-                    gfl = buf[r]
-                    if (gfl >> 5) != 1 or (gfl & 0x10) == 0 or buf[r + GTPU_TYPE] != 0xFF:
-                        return   # not a GTPv1-U T-PDU (echo, error indication, ...)
-                    g = r + GTPU_LEN
-                    if gfl & 0x07:
-                        if pend - g < GTPU_OPT_LEN:
-                            _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
-                            return
-                        ext = np.int64(buf[g + 3])
-                        g += GTPU_OPT_LEN
-                        if gfl & 0x04:
-                            while ext != 0:
-                                if pend - g < 1:
-                                    _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
-                                    return
-                                el = np.int64(buf[g]) * 4
-                                if el == 0 or pend - g < el:
-                                    _err(hdr, i, C_DEC_GTPU_TRUNCATED, counters)
-                                    return
-                                ext = np.int64(buf[g + el - 1])
-                                g += el
-                    if pend - g < 1:
-                        return   # empty T-PDU
-                    v = buf[g] >> 4
-                    if v != 4 and v != 6:
-                        return
-                    if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
-                        q = g
-                        end = pend
-                        wend = end
-                        nxt = L_IP4 if v == 4 else L_IP6
-                        continue
-                    return
-                if dp == PORT_TEREDO or sp == PORT_TEREDO:
-                    t = r
-                    if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 1:
-                        # authentication indicator: 0x0001, id len, auth len, id, auth, nonce(8), conf(1)
-                        if pend - t < 4:
-                            return
-                        t += 4 + np.int64(buf[t + 2]) + np.int64(buf[t + 3]) + 9
-                    if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 0:
-                        t += HD.TEREDO_ORIGIN_LEN
-                    if pend - t >= IP6_HDR and (buf[t] >> 4) == 6:
-                        ipl = _be16(buf, t + IP6_PLEN)
-                        if t + IP6_HDR + ipl == pend:
-                            if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
-                                q = t
-                                end = pend
-                                wend = end
-                                nxt = L_IP6
-                                continue
-                            return
-            elif proto == P_SCTP:
-                counters[C_DEC_SCTP] += 1
-                if ip_end - q < PORTS_LEN:
-                    _err(hdr, i, C_DEC_SCTP_TRUNCATED, counters)
-                    return
-                hdr[i, H_SPORT] = _be16(buf, q)
-                hdr[i, H_DPORT] = _be16(buf, q + 2)
-                if ip_end - q < SCTP_LEN:
-                    _err(hdr, i, C_DEC_SCTP_TRUNCATED, counters)
-                    return
-                hdr[i, H_PAYLOAD] = q + SCTP_LEN - p
-                hdr[i, H_PAYLOAD_LEN] = ip_end - q - SCTP_LEN
-            elif proto == P_ICMP or proto == P_ICMPV6:
-                c_ok = C_DEC_ICMP if proto == P_ICMP else C_DEC_ICMPV6
-                c_bad = C_DEC_ICMP_TRUNCATED if proto == P_ICMP else C_DEC_ICMPV6_TRUNCATED
-                counters[c_ok] += 1
-                if ip_end - q < 2:
-                    _err(hdr, i, c_bad, counters)
-                    return
-                hdr[i, H_ICMP_TYPE] = buf[q]
-                hdr[i, H_ICMP_CODE] = buf[q + 1]
-                if ip_end - q >= ICMP_LEN:
-                    hdr[i, H_PAYLOAD] = q + ICMP_LEN - p
-                    hdr[i, H_PAYLOAD_LEN] = ip_end - q - ICMP_LEN
-            else:
-                hdr[i, H_PAYLOAD] = q - p
-                hdr[i, H_PAYLOAD_LEN] = max(0, ip_end - q)
-    return
-
-
-@njit(cache=True)
-def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
-    for i in range(n):
-        p = off[i]
-        cl = np.int64(caplen[i])
-        _decode_one(buf, p, p + cl, p + max(cl, np.int64(wirelen[i])), np.int64(linktype[i]),
-                    hdr, addr, i, counters)
+                    hdr[i, H_PAYLOAD] = q - p
+                    hdr[i, H_PAYLOAD_LEN] = max(0, ip_end - q)
+        if err:
+            counters[err] += 1
+            if hdr[i, H_ERROR] == 0:
+                hdr[i, H_ERROR] = err
