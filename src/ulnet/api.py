@@ -9,7 +9,7 @@
 ``source`` is a capture path (or ``-``) or a list of them, read in order as
 one stream. Options: ``idle_timeout``, ``active_timeout``, ``close_timeout``
 (seconds), ``max_flows``, ``statistics``, ``fragments`` ('datagram' or
-'first'), ``count`` (packets), ``batch_size``.
+'first'), ``inspect`` (application detection, default on), ``max_dpi``, ``count`` (packets), ``batch_size``.
 Records carry NFStream's field names (see ``ulnet flows``). Iteration
 streams (memory stays bounded); ``to_arrow``/``to_pandas`` build the whole
 table in memory; ``to_csv`` writes batch by batch through Arrow.
@@ -26,6 +26,7 @@ import pyarrow as pa
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
+from ulnet.inspect import Inspector, DEFAULT_MAX_DPI
 from ulnet.pipeline import Pipeline
 from ulnet.sinks.flows import FlowWriter, to_record_batch
 
@@ -35,13 +36,16 @@ class FlowRecords:
 
     def __init__(self, source, *, idle_timeout: float = DEFAULT_IDLE, active_timeout: float = DEFAULT_ACTIVE,
                  close_timeout: float = DEFAULT_CLOSE, max_flows: int = DEFAULT_MAX_FLOWS,
-                 statistics: bool = False, fragments: str = "datagram", count: int | None = None,
-                 batch_size: int = DEFAULT_BATCH):
+                 statistics: bool = False, fragments: str = "datagram", inspect: bool = True,
+                 max_dpi: int = DEFAULT_MAX_DPI, count: int | None = None, batch_size: int = DEFAULT_BATCH):
         self.inputs = [str(source)] if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") \
             else [str(s) for s in source]
         self.options = dict(max_flows=max_flows, idle_timeout=idle_timeout, active_timeout=active_timeout,
                             close_timeout=close_timeout, statistics=statistics, fragments=fragments)
         FlowTable(1, idle_timeout, active_timeout, close_timeout)   # validate options now
+        self.inspect = inspect
+        self.max_dpi = max_dpi
+        Inspector(max_dpi)                                          # validate
         self.count = count
         self.batch_size = batch_size
         self.fields = fields(statistics)
@@ -50,7 +54,8 @@ class FlowRecords:
 
     def _column_chunks(self) -> Iterator[dict]:
         table = FlowTable(**self.options)
-        pipe = Pipeline(self.inputs, batch_size=self.batch_size, count=self.count, flows=table)
+        insp = Inspector(self.max_dpi) if self.inspect else None
+        pipe = Pipeline(self.inputs, batch_size=self.batch_size, count=self.count, flows=table, inspector=insp)
         try:
             for _ in pipe:
                 for c in pipe.take_ended():

@@ -87,6 +87,26 @@ _TABLE = (
     ("C_FLOW_FRAG_SKIPPED", "flow.fragment_skipped", "non-first IP fragment not counted on any flow (fragments='first', as ndpiReader)"),
     # --- decode (added later) -------------------------------------------
     ("C_DEC_LINK_TRUNCATED", "decode.link.truncated", "PPP or Cisco HDLC link header cut short: not decoded further"),
+    # --- inspect ---------------------------------------------------------
+    ("C_INSPECT_PACKETS", "inspect.packets", "payload packets run through the matchers"),
+    ("C_INSPECT_DECIDED", "inspect.decided", "flows whose application was decided (payload or IP protocol)"),
+    ("C_INSPECT_META_FULL", "inspect.meta_full", "metadata pool full: a flow's server name / user agent was not kept"),
+    ("C_INSPECT_QUIC_DECRYPTED", "inspect.quic.decrypted", "QUIC client Initial packets decrypted (RFC 9001) to read the ClientHello"),
+    ("C_INSPECT_QUIC_FAILED", "inspect.quic.failed", "QUIC Initial packets that did not decrypt or parse: no server name from them"),
+    # --- live I/O (AF_PACKET rings, TAP) ----------------------------------
+    ("C_LIVE_KERNEL_PACKETS", "live.kernel.packets", "packets the kernel offered to the receive rings (PACKET_STATISTICS, drops included)"),
+    ("C_LIVE_KERNEL_DROPS", "live.kernel.drops", "receive ring full: the kernel dropped the packet before ulnet saw it"),
+    ("C_LIVE_FREEZE", "live.kernel.freeze", "TPACKET_V3 queue frozen (every block in user space): packets dropped by the kernel meanwhile"),
+    ("C_LIVE_VLAN_REINSERTED", "live.vlan_reinserted", "VLAN tag stripped by the kernel put back into the frame in place (forwarded with it)"),
+    ("C_LIVE_GSO_FRAMES", "live.gso_frames", "GSO/GRO frame above the MTU received whole with its virtio-net header: forwarded whole, the kernel segments it on output"),
+    ("C_LIVE_TX_PACKETS", "live.tx.packets", "packets queued to a TX ring or written to a TAP"),
+    ("C_LIVE_TX_BYTES", "live.tx.bytes", "bytes queued to a TX ring or written to a TAP"),
+    ("C_LIVE_TX_RING_FULL", "live.tx.ring_full", "no free TX ring slot after waiting: packet dropped"),
+    ("C_LIVE_TX_TOO_BIG", "live.tx.too_big", "frame larger than a TX ring slot: packet dropped"),
+    ("C_LIVE_TX_SEND_FAILED", "live.tx.send_failed", "send() failed (interface down): queued slots go out when it is back, later packets may find the ring full"),
+    ("C_LIVE_TX_WRONG_FORMAT", "live.tx.wrong_format", "the kernel refused a TX frame (TP_STATUS_WRONG_FORMAT): packet dropped"),
+    ("C_LIVE_TAP_WRITE_FAILED", "live.tap.write_failed", "write to a TAP device failed (queue full or device down): packet dropped"),
+    ("C_LIVE_POLICY_DROPPED", "live.policy.dropped", "packets the policy stage did not forward"),
 )
 
 NAMES: tuple[str, ...] = tuple(row[1] for row in _TABLE)
@@ -156,6 +176,24 @@ C_FLOW_FRAG_ORPHAN = 57
 C_FLOW_FRAG_JOINED = 58
 C_FLOW_FRAG_SKIPPED = 59
 C_DEC_LINK_TRUNCATED = 60
+C_INSPECT_PACKETS = 61
+C_INSPECT_DECIDED = 62
+C_INSPECT_META_FULL = 63
+C_INSPECT_QUIC_DECRYPTED = 64
+C_INSPECT_QUIC_FAILED = 65
+C_LIVE_KERNEL_PACKETS = 66
+C_LIVE_KERNEL_DROPS = 67
+C_LIVE_FREEZE = 68
+C_LIVE_VLAN_REINSERTED = 69
+C_LIVE_GSO_FRAMES = 70
+C_LIVE_TX_PACKETS = 71
+C_LIVE_TX_BYTES = 72
+C_LIVE_TX_RING_FULL = 73
+C_LIVE_TX_TOO_BIG = 74
+C_LIVE_TX_SEND_FAILED = 75
+C_LIVE_TX_WRONG_FORMAT = 76
+C_LIVE_TAP_WRITE_FAILED = 77
+C_LIVE_POLICY_DROPPED = 78
 
 for _i, _row in enumerate(_TABLE):
     assert globals()[_row[0]] == _i, _row

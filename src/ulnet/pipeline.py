@@ -16,11 +16,13 @@ from ulnet.counters import new_counters
 from ulnet.decode import decode
 from ulnet.sources import open_capture, CaptureReader
 from ulnet.flow import FlowTable, FlowChunk
+from ulnet.inspect import Inspector
 
 
 class Pipeline:
     def __init__(self, inputs: Sequence[str], batch_size: int = DEFAULT_BATCH,
-                 count: int | None = None, flows: FlowTable | None = None):
+                 count: int | None = None, flows: FlowTable | None = None,
+                 inspector: Inspector | None = None):
         if not inputs:
             raise ValueError("no input: give a capture file (or - for standard input)")
         self.inputs = list(inputs)
@@ -33,8 +35,14 @@ class Pipeline:
         self.readers: list[CaptureReader] = []
         self._current: CaptureReader | None = None
         self.flows = flows
+        self.inspector = inspector if flows is not None else None
         self.ended: list[FlowChunk] = []     # flows that ended; the caller takes them
         self.bytes_done = 0                  # input bytes consumed (for progress)
+
+    def _after_flow(self, batch, i0, i1):
+        """The stages that follow the flow table, over packets i0..i1."""
+        if self.inspector is not None:
+            self.inspector.process(batch, self.flows, self.counters, i0, i1)
 
     def take_ended(self) -> list[FlowChunk]:
         out, self.ended = self.ended, []
@@ -74,7 +82,7 @@ class Pipeline:
                     b.n = n
                     decode(b, self.counters)
                     if self.flows is not None:
-                        self.ended.extend(self.flows.process(b, self.counters))
+                        self.ended.extend(self.flows.process(b, self.counters, self._after_flow))
                     self.seen += n
                     yield b
             finally:

@@ -40,6 +40,7 @@ from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report
 from ulnet.cli.progress import progress_bar
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
+from ulnet.inspect import Inspector, DEFAULT_MAX_DPI
 from ulnet.pipeline import Pipeline
 from ulnet.sinks.flows import FlowWriter, FORMATS
 from ulnet.sources import CaptureError
@@ -67,6 +68,16 @@ def _max_flows(text: str) -> int:
     return v
 
 
+def _dpi(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= v <= 15:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 15: {text}")
+    return v
+
+
 def add_arguments(p):
     add_input_arguments(p)
     p.add_argument("--format", choices=FORMATS, default="csv", help="record format (default csv)")
@@ -82,6 +93,9 @@ def add_arguments(p):
                         f"(default {DEFAULT_MAX_FLOWS})")
     p.add_argument("--statistics", action="store_true",
                    help="add packet size and inter-arrival statistics per direction")
+    p.add_argument("--max-dpi", type=_dpi, default=DEFAULT_MAX_DPI, metavar="N",
+                   help=f"payload packets inspected per direction (default {DEFAULT_MAX_DPI})")
+    p.add_argument("--no-inspect", action="store_true", help="no application inspection (faster)")
     p.add_argument("--stats", action="store_true", help="print the counters to standard error at the end")
 
 
@@ -99,7 +113,8 @@ def run(args) -> int:
         return 2
     table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout, args.close_timeout,
                       statistics=args.statistics)
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table)
+    insp = None if args.no_inspect else Inspector(args.max_dpi)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp)
     old = signal.signal(signal.SIGTERM, _on_term)
     try:
         pipe.open_all()

@@ -16,8 +16,8 @@ DESCRIPTION
     ``time: ..., non-ip: ethertype 0x0806, wire_len: 60``; a packet that
     could not be decoded prints its error reason. ``flow`` is the flow id
     (in order of first packet, as ``ulnet flows`` numbers them, with its
-    default timeouts). Pending: ``app`` comes with the inspection stage;
-    until then it prints ``-``.
+    default timeouts); ``app`` is the flow's application as known after that
+    packet (nDPI's name in lower case, ``unknown`` until decided).
 
     --format jsonl writes one JSON object per packet: ts (seconds, float),
     wire_len, cap_len, linktype, ip_version, src_ip, dst_ip, protocol,
@@ -51,6 +51,10 @@ import sys
 
 from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
 from ulnet.flow import FlowTable
+from ulnet.inspect import Inspector
+from ulnet.inspect.registry import NAMES as APP_NAMES
+
+APP_TEXT = tuple(n.lower() for n in APP_NAMES)     # libpeak prints lower case: dns, smtp, unknown
 from ulnet.pipeline import Pipeline
 from ulnet.sinks.pcap import DEFAULT_SNAPLEN, LinkTypeError, PcapWriter
 from ulnet.sinks.pcapng import PcapngWriter
@@ -77,7 +81,8 @@ def run(args) -> int:
     fmt = format_jsonl if args.format == "jsonl" else format_text
     # printing shows each packet's flow id: run the flow stage (not needed for -w)
     table = None if args.write else FlowTable()
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table)
+    insp = None if args.write else Inspector()
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp)
     try:
         pipe.open_all()
     except CaptureError as e:
@@ -91,7 +96,9 @@ def run(args) -> int:
         out = sys.stdout
         for batch in pipe:
             pipe.take_ended()          # flow records are not printed here (ulnet flows)
-            out.write(fmt(batch, flow_ids=batch.flow_id[:batch.n].tolist()))
+            names = APP_TEXT if fmt is format_text else APP_NAMES
+            apps = [names[a] for a in insp.app[:batch.n].tolist()]
+            out.write(fmt(batch, flow_ids=batch.flow_id[:batch.n].tolist(), apps=apps))
         out.flush()
     report_problems(pipe.problems, "peek")
     if args.stats:

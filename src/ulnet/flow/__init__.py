@@ -26,8 +26,9 @@ DESCRIPTION
     open-addressing index seeded from ``os.urandom`` per process, so crafted
     collisions cannot be aimed at it. Memory: at most 200 bytes per flow of
     capacity (80 entry columns, 32 endpoints, 64 TCP flag counters, 8 expiry
-    links, 4 free list, 4-8 index at load <= 0.5), plus 208 with
-    ``statistics``.
+    and free-list links, 4-8 index at load <= 0.5), plus 208 with
+    ``statistics``, plus a metadata slot (320 bytes) only for flows whose
+    inspection found a server name, user agent or ALPN.
 
     Expiry runs on the packet clock, before each packet: idle timeout (no
     packet for ``idle_timeout`` s), active timeout (flow older than
@@ -69,6 +70,7 @@ class FlowChunk:
     K: np.ndarray
     TF: np.ndarray
     ST: np.ndarray | None
+    META: np.ndarray
 
     def __len__(self):
         return len(self.F)
@@ -77,7 +79,8 @@ class FlowChunk:
 class FlowTable:
     def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, idle_timeout: float = DEFAULT_IDLE,
                  active_timeout: float = DEFAULT_ACTIVE, close_timeout: float = DEFAULT_CLOSE,
-                 statistics: bool = False, seed: int | None = None, fragments: str = "datagram"):
+                 statistics: bool = False, seed: int | None = None, fragments: str = "datagram",
+                 meta_slots: int | None = None):
         if max_flows < 1:
             raise ValueError("max_flows must be at least 1")
         for name, v in (("idle_timeout", idle_timeout), ("active_timeout", active_timeout),
@@ -103,14 +106,22 @@ class FlowTable:
         self.ST = np.zeros((cap if statistics else 1, K.NS), dtype=np.float64)
         self.LT = np.zeros((cap if statistics else 1, 2), dtype=np.int64)
         self.LNK = np.full((cap, 2), -1, dtype=np.int32)
+        self.LNK[:, 1] = np.arange(1, cap + 1, dtype=np.int32)    # free chain: entry 0 first
+        self.LNK[cap - 1, 1] = -1
         self.IDX = np.zeros(slots, dtype=np.int32)
-        self.FREE = np.arange(cap - 1, -1, -1, dtype=np.int32)   # pop from the top: entry 0 first
         self.S = np.zeros(K.S_SIZE, dtype=np.int64)
         self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
-        self.S[K.S_FREE_TOP] = cap
+        self.S[K.S_FREE_HEAD] = 0
+        # metadata pool (server names, user agents): slots taken by the
+        # inspection stage, given back at export; pages are touched only when used
+        mslots = min(cap, K.META_MAX_SLOTS, meta_slots if meta_slots is not None else cap)
+        self.META = np.zeros((mslots, K.META_W), dtype=np.uint8)
+        self.MFREE = np.arange(mslots - 1, -1, -1, dtype=np.int32)
+        self.S[K.S_MFREE_TOP] = mslots
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little") & 0x7FFFFFFFFFFFFFFF
         self.S[K.S_SEED] = seed
+        self.epoch = 1
         self.FR = np.zeros((K.FRAG_SLOTS, 6), dtype=np.int64)
         self.FR[:, 1] = -1
         xr = min(EXPORT_ROWS, cap + 2)
@@ -118,6 +129,7 @@ class FlowTable:
         self.XK = np.zeros((xr, 4), dtype=np.uint64)
         self.XTF = np.zeros((xr, 16), dtype=np.uint32)
         self.XST = np.zeros((xr if statistics else 1, K.NS), dtype=np.float64)
+        self.XMETA = np.zeros((xr, K.META_W), dtype=np.uint8)
 
     @property
     def active_flows(self) -> int:
@@ -125,29 +137,42 @@ class FlowTable:
 
     def memory_bytes(self) -> int:
         """Bytes held by the table proper (entries, endpoints, index, lists, stats)."""
-        return sum(a.nbytes for a in (self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.FREE))
+        return sum(a.nbytes for a in (self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX))
+
+    def meta_bytes(self) -> int:
+        """Bytes reserved for the metadata pool (virtual: pages are touched only
+        for flows that carry a server name or user agent)."""
+        return self.META.nbytes + self.MFREE.nbytes
 
     def _drain(self) -> FlowChunk | None:
         x = int(self.S[K.S_NEXP])
         if not x:
             return None
         chunk = FlowChunk(self.XF[:x].copy(), self.XK[:x].copy(), self.XTF[:x].copy(),
-                          self.XST[:x].copy() if self.statistics else None)
+                          self.XST[:x].copy() if self.statistics else None, self.XMETA[:x].copy())
         self.S[K.S_NEXP] = 0
         return chunk
 
-    def process(self, batch: PacketBatch, counters: np.ndarray) -> list[FlowChunk]:
+    def process(self, batch: PacketBatch, counters: np.ndarray, after=None) -> list[FlowChunk]:
         """Track the batch's packets; returns the flows that ended meanwhile,
-        in the order they ended. Fills the batch's flow columns."""
+        in the order they ended. Fills the batch's flow columns.
+
+        ``after(batch, i0, i1)``, when given, runs the next stage over packets
+        i0..i1 before any flow they touched can be exported (the table hands
+        the batch over in segments; see _kernels.flow_batch)."""
         b = batch
         done = 0
         chunks = []
         while True:
+            start = done
             done = K.flow_batch(b.hdr, b.addr, b.ts, b.wirelen, b.n, done,
-                                self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.FREE, self.S, self.FR,
-                                self.XF, self.XK, self.XTF, self.XST,
-                                self.idle_ns, self.active_ns, self.close_ns, self.statistics, self.skip_frags,
+                                self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.S, self.FR,
+                                self.META, self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA,
+                                self.idle_ns, self.active_ns, self.close_ns, self.statistics, self.skip_frags, self.epoch,
                                 b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt, counters)
+            if after is not None and done > start:
+                after(b, start, done)
+            self.epoch = (self.epoch + 1) & 0xFFFF
             c = self._drain()
             if c is not None:
                 chunks.append(c)
@@ -158,8 +183,8 @@ class FlowTable:
         """Export every flow still in the table (oldest id first)."""
         chunks = []
         while True:
-            left = K.flush_all(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.FREE, self.S,
-                               self.XF, self.XK, self.XTF, self.XST, self.statistics, reason)
+            left = K.flush_all(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.S, self.META, self.MFREE,
+                               self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics, reason)
             c = self._drain()
             if c is not None:
                 chunks.append(c)

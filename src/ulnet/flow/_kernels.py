@@ -41,10 +41,32 @@ F_PK0 = 3         # packets src -> dst
 F_PK1 = 4         # packets dst -> src
 F_BY0 = 5         # bytes (wire length) src -> dst
 F_BY1 = 6         # bytes dst -> src
-F_PORTS = 7       # canonical a_port << 16 | b_port
-F_META = 8        # proto | ip_version << 8 | (vlan + 1) << 12 | src_is_b << 25
-F_STATE = 9       # tcp state | fin_src << 4 | fin_dst << 5 | list << 8 | reason(+1) << 12
+F_KEY = 7         # canonical a_port << 16 | b_port | proto << 32 | ip_version << 40
+                  # | (vlan + 1) << 44 | src_is_b << 57
+F_STATE = 8       # tcp state | fin_src << 4 | fin_dst << 5 | list << 8 | reason(+1) << 12
+                  # | segment epoch << 16 (see flow_batch)
+F_APP = 9         # inspection: see the A_* fields below
 NF = 10
+
+KEY_MASK = (np.int64(1) << 57) - 1     # the key bits (without src_is_b)
+KEY_SRC_IS_B = 57
+
+# F_APP fields (written by the inspection stage, ulnet.inspect)
+A_APP0_SHIFT, A_APP1_SHIFT, A_APP_SHIFT = 0, 10, 20       # 10 bits each: app id per direction, merged
+A_CONF_SHIFT = 30       # 2 bits: 0 none, 1 port, 2 payload, 3 ip protocol
+A_DPI_SHIFT = 32        # 8 bits: payload packets inspected
+A_DONE_SHIFT = 40       # 2 bits: direction 0 / 1 decided or given up
+A_META_SHIFT = 42       # 22 bits: metadata slot + 1 (0 = none)
+APP_MASK = 0x3FF
+META_MAX_SLOTS = (1 << 22) - 1
+
+# metadata slot layout (META uint8 [slots, META_W]); each text field is a
+# length byte followed by the bytes (truncated to fit)
+META_W = 320
+M_NAME, M_NAME_MAX = 0, 191          # requested_server_name (SNI, Host, DNS query, DHCP host name)
+M_UA, M_UA_MAX = 192, 111            # HTTP User-Agent
+M_ALPN, M_ALPN_MAX = 304, 13         # TLS/QUIC ALPN (first protocol)
+M_QTYPE = 318                        # DNS query type, 2 bytes big-endian
 
 # statistics columns (ST): for dir in (src2dst, dst2src, bidirectional):
 #   size: min, max, sum, sumsq ; iat: min, max, sum, sumsq   -> 8 per dir
@@ -67,11 +89,12 @@ END_EVICT = 3      # table full: the least recently seen flow made room
 # kernel state slots (S int64 array)
 S_NEXT_ID = 0
 S_LIVE_HEAD, S_LIVE_TAIL, S_CLOSED_HEAD, S_CLOSED_TAIL = 1, 2, 3, 4
-S_FREE_TOP = 5     # number of free entries on the FREE stack
+S_FREE_HEAD = 5    # first free entry (free entries are chained through LNK[e, 1]), -1 none
 S_NLIVE = 6        # entries in use
 S_NEXP = 7         # rows used in the export arrays
 S_SEED = 8
-S_SIZE = 9
+S_MFREE_TOP = 9    # free metadata slots on the MFREE stack
+S_SIZE = 10
 
 # fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
 FRAG_SLOTS = 4096
@@ -91,14 +114,13 @@ def _mix(h, v):
 
 
 @njit(cache=True)
-def _hash(seed, ahi, alo, bhi, blo, ports, meta_key):
+def _hash(seed, ahi, alo, bhi, blo, key):
     h = np.uint64(seed)
     h = _mix(h, ahi)
     h = _mix(h, alo)
     h = _mix(h, bhi)
     h = _mix(h, blo)
-    h = _mix(h, np.uint64(ports))
-    h = _mix(h, np.uint64(meta_key))
+    h = _mix(h, np.uint64(key))
     h ^= h >> np.uint64(32)
     h *= np.uint64(0xD6E8FEB86659FD93)
     h ^= h >> np.uint64(32)
@@ -144,7 +166,7 @@ def _list_append(S, LNK, F, e, lst):
 @njit(cache=True)
 def _index_remove(IDX, K, F, e, S):
     mask = IDX.shape[0] - 1
-    h = _hash(S[S_SEED], K[e, 0], K[e, 1], K[e, 2], K[e, 3], F[e, F_PORTS], F[e, F_META] & 0x1FFFFFF)
+    h = _hash(S[S_SEED], K[e, 0], K[e, 1], K[e, 2], K[e, 3], F[e, F_KEY] & KEY_MASK)
     j = np.int64(h & np.uint64(mask))
     while IDX[j] != e + 1:
         j = (j + 1) & mask
@@ -158,8 +180,8 @@ def _index_remove(IDX, K, F, e, S):
             if v == 0:
                 return
             o = v - 1
-            hk = np.int64(_hash(S[S_SEED], K[o, 0], K[o, 1], K[o, 2], K[o, 3], F[o, F_PORTS],
-                                F[o, F_META] & 0x1FFFFFF) & np.uint64(mask))
+            hk = np.int64(_hash(S[S_SEED], K[o, 0], K[o, 1], K[o, 2], K[o, 3], F[o, F_KEY] & KEY_MASK)
+                          & np.uint64(mask))
             # can v move to j? yes if its home hk is not cyclically in (j, k]
             if j <= k:
                 if j < hk <= k:
@@ -173,7 +195,7 @@ def _index_remove(IDX, K, F, e, S):
 
 
 @njit(cache=True)
-def _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, reason, stats):
+def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
     x = S[S_NEXP]
     for c in range(NF):
         XF[x, c] = F[e, c]
@@ -185,12 +207,26 @@ def _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, reason, stats)
     if stats:
         for c in range(NS):
             XST[x, c] = ST[e, c]
+    ms = (F[e, F_APP] >> A_META_SHIFT) - 1
+    if ms >= 0:
+        for c in range(META_W):
+            XMETA[x, c] = META[ms, c]
+            META[ms, c] = 0
+        MFREE[S[S_MFREE_TOP]] = ms
+        S[S_MFREE_TOP] += 1
+    else:
+        XMETA[x, 0] = 0
+        XMETA[x, M_UA] = 0
+        XMETA[x, M_ALPN] = 0
+        XMETA[x, M_QTYPE] = 0
+        XMETA[x, M_QTYPE + 1] = 0
     S[S_NEXP] = x + 1
     _list_unlink(S, LNK, F, e)
     _index_remove(IDX, K, F, e, S)
     F[e, F_STATE] = np.int64(LIST_FREE) << 8
-    FREE[S[S_FREE_TOP]] = e
-    S[S_FREE_TOP] += 1
+    F[e, F_APP] = 0
+    LNK[e, 1] = S[S_FREE_HEAD]
+    S[S_FREE_HEAD] = e
     S[S_NLIVE] -= 1
 
 
@@ -220,12 +256,16 @@ def _stat_add(ST, e, b, v):
 
 @njit(cache=True)
 def flow_batch(hdr, addr, ts, wirelen, n, i0,
-               F, K, TF, ST, LT, LNK, IDX, FREE, S, FR,
-               XF, XK, XTF, XST,
-               idle_ns, active_ns, close_ns, stats, skip_frags,
+               F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE,
+               XF, XK, XTF, XST, XMETA,
+               idle_ns, active_ns, close_ns, stats, skip_frags, epoch,
                out_entry, out_id, out_dir, out_pkt, counters):
     """Track packets i0..n-1. Returns the index of the first packet not yet
-    processed (== n when done; less when the export arrays filled up)."""
+    processed: n when done; less when the export arrays filled up, or when a
+    flow touched by packets i0.. of this call (stamped with ``epoch``) would
+    be exported before the later stages (inspection) have seen those
+    packets: the caller runs them over i0..returned, bumps the epoch and
+    calls again from there."""
     xcap = XF.shape[0]
     mask = IDX.shape[0] - 1
     cap = F.shape[0]
@@ -237,11 +277,15 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 return i
             e = S[S_CLOSED_HEAD]
             if e >= 0 and t - F[e, F_LAST] > close_ns:
-                _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, END_TCP, stats)
+                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                    return i   # touched in this segment: let the next stage see it first
+                _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_TCP, stats)
                 continue
             e = S[S_LIVE_HEAD]
             if e >= 0 and t - F[e, F_LAST] > idle_ns:
-                _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, END_IDLE, stats)
+                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                    return i   # touched in this segment: let the next stage see it first
+                _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_IDLE, stats)
                 continue
             break
         if S[S_NEXP] + 2 > xcap:
@@ -277,7 +321,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
         ahi = alo = bhi = blo = np.uint64(0)
         ap = bp = np.int64(0)
         if fr & FRAG_IS:
-            fh = _hash(S[S_SEED], shi, slo, dhi, dlo, np.int64(hdr[i, H_FRAG_ID]), proto)
+            fh = _hash(S[S_SEED], shi, slo, dhi, dlo, (np.int64(hdr[i, H_FRAG_ID]) << 8) | proto)
             fs = np.int64(fh & np.uint64(FRAG_SLOTS - 1))
             fkey = np.int64(fh >> np.uint64(1))
             if hdr[i, H_FRAG_OFF] == 0:
@@ -304,8 +348,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     counters[C_FLOW_FRAG_JOINED] += 1
         if joined >= 0:
             e = joined
-            meta = F[e, F_META]
-            src_is_b = (meta >> 25) & 1
+            src_is_b = (F[e, F_KEY] >> KEY_SRC_IS_B) & 1
             a_is_src = (K[e, 0] == shi) and (K[e, 1] == slo)
             if K[e, 0] == K[e, 2] and K[e, 1] == K[e, 3]:
                 d = 0
@@ -320,9 +363,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 ahi, alo, bhi, blo, ap, bp = dhi, dlo, shi, slo, dp, sp
             else:
                 ahi, alo, bhi, blo, ap, bp = shi, slo, dhi, dlo, sp, dp
-            ports = (np.int64(ap) << 16) | np.int64(bp)
-            mkey = proto | (np.int64(ver) << 8) | (np.int64(vlan + 1) << 12)
-            h = _hash(S[S_SEED], ahi, alo, bhi, blo, ports, mkey)
+            mkey = ((np.int64(ap) << 16) | np.int64(bp) | (np.int64(proto) << 32) | (np.int64(ver) << 40)
+                    | (np.int64(vlan + 1) << 44))
+            h = _hash(S[S_SEED], ahi, alo, bhi, blo, mkey)
             j = np.int64(h & np.uint64(mask))
             e = -1
             while True:
@@ -330,8 +373,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 if v == 0:
                     break
                 o = v - 1
-                if (K[o, 1] == alo and K[o, 3] == blo and F[o, F_PORTS] == ports
-                        and K[o, 0] == ahi and K[o, 2] == bhi and (F[o, F_META] & 0x1FFFFFF) == mkey):
+                if (K[o, 1] == alo and K[o, 3] == blo and (F[o, F_KEY] & KEY_MASK) == mkey
+                        and K[o, 0] == ahi and K[o, 2] == bhi):
                     e = o
                     break
                 j = (j + 1) & mask
@@ -343,24 +386,28 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 elif (F[e, F_STATE] & 0xF) >= TCP_CLOSED and tcpf >= 0 and (tcpf & TCP_SYN) and not (tcpf & TCP_ACK):
                     restart = END_TCP     # a new connection on a closed 5-tuple
                 if restart != -2:
-                    _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, e, restart, stats)
+                    if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                        return i   # touched in this segment: let the next stage see it first
+                    _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, restart, stats)
                     e = -1
                     # the index changed: find the empty slot again
                     j = np.int64(h & np.uint64(mask))
                     while IDX[j] != 0:
                         j = (j + 1) & mask
             if e < 0:
-                if S[S_FREE_TOP] == 0:
+                if S[S_FREE_HEAD] < 0:
                     victim = S[S_CLOSED_HEAD]
                     if victim < 0:
                         victim = S[S_LIVE_HEAD]
+                    if i > i0 and ((F[victim, F_STATE] >> 16) & 0xFFFF) == epoch:
+                        return i   # touched in this segment: let the next stage see it first
                     counters[C_FLOW_EVICTED] += 1
-                    _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, victim, END_EVICT, stats)
+                    _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, victim, END_EVICT, stats)
                     j = np.int64(h & np.uint64(mask))
                     while IDX[j] != 0:
                         j = (j + 1) & mask
-                S[S_FREE_TOP] -= 1
-                e = FREE[S[S_FREE_TOP]]
+                e = S[S_FREE_HEAD]
+                S[S_FREE_HEAD] = LNK[e, 1]
                 S[S_NLIVE] += 1
                 IDX[j] = e + 1
                 K[e, 0] = ahi
@@ -375,9 +422,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 F[e, F_PK1] = 0
                 F[e, F_BY0] = 0
                 F[e, F_BY1] = 0
-                F[e, F_PORTS] = ports
-                F[e, F_META] = mkey | (np.int64(1 if swap else 0) << 25)
-                F[e, F_STATE] = TCP_NEW if proto == 6 else TCP_NONE
+                F[e, F_KEY] = mkey | (np.int64(1 if swap else 0) << KEY_SRC_IS_B)
+                F[e, F_APP] = 0
+                F[e, F_STATE] = TCP_NEW if proto == 6 else TCP_NONE   # epoch stamped below
                 for c in range(16):
                     TF[e, c] = 0
                 if stats:
@@ -386,7 +433,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     LT[e, 1] = -1
                 _list_append(S, LNK, F, e, LIST_LIVE)
                 counters[C_FLOW_CREATED] += 1
-            src_is_b = (F[e, F_META] >> 25) & 1
+            src_is_b = (F[e, F_KEY] >> KEY_SRC_IS_B) & 1
             d = 0 if (1 if swap else 0) == src_is_b else 1
             if ahi == bhi and alo == blo and ap == bp:
                 d = 0
@@ -433,6 +480,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 elif s0 == TCP_NEW and d == 0 and (tcpf & TCP_ACK) and not (tcpf & TCP_SYN) and F[e, F_PK1] > 0:
                     s0 = TCP_ESTABLISHED
             F[e, F_STATE] = (st & ~np.int64(0xF)) | s0
+        F[e, F_STATE] = (F[e, F_STATE] & ~(np.int64(0xFFFF) << 16)) | (np.int64(epoch) << 16)
         # ---- keep the expiry list order (most recently seen at the tail) -------
         lst = (F[e, F_STATE] >> 8) & 0xF
         want = LIST_CLOSED if (F[e, F_STATE] & 0xF) >= TCP_CLOSED else LIST_LIVE
@@ -447,7 +495,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
 
 
 @njit(cache=True)
-def flush_all(F, K, TF, ST, LNK, IDX, FREE, S, XF, XK, XTF, XST, stats, reason):
+def flush_all(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason):
     """Export live flows (oldest id first, up to the export space); returns
     how many remain."""
     xcap = XF.shape[0]
@@ -466,5 +514,5 @@ def flush_all(F, K, TF, ST, LNK, IDX, FREE, S, XF, XK, XTF, XST, stats, reason):
     for k in order:
         if S[S_NEXP] >= xcap:
             break
-        _export(F, K, TF, ST, LNK, IDX, S, FREE, XF, XK, XTF, XST, ents[k], reason, stats)
+        _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, ents[k], reason, stats)
     return S[S_NLIVE]

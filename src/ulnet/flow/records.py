@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ulnet.addr import to_text
+from ulnet.inspect import ports as _ports
+from ulnet.inspect.registry import NAMES as APP_NAMES, CATEGORIES as APP_CATEGORIES
 from ulnet.flow import FlowChunk, TCP_STATE_NAMES
 from ulnet.flow import _kernels as K
 
@@ -20,7 +22,8 @@ BASE_FIELDS = (
     "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "bidirectional_duration_ms",
     "bidirectional_packets", "bidirectional_bytes",
     "src2dst_packets", "src2dst_bytes", "dst2src_packets", "dst2src_bytes",
-    "application_name", "application_category_name", "requested_server_name",
+    "application_name", "application_category_name", "application_confidence", "dpi_packets",
+    "requested_server_name", "user_agent", "alpn", "dns_query_type",
     "tcp_state",
 ) + tuple(f"{d}_{f}_packets" for d in ("src2dst", "dst2src") for f in TCP_FLAG_NAMES)
 
@@ -36,16 +39,53 @@ def fields(statistics: bool) -> tuple[str, ...]:
     return BASE_FIELDS + (STAT_FIELDS if statistics else ())
 
 
+CONFIDENCE_NAMES = ("none", "port", "payload", "protocol")
+
+
+def _text(META, field, width) -> list[str]:
+    """A length-prefixed text field of each metadata row."""
+    lens = META[:, field].astype(np.int64)
+    out = []
+    for k, m in enumerate(lens.tolist()):
+        out.append(META[k, field + 1:field + 1 + min(m, width)].tobytes().decode("utf-8", "replace") if m else "")
+    return out
+
+
+def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
+    a = F[:, K.F_APP]
+    app = (a >> K.A_APP_SHIFT) & K.APP_MASK
+    conf = (a >> K.A_CONF_SHIFT) & 3
+    dpi = (a >> K.A_DPI_SHIFT) & 0xFF
+    guess = _ports.guess(proto, np.where(has_ports, sport, 0), np.where(has_ports, dport, 0))
+    by_port = (app == 0) & (guess > 0)
+    app = np.where(by_port, guess, app)
+    conf = np.where(by_port, 1, conf)
+    names = np.asarray(APP_NAMES, dtype=object)
+    cats = np.asarray(APP_CATEGORIES, dtype=object)
+    conf_names = np.asarray(CONFIDENCE_NAMES, dtype=object)
+    qtype = (META[:, K.M_QTYPE].astype(np.int64) << 8) | META[:, K.M_QTYPE + 1]
+    return {
+        "application_name": names[app].tolist(),
+        "application_category_name": cats[app].tolist(),
+        "application_confidence": conf_names[conf].tolist(),
+        "dpi_packets": (dpi & 0xF) + (dpi >> 4),
+        "requested_server_name": _text(META, K.M_NAME, K.M_NAME_MAX),
+        "user_agent": _text(META, K.M_UA, K.M_UA_MAX),
+        "alpn": _text(META, K.M_ALPN, K.M_ALPN_MAX),
+        "dns_query_type": qtype,
+    }
+
+
 def to_columns(c: FlowChunk) -> dict[str, object]:
     F, KK = c.F, c.K
     n = len(F)
-    meta = F[:, K.F_META]
-    proto = meta & 0xFF
-    ver = (meta >> 8) & 0xF
-    vlan = ((meta >> 12) & 0x1FFF) - 1
-    src_is_b = ((meta >> 25) & 1).astype(bool)
-    pa = (F[:, K.F_PORTS] >> 16) & 0xFFFF
-    pb = F[:, K.F_PORTS] & 0xFFFF
+    key = F[:, K.F_KEY]
+    proto = (key >> 32) & 0xFF
+    ver = (key >> 40) & 0xF
+    vlan = ((key >> 44) & 0x1FFF) - 1
+    src_is_b = ((key >> K.KEY_SRC_IS_B) & 1).astype(bool)
+    pa = (key >> 16) & 0xFFFF
+    pb = key & 0xFFFF
     sport = np.where(src_is_b, pb, pa)
     dport = np.where(src_is_b, pa, pb)
     shi = np.where(src_is_b, KK[:, 2], KK[:, 0]).tolist()
@@ -77,9 +117,7 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
         "src2dst_bytes": F[:, K.F_BY0],
         "dst2src_packets": F[:, K.F_PK1],
         "dst2src_bytes": F[:, K.F_BY1],
-        "application_name": ["Unknown"] * n,
-        "application_category_name": ["Unknown"] * n,
-        "requested_server_name": [""] * n,
+        **_app_columns(F, c.META, proto, sport, dport, has_ports),
         "tcp_state": [TCP_STATE_NAMES[s] for s in state.tolist()],
     }
     for di, d in enumerate(("src2dst", "dst2src")):

@@ -101,7 +101,7 @@ def format_jsonl(batch: PacketBatch, flow_ids=None, apps=None) -> str:
         sec, ns = divmod(t, 1_000_000_000)
         err = h[H_ERROR]
         flow = "null" if flow_ids is None or flow_ids[i] < 0 else flow_ids[i]
-        app = "null" if apps is None else _js(apps[i])
+        app = "null" if apps is None or flow == "null" else _js(apps[i])
         fr = h[H_FRAG]
         out.append(
             f'{{"ts": {sec}.{ns:09d}, "wire_len": {wl[i]}, "cap_len": {cl[i]}, "linktype": {lt[i]}, '
