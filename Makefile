@@ -25,7 +25,11 @@ setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 
 run: setup
+	@echo "== ulnet peek $(SAMPLE)"
 	$(ULNET) peek $(SAMPLE)
+	@echo "== ulnet flows $(SAMPLE)"
+	$(ULNET) flows --format jsonl $(SAMPLE)
+	@echo "== counters"
 	$(ULNET) peek --stats $(SAMPLE) > /dev/null
 
 test: setup-test
