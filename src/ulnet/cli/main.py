@@ -11,11 +11,12 @@ import argparse
 import sys
 
 from ulnet import __version__
-from ulnet.cli import flows, peek
+from ulnet.cli import bridge, flows, peek
 
 COMMANDS = {
     "peek": peek,
     "flows": flows,
+    "bridge": bridge,
 }
 
 

@@ -1,0 +1,36 @@
+"""live -- the forwarding loop over live ports, its workers and its view.
+
+NAME
+    ulnet.live -- move batches between ports: AF_PACKET rings, TAP devices
+
+SYNOPSIS
+    from ulnet.live import open_port, Forwarder
+    a, b = open_port("veth0", 0), open_port("veth1", 1)
+    fw = Forwarder([a, b], peer=[1, 0])          # A -> B and B -> A
+    fw.run(stop=lambda: done)
+
+DESCRIPTION
+    A *port* pairs a source (``RingSource``: TPACKET_V2 frames with
+    virtio-net headers, or ``TapPort``) with a sink (``TxRing`` or the same
+    ``TapPort``). ``Forwarder.step`` takes what is ready on each port as one
+    batch, runs the stages (decode, flow, the policy hook), sends the batch
+    to the peer port with one ``send()``, then gives the ring frames back;
+    it polls only when every port was empty. ``ulnet.live.workers`` runs N
+    forwarders in processes joined by ``PACKET_FANOUT`` (symmetric hash).
+    ``ulnet.live.view`` prints the running numbers.
+
+    Latency: the bridge reads TPACKET_V2 frames, which the kernel hands over
+    one by one; TPACKET_V3 blocks wait for their retire timeout (at least
+    1 ms) when traffic is light. See docs/live.md for the measurements.
+
+POLICY HOOK
+    ``Forwarder(policy=stage)``: ``stage(batch, counters)`` is called once
+    per batch after decode and flow; it returns None (forward everything)
+    or a boolean array of at least ``batch.n`` values, True for the rows to
+    forward. Rows it does not forward are counted in ``live.policy.dropped``.
+    ``stage.reload()``, when it exists, is called on SIGHUP.
+"""
+
+from ulnet.live.loop import Forwarder, Port, open_port
+
+__all__ = ["Forwarder", "Port", "open_port"]

@@ -1,0 +1,158 @@
+"""The forwarding loop: ports, one batch per port per step, poll when idle.
+
+What lives here: ``Port`` (a source and a sink under one name), ``open_port``
+(an interface or ``tap:NAME``), and ``Forwarder`` (the per-batch data path
+of the bridge). What must not: workers and signals (``ulnet.live.workers``),
+printing (``ulnet.live.view``).
+
+Theory of operation. ``step()`` visits every port once: ``fill`` views the
+ready frames of its receive ring as a batch (no copy), the stages run over
+the batch (decode, flow, then the policy hook), the sink of the peer port
+copies the selected frames into its TX ring and flushes with one ``send()``,
+and only then are the receive frames given back. Engine time is the packet
+timestamps; the only clock reading is one per step for the caller's ticks.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ulnet.batch import PacketBatch
+from ulnet.counters import C_LIVE_POLICY_DROPPED, new_counters
+from ulnet.decode import decode
+
+PolicyStage = Callable[[PacketBatch, np.ndarray], "np.ndarray | None"]
+
+BRIDGE_BATCH = 256
+
+
+@dataclass
+class Port:
+    name: str
+    rx: object                     # RingSource or TapPort: fill/release/wait/fileno/add_kernel_stats/close
+    tx: object                     # TxRing or TapPort: send_batch/close
+    vnet: bool = True              # frames from rx carry a virtio-net header before ``off``
+    stats: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.int64))  # rx pkts, rx bytes, tx pkts, tx bytes
+
+    def close(self) -> None:
+        self.rx.close()
+        if self.tx is not self.rx:
+            self.tx.close()
+
+
+def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = False,
+              ring_version: int = 2, rx_frames: int | None = None, tx_frames: int | None = None) -> Port:
+    """``NAME`` (an interface: RX ring + TX ring, promiscuous, virtio-net
+    headers, own output ignored) or ``tap:NAME`` (a TAP device)."""
+    from ulnet.sinks.txring import TxRing
+    from ulnet.sources.afpacket import RingSource
+    from ulnet.sources.tap import TapPort
+    if spec.startswith("tap:"):
+        t = TapPort(spec[4:], index)
+        return Port(spec[4:], t, t, True)
+    rx = RingSource(spec, index, version=ring_version, vnet_hdr=True, ignore_outgoing=True, promisc=True,
+                    fanout=rx_fanout, frames=rx_frames, retire_ms=1)
+    try:
+        tx = TxRing(spec, vnet_hdr=True, qdisc_bypass=qdisc_bypass, frames=tx_frames)
+    except BaseException:
+        rx.close()
+        raise
+    return Port(spec, rx, tx, True)
+
+
+class Forwarder:
+    """Moves batches between ports; see the module documentation."""
+
+    def __init__(self, ports: list[Port], peer: list[int], batch_size: int = BRIDGE_BATCH,
+                 flows=None, policy: PolicyStage | None = None, counters: np.ndarray | None = None):
+        if len(peer) != len(ports):
+            raise ValueError("one peer per port")
+        self.ports = ports
+        self.peer = peer
+        self.batch = PacketBatch(batch_size)
+        self.counters = new_counters() if counters is None else counters
+        for p in ports:
+            p.rx.counters = self.counters
+        self.flows = flows
+        self.policy = policy
+        self.ended = 0                 # flows that ended (records are not kept by the bridge)
+        self._poll = select.poll()
+        for p in ports:
+            self._poll.register(p.rx.fileno(), select.POLLIN | select.POLLERR)
+
+    def warm(self) -> None:
+        """Compile (or load) every kernel of the data path before the first
+        packet, so the first packets do not wait for the compiler."""
+        b, c = self.batch, self.counters
+        b.n = 0
+        decode(b, c)
+        if self.flows is not None:
+            self.flows.process(b, c)
+        for p in self.ports:
+            p.tx.send_batch(b, c, None, src_vnet=p.vnet)
+        self.step()                    # compiles the ring walkers (forwarding whatever is there)
+
+    def step(self) -> int:
+        """One pass over every port; returns the packets forwarded or dropped."""
+        b, c = self.batch, self.counters
+        total = 0
+        for k, p in enumerate(self.ports):
+            n = p.rx.fill(b)
+            if not n:
+                continue
+            b.n = n
+            decode(b, c)
+            if self.flows is not None:
+                for chunk in self.flows.process(b, c):
+                    self.ended += len(chunk)
+            mask = self.policy(b, c) if self.policy is not None else None
+            if mask is not None:
+                kept = int(np.count_nonzero(mask[:n]))
+                c[C_LIVE_POLICY_DROPPED] += n - kept
+            out = self.ports[self.peer[k]]
+            p.stats[0] += n
+            p.stats[1] += int(b.wirelen[:n].sum())
+            sent = out.tx.send_batch(b, c, mask, src_vnet=p.vnet)
+            out.stats[2] += sent
+            p.rx.release()
+            total += n
+        return total
+
+    def wait(self, timeout_ms: int) -> None:
+        """Sleep in poll() until a port has packets (or the timeout passes).
+        A socket error (interface went down) is cleared by the port."""
+        try:
+            ev = self._poll.poll(timeout_ms)
+        except InterruptedError:
+            return
+        for fd, e in ev:
+            if e & select.POLLERR:
+                for p in self.ports:
+                    if p.rx.fileno() == fd and hasattr(p.rx, "wait"):
+                        p.rx.wait(0)
+
+    def run(self, stop: Callable[[], bool], idle_ms: int = 100, tick: Callable[[], None] | None = None,
+            tick_s: float = 1.0) -> None:
+        """Forward until ``stop()`` is true; ``tick()`` about every ``tick_s``."""
+        next_tick = time.monotonic() + tick_s
+        while not stop():
+            if not self.step():
+                self.wait(idle_ms)
+            if tick is not None:
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + tick_s
+                    tick()
+
+    def add_kernel_stats(self) -> None:
+        for p in self.ports:
+            p.rx.add_kernel_stats(self.counters)
+
+    def close(self) -> None:
+        for p in self.ports:
+            p.close()

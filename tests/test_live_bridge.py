@@ -1,0 +1,243 @@
+"""ulnet bridge with real programs, in namespaces of its own (root only).
+
+Topology (tests/netns.py): h1 10.199.0.1 -- a [ulnet bridge a b] b -- h2 10.199.0.2.
+Each test builds its namespaces and removes them, even when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from netns import Topo, bridge_topology, have, is_root
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="live tests need root (network namespaces)")
+
+H1, H2 = "10.199.0.1", "10.199.0.2"
+H1_6, H2_6 = "fd00:199::1", "fd00:199::2"
+
+
+@pytest.fixture
+def topo():
+    t = Topo()
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def start_bridge(t: Topo, br: str, *args: str):
+    p = t.ulnet(br, "bridge", *args, "--stats-interval", "0.5")
+    t.wait_output(p, "forwarding", timeout=90)
+    return p
+
+
+def ping(t: Topo, ns: str, dst: str, count: int = 5, interval: float = 0.2, check: bool = True):
+    r = t.run(ns, "ping", "-c", count, "-i", interval, "-W", "1", dst, check=False, timeout=count * 2 + 10)
+    m = re.search(r"(\d+) received", r.stdout)
+    got = int(m.group(1)) if m else 0
+    if check:
+        assert got == count, r.stdout + r.stderr
+    return got
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+
+
+def test_bridge_ping_ipv4_ipv6_arp(topo):
+    h1, br, h2 = bridge_topology(topo)
+    p = start_bridge(topo, br, "a", "b")
+    ping(topo, h1, H2, count=10)
+    r = topo.run(h1, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "1", H2_6, check=False, timeout=20)
+    assert " 0% packet loss" in r.stdout, r.stdout
+    # ARP went through the bridge: h1 learned h2's MAC
+    neigh = topo.run(h1, "ip", "neigh", "show", H2).stdout
+    assert "lladdr" in neigh
+    time.sleep(0.7)
+    out, err = topo.stop(p)
+    assert p.returncode == 0, err
+    lines = json_lines(out)
+    assert lines, out
+    last = lines[-1]
+    assert last["ports"]["a"]["rx_packets"] >= 15 and last["ports"]["b"]["rx_packets"] >= 15
+    assert last["kernel_drops"] == 0 and last["drops"] == 0
+
+
+def test_bridge_http_curl(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo)
+    blob = tmp_path / "blob.bin"
+    data = bytes(range(256)) * 8192           # 2 MiB: GSO frames on the way back
+    blob.write_bytes(data)
+    srv = topo.popen(h2, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(tmp_path))
+    start_bridge(topo, br, "a", "b")
+    topo.wait_for(lambda: topo.run(h2, "ss", "-ltn", check=False).stdout.count(":8080") > 0, 20,
+                  what="http.server listening")
+    got = tmp_path / "got.bin"
+    r = topo.run(h1, "curl", "-sS", "--max-time", "20", "-o", str(got), f"http://{H2}:8080/blob.bin",
+                 check=False, timeout=40)
+    assert r.returncode == 0, r.stderr
+    assert got.read_bytes() == data
+    assert srv.poll() is None
+
+
+@pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
+def test_bridge_iperf3_tcp(topo):
+    h1, br, h2 = bridge_topology(topo)
+    topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
+    start_bridge(topo, br, "a", "b")
+    time.sleep(0.5)
+    r = topo.run(h1, "iperf3", "-c", H2, "-t", "3", "-J", timeout=60)
+    res = json.loads(r.stdout)
+    gbit = res["end"]["sum_received"]["bits_per_second"] / 1e9
+    assert gbit > 0.3, gbit
+
+
+@pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
+def test_bridge_iperf3_udp(topo):
+    h1, br, h2 = bridge_topology(topo)
+    topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
+    start_bridge(topo, br, "a", "b")
+    time.sleep(0.5)
+    r = topo.run(h1, "iperf3", "-c", H2, "-u", "-b", "50M", "-t", "3", "-J", timeout=60)
+    res = json.loads(r.stdout)
+    s = res["end"]["sum"]
+    assert s["packets"] > 1000
+    assert s["lost_percent"] < 2.0, s
+
+
+@pytest.mark.skipif(not (have("dnsmasq") and have("dig")), reason="dnsmasq or dig missing")
+def test_bridge_dns_udp_and_tcp(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo)
+    topo.popen(h2, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+               f"--listen-address={H2}", "--address=/svc.ulnet.test/10.199.0.53", f"--pid-file={tmp_path}/d.pid",
+               "--port=53", "--log-facility=-")
+    start_bridge(topo, br, "a", "b")
+    for tcp in ([], ["+tcp"]):
+        ok = False
+        for _ in range(10):                      # dnsmasq may still be starting
+            r = topo.run(h1, "dig", f"@{H2}", "svc.ulnet.test", "A", "+short", "+time=1", "+tries=1", *tcp,
+                         check=False, timeout=10)
+            if r.stdout.strip() == "10.199.0.53":
+                ok = True
+                break
+            time.sleep(0.3)
+        assert ok, (tcp, r.stdout, r.stderr)
+
+
+@pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
+def test_bridge_two_workers_keep_flows_together(topo):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
+    p = start_bridge(topo, br, "a", "b", "--workers", "2")
+    ping(topo, h1, H2, count=5)
+    r = topo.run(h1, "iperf3", "-c", H2, "-t", "2", "-P", "6", "-J", timeout=60)
+    res = json.loads(r.stdout)
+    assert res["end"]["sum_received"]["bits_per_second"] > 0.2e9
+    time.sleep(1.2)
+    out, err = topo.stop(p)
+    assert p.returncode == 0, err
+    last = json_lines(out)[-1]
+    # 6 data connections + the control connection + ICMP: 8 flows. Were a flow's
+    # two directions split over the workers, it would be counted by both (16).
+    assert len(last["flows_per_worker"]) == 2
+    assert last["flows"] == 8, last
+    assert all(f > 0 for f in last["flows_per_worker"]), last
+
+
+def test_bridge_link_down_and_up_resumes(topo):
+    h1, br, h2 = bridge_topology(topo)
+    p = start_bridge(topo, br, "a", "b")
+    ping(topo, h1, H2, count=3)
+    topo.run(br, "ip", "link", "set", "dev", "b", "down")
+    assert ping(topo, h1, H2, count=3, check=False) == 0
+    topo.run(br, "ip", "link", "set", "dev", "b", "up")
+    topo.run(br, "ip", "link", "set", "dev", "a", "down")
+    time.sleep(0.3)
+    topo.run(br, "ip", "link", "set", "dev", "a", "up")
+    got = 0
+    for _ in range(10):
+        got = ping(topo, h1, H2, count=2, check=False)
+        if got == 2:
+            break
+    assert got == 2
+    ping(topo, h1, H2, count=5)
+    assert p.poll() is None
+
+
+SEND_TAGGED = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 4, 1, 0, 64, 17, 0, bytes([10, 198, 0, 1]), bytes([10, 198, 0, 2]))
+udp = struct.pack("!HHHH", 4000, 4001, 12, 0) + b"vlan"
+frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!HH", 0x8100, 100) + b"\x08\x00" + ip + udp
+for _ in range(int(sys.argv[1])):
+    s.send(frame)
+    time.sleep(0.01)
+"""
+
+
+def test_bridge_vlan_tags_reinserted(topo, tmp_path):
+    """Tagged frames from h1: the kernel of the bridge's namespace strips the
+    tag (it is out of band on the ring); the bridge must put it back."""
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    p = start_bridge(topo, br, "a", "b", "--stats")
+    cap = tmp_path / "h2.pcap"
+    dump = topo.popen(h2, "tcpdump", "-i", "eth0", "-nn", "-U", "-c", "20", "-w", str(cap), "vlan 100 and udp port 4001")
+    time.sleep(1.0)
+    topo.run(h1, "python3", "-c", SEND_TAGGED, "20")
+    try:
+        dump.wait(timeout=15)
+    except Exception:
+        pass
+    out, err = topo.stop(p)
+    assert p.returncode == 0, err
+    m = re.search(r"live\.vlan_reinserted\s+(\d+)", err)
+    assert m and int(m.group(1)) >= 20, err
+    r = topo.run(h2, "tcpdump", "-r", str(cap), "-nn", "-e", check=False)
+    assert r.stdout.count("vlan 100") == 20, r.stdout + r.stderr
+
+
+def test_bridge_transparent_mode_host_tap(topo, tmp_path):
+    """h1 -- a [ulnet bridge a --host tapX] tapX = host stack of br, serving HTTP."""
+    h1, br = topo.ns("h1"), topo.ns("br")
+    topo.veth(h1, "eth0", br, "a")
+    topo.addr(h1, "eth0", "10.197.0.1/24")
+    (tmp_path / "index.html").write_text("through the tap\n")
+    tap = "ultap0"
+    topo.run(br, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
+    topo.addr(br, tap, "10.197.0.2/24")
+    topo.popen(br, "python3", "-m", "http.server", "8080", "--bind", "10.197.0.2", "--directory", str(tmp_path))
+    start_bridge(topo, br, "a", "--host", tap)
+    ping(topo, h1, "10.197.0.2", count=3)
+    ok = False
+    for _ in range(20):
+        r = topo.run(h1, "curl", "-sS", "--max-time", "5", "http://10.197.0.2:8080/index.html", check=False,
+                     timeout=15)
+        if r.returncode == 0:
+            ok = True
+            break
+        time.sleep(0.3)
+    assert ok and r.stdout == "through the tap\n", r.stderr
+
+
+def test_bridge_errors_one_line(topo):
+    br = topo.ns("br")
+    topo.veth(br, "a", br, "b")
+    r = topo.run_ulnet(br, "bridge", "a", "nosuch0")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "nosuch0: no such interface" in r.stderr
+    # a TAP whose name is taken by a veth cannot be created
+    r = topo.run_ulnet(br, "bridge", "a", "--host", "b")
+    assert r.returncode == 2 and "TAP b: cannot create" in r.stderr and r.stderr.strip().count("\n") == 0
+    # without privileges
+    r = topo.run(br, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                 *__import__("netns").ULNET, "bridge", "a", "b", check=False, timeout=60,
+                 env={"PYTHONPATH": str(__import__("netns").ROOT / "src"), "PATH": "/usr/bin:/bin",
+                      "NUMBA_CACHE_DIR": "/tmp/ulnet-numba-nobody"})
+    assert r.returncode == 2, r.stderr
+    assert "CAP_NET_RAW" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
