@@ -12,11 +12,13 @@ import sys
 
 from ulnet import __version__
 from ulnet.cli import bridge, flows, peek
+from ulnet.cli import check as check_cmd
 
 COMMANDS = {
     "peek": peek,
     "flows": flows,
     "bridge": bridge,
+    "check": check_cmd,
 }
 
 
