@@ -113,7 +113,8 @@ def ng_spb(e: str, data: bytes, wirelen: int | None = None) -> bytes:
 
 
 def ng_nrb(e: str) -> bytes:
-    rec = struct.pack(e + "HH", 1, 4 + 9) + bytes([192, 0, 2, 1]) + b"host.test" + b"\0" * 3
+    value = bytes([192, 0, 2, 1]) + b"host.test\0"
+    rec = struct.pack(e + "HH", 1, len(value)) + value + b"\0" * (-len(value) % 4)
     return ng_block(e, 4, rec + struct.pack(e + "HH", 0, 0))
 
 
@@ -198,3 +199,13 @@ def read_capture(path, batch_size: int = 4096, each_batch=None) -> Read:
         out.failed = r.failed
         r.close()
     return out
+
+
+def pcap_record_offsets(data: bytes) -> list[int]:
+    """Start of every record of a little-endian classic pcap file, and its end."""
+    offs, p = [], 24
+    while p + 16 <= len(data):
+        offs.append(p)
+        p += 16 + struct.unpack_from("<I", data, p + 8)[0]
+    offs.append(p)
+    return offs

@@ -31,7 +31,11 @@ ERRORS
     or a corrupt file header. A truncated last record ends the input: every
     packet before it is delivered and the truncation is recorded in
     ``problems`` (``source.truncated``). A corrupt record header stops that
-    input the same way with ``source.bad_record`` and ``failed`` set.
+    input the same way with ``source.bad_record`` and ``failed`` set. A
+    compressed stream that ends early is a truncation too; one that is
+    corrupt (bad deflate data, CRC error) or a read that fails stops that
+    input like a corrupt record. Either way the packets read before it are
+    delivered.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import mmap
 import os
 import struct
 import sys
+import zlib
 
 import numpy as np
 
@@ -106,6 +111,7 @@ class _Window:
             self.end = 0
             self.eof = False
         self.base = 0   # file offset of buf[0]
+        self.error = None   # (cut short?, message) once a stream read has failed
 
     def ensure(self, pos: int, need: int) -> int:
         """Make at least ``need`` bytes from ``pos`` visible if the input has
@@ -129,8 +135,11 @@ class _Window:
                     self.eof = True
                     break
                 self.end += got
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise CaptureError(f"{self.path}: byte offset {self.base + self.end}: read failed: {e}") from None
+        except (OSError, EOFError, zlib.error) as e:
+            # the stream ends here (gzip cut short, corrupt or failing its CRC,
+            # an I/O error): what was read stays visible; the reader reports it
+            self.eof = True
+            self.error = (isinstance(e, EOFError), f"byte offset {self.base + self.end}: read failed: {e}")
         finally:
             mv.release()
         return 0
@@ -172,6 +181,8 @@ class CaptureReader:
     def _open_format(self):
         w = self.win
         self.pos = w.ensure(0, 64)
+        if w.error is not None and w.end < 24:
+            raise CaptureError(f"{self.name}: {w.error[1]}")
         head = bytes(w.buf[: min(w.end, 64)])
         if len(head) < 4:
             raise CaptureError(f"{self.name}: file too short for a capture header ({len(head)} bytes)")
@@ -233,7 +244,9 @@ class CaptureReader:
             if got or status == K.ST_FULL:
                 batch.buf = w.buf
                 return got
-            if status == K.ST_MORE and not w.eof:
+            # the window of a stream can end on a record boundary (ST_END):
+            # that is the end of the input only when the stream says so
+            if (status == K.ST_MORE or status == K.ST_END) and not w.eof:
                 need = self._need()
                 self.pos = w.ensure(self.pos, need)
                 continue
@@ -281,7 +294,16 @@ class CaptureReader:
     def _finish(self, status: int):
         self.done = True
         at = self.win.base + self.pos
-        if status == K.ST_MORE:
+        if self.win.error is not None and status != K.ST_BAD:
+            cut, what = self.win.error
+            if cut:
+                self.counters[C_SRC_TRUNCATED] += 1
+                self.problems.append(f"{self.name}: {what}: the input ends there (truncated)")
+            else:
+                self.counters[C_SRC_BAD_RECORD] += 1
+                self.failed = True
+                self.problems.append(f"{self.name}: {what}: reading stopped there")
+        elif status == K.ST_MORE:
             self.counters[C_SRC_TRUNCATED] += 1
             self.problems.append(f"{self.name}: byte offset {at}: capture ends inside a record "
                                  f"({self.win.end - self.pos} bytes left): last record skipped (truncated)")
