@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import subprocess
 import sys
+import threading
 import types
 
 import numpy as np
@@ -261,6 +263,23 @@ def test_pipe_from_cat(tmp_path):
         cat.kill()
         cat.wait()
     assert p.returncode == 0 and p.stdout.count(b"\n") == 6000, p.stderr
+
+
+def test_fifo_and_process_substitution(tmp_path):
+    """Regression: a pipe named by path (``peek <(zcat x.pcap.gz)``, a FIFO)
+    was refused as "empty file" (its size is 0); it is read as a stream."""
+    want = run_ulnet("peek", SAMPLE, check=True).stdout
+    for producer in ("cat", "gzip -c"):
+        p = subprocess.run(["bash", "-c", f'"$0" -m ulnet.cli.main peek <({producer} "$1")', sys.executable,
+                            str(SAMPLE)], capture_output=True, timeout=300)
+        assert p.returncode == 0 and p.stdout == want, (producer, p.stderr)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(gzip.compress(SAMPLE.read_bytes()),))
+    writer.start()
+    got = read_capture(fifo)
+    writer.join()
+    assert got.rows() == read_capture(SAMPLE).rows() and not got.problems
 
 
 # ---- link types through to addresses ------------------------------------------

@@ -21,9 +21,10 @@ DESCRIPTION
     1f 8b) are decompressed as a stream.
 
     A regular file is memory-mapped and its records are read in place. A
-    stream (stdin, gzip) is read into a window that is refilled when the
-    batch needs bytes past its end; the window grows only to hold one record,
-    so memory stays bounded whatever the capture's size.
+    stream (stdin, a pipe or FIFO named by path such as ``<(zcat x.gz)``,
+    gzip) is read into a window that is refilled when the batch needs bytes
+    past its end; the window grows only to hold one record, so memory stays
+    bounded whatever the capture's size.
 
 ERRORS
     ``CaptureError`` (a one-line message naming the file and, where it
@@ -43,6 +44,7 @@ from __future__ import annotations
 import gzip
 import mmap
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -87,11 +89,18 @@ class _Window:
         self.path = path
         self.mm = None
         self.fh = None
+        self.raw = None     # a pipe or FIFO opened by path, closed with the window
         if fh is None:
             try:
                 f = open(path, "rb")
             except OSError as e:
                 raise CaptureError(f"{path}: cannot open: {e.strerror}") from None
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                # a pipe or FIFO (``<(zcat x.pcap.gz)``, mkfifo): read it as a stream
+                self.raw = fh = f
+                if f.peek(2)[:2] == GZIP_MAGIC:
+                    fh = gzip.GzipFile(fileobj=f, mode="rb")
+        if fh is None:
             with f:
                 size = os.fstat(f.fileno()).st_size
                 if size == 0:
@@ -147,6 +156,8 @@ class _Window:
     def close(self):
         if self.fh is not None and self.fh is not sys.stdin.buffer:
             self.fh.close()
+        if self.raw is not None:
+            self.raw.close()
         self.buf = np.zeros(0, dtype=np.uint8)
         if self.mm is not None:
             try:
