@@ -37,6 +37,9 @@ CAVEATS
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 
 from ulnet.batch import PacketBatch
@@ -44,12 +47,80 @@ from ulnet.batch.columns import H_PAYLOAD, H_PAYLOAD_LEN
 from ulnet.counters import C_INSPECT_QUIC_DECRYPTED, C_INSPECT_QUIC_FAILED
 from ulnet.flow import FlowTable
 from ulnet.flow import _kernels as FK
-from ulnet.inspect import _kernels as K
-from ulnet.inspect import quic
-from ulnet.inspect.registry import ID
+
+
+def _fresh_caches() -> None:
+    """Drop numba's cached inspection kernels when any source they were
+    compiled from changed. numba keys a cached function on its own file
+    only, but the dispatcher inlines every matcher and inspect_batch
+    inlines the dispatcher: editing a matcher would otherwise keep running
+    the old one. A stamp (hash of the sources) sits beside the caches."""
+    here = Path(__file__).parent
+    ulnet = here.parent
+    kernels = [here / "_dispatch.py", here / "_kernels.py", here / "words.py"] + \
+        sorted((here / "matchers").glob("*.py"))
+    sources = kernels + [ulnet / "flow" / "_kernels.py", ulnet / "batch" / "columns.py", ulnet / "counters.py"]
+    h = hashlib.sha256()
+    for f in sources:
+        try:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        except OSError:
+            pass
+    stamp_text = h.hexdigest()
+    from numba.core import caching
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if not locators:
+        return
+
+    def _probe():
+        pass
+
+    dirs = {}
+    for f in kernels:
+        for cls in locators:
+            loc = cls.from_function(_probe, str(f))
+            if loc is not None:
+                dirs.setdefault(Path(loc.get_cache_path()), []).append(f.stem)
+                break
+    stamp = next(iter(dirs), None)
+    if stamp is None:
+        return
+    stamp = stamp / "ulnet-inspect.stamp"
+    try:
+        if stamp.read_text() == stamp_text:
+            return
+    except OSError:
+        pass
+    for d, stems in dirs.items():
+        for stem in stems:
+            for old in list(d.glob(f"{stem}.*.nbi")) + list(d.glob(f"{stem}.*.nbc")):
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(stamp_text)
+    except OSError:
+        pass
+
+
+_fresh_caches()
+
+from ulnet.inspect import _kernels as K  # noqa: E402  (after _fresh_caches)
+from ulnet.inspect import quic  # noqa: E402
+from ulnet.inspect.registry import ID, NAMES  # noqa: E402
 
 DEFAULT_MAX_DPI = 4
 _QUIC_PENDING_MAX = 4096
+
+# Applications whose metadata needs more packets than the one that decided
+# them, and from which directions (bit 0 the client, bit 1 the server): DNS
+# (the response's question, as nDPI reports it), HTTP (a Host header in a
+# later segment, or after a response seen first), QUIC (a ClientHello split
+# over several Initials).
+KEEP_OPEN = {"DNS": 3, "MDNS": 3, "LLMNR": 3, "HTTP": 3, "QUIC": 1}
 
 
 class Inspector:
@@ -61,9 +132,15 @@ class Inspector:
         self.app = np.zeros(0, dtype=np.int64)     # per packet: the flow's application after it
         self._sni = np.zeros(4, dtype=np.int64)
         g = ID.get
-        self._ids = (g("TLS", -1), g("HTTP", -1), g("DNS", -1), g("MDNS", -1), g("LLMNR", -1), g("DHCP", -1))
+        self._ids = np.array([g("TLS", -1), g("HTTP", -1), g("DNS", -1), g("MDNS", -1), g("LLMNR", -1),
+                              g("DHCP", -1)], dtype=np.int64)
+        assert len(self._ids) == K.N_IDS
         self._quic = g("QUIC", -1)
-        self._quic_pieces: dict[int, list] = {}     # flow id -> CRYPTO pieces until the CH is whole
+        self._keep_open = np.zeros(len(NAMES), dtype=np.uint8)
+        for name, dirs in KEEP_OPEN.items():
+            if name in ID:
+                self._keep_open[ID[name]] = dirs
+        self._quic_pieces: dict[int, list] = {}     # flow id -> handshake pieces until the hello is whole
 
     def process(self, batch: PacketBatch, table: FlowTable, counters: np.ndarray,
                 i0: int = 0, i1: int | None = None) -> None:
@@ -73,55 +150,88 @@ class Inspector:
         if len(self.xapp) < b.capacity:
             self.xapp = np.zeros(b.capacity, dtype=np.int64)
             self.app = np.zeros(b.capacity, dtype=np.int64)
-        K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, self.max_dpi,
-                        counters, self.xapp, self.app)
-        K.extract_batch(b.buf, b.off, b.hdr, b.flow_entry, self.xapp, i0, i1, table.F, table.META, table.MFREE,
-                        table.S, counters, *self._ids, self._sni)
+        K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META, table.MFREE,
+                        table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open, self._ids, self._sni)
         if self._quic > 0:
             self._quic_names(b, table, counters, i0, i1)
 
     # ---- QUIC: a few packets per QUIC flow, in Python -----------------------------
     def _quic_names(self, b, table, counters, i0, i1):
-        hits = np.flatnonzero(self.xapp[i0:i1] == self._quic) + i0
-        for i in hits.tolist():
-            e = int(b.flow_entry[i])
+        """The client Initials of QUIC flows (xapp == QUIC): decrypt, put the
+        handshake back together, read the name; close the flow's metadata
+        once the hello is whole (or cannot be read)."""
+        hits = np.flatnonzero(self.xapp[i0:i1] == self._quic)
+        if not len(hits):
+            return
+        finished: set[int] = set()
+        unused: dict[int, list[int]] = {}           # flow id -> [entry, packets counted but not needed]
+        for i in (hits + i0).tolist():
             fid = int(b.flow_id[i])
+            e = int(b.flow_entry[i])
+            if fid in finished:
+                unused.setdefault(fid, [e, 0])[1] += 1
+                continue
             p = int(b.off[i] + b.hdr[i, H_PAYLOAD])
             m = int(b.hdr[i, H_PAYLOAD_LEN])
             try:
-                pieces = quic.initial_crypto(bytes(b.buf[p:p + m]))
+                ini = quic.client_initial(b.buf[p:p + m].tobytes())
                 counters[C_INSPECT_QUIC_DECRYPTED] += 1
-            except (ValueError, IndexError):
+            except ValueError:
                 counters[C_INSPECT_QUIC_FAILED] += 1
+                self._quic_pieces.pop(fid, None)
+                finished.add(fid)
+                self._close(table, e)
                 continue
-            have = self._quic_pieces.pop(fid, []) + pieces
+            have = self._quic_pieces.pop(fid, []) + ini.pieces
             stream = quic.assemble(have)
-            arr = np.frombuffer(stream, dtype=np.uint8)
-            if len(arr) >= 4:
-                need = 4 + ((int(arr[1]) << 16) | (int(arr[2]) << 8) | int(arr[3]))
+            if ini.handshake == "tls" and not quic.tls_complete(stream):
+                if len(self._quic_pieces) >= _QUIC_PENDING_MAX:     # bounded: forget the oldest
+                    self._quic_pieces.pop(next(iter(self._quic_pieces)))
+                self._quic_pieces[fid] = have       # the rest comes in the next Initial
             else:
-                need = 1 << 30
-            if len(arr) < need and len(self._quic_pieces) < _QUIC_PENDING_MAX:
-                self._quic_pieces[fid] = have       # wait for the next Initial
-                self._reopen(table, e)
-            if not K.tls_client_hello(arr, 0, len(arr), self._sni):
-                continue
-            s_off, s_len, a_off, a_len = self._sni.tolist()
-            if s_len <= 0 and a_len <= 0:
-                continue
-            ms = K._slot(table.F, e, table.META, table.MFREE, table.S, counters)
-            if ms < 0:
-                continue
-            if s_len > 0:
-                K._put(table.META, ms, FK.M_NAME, FK.M_NAME_MAX, arr, s_off, s_len, True)
-            if a_len > 0:
-                K._put(table.META, ms, FK.M_ALPN, FK.M_ALPN_MAX, arr, a_off, a_len, False)
-            self._quic_pieces.pop(fid, None)
+                finished.add(fid)
+                self._close(table, e)
+            if ini.handshake == "chlo":
+                self._chlo(table, e, counters, stream)
+            else:
+                self._client_hello(table, e, counters, stream)
+        for e, k in unused.values():               # dpi_packets: only the packets that were read
+            a = int(table.F[e, FK.F_APP])
+            dpi = (a >> FK.A_DPI_SHIFT) & 0xFF
+            c0 = max((dpi & 0xF) - k, 0)
+            table.F[e, FK.F_APP] = (a & ~(0xF << FK.A_DPI_SHIFT)) | (c0 << FK.A_DPI_SHIFT)
+
+    def _client_hello(self, table, e, counters, stream):
+        arr = np.frombuffer(stream, dtype=np.uint8)
+        if not K.tls_client_hello(arr, 0, len(arr), self._sni):
+            return
+        s_off, s_len, a_off, a_len = self._sni.tolist()
+        if s_len <= 0 and a_len <= 0:
+            return
+        ms = K._slot(table.F, e, table.META, table.MFREE, table.S, counters)
+        if ms < 0:
+            return
+        if s_len > 0:
+            K._put(table.META, ms, FK.M_NAME, FK.M_NAME_MAX, arr, s_off, s_len, True, True)
+        if a_len > 0:
+            K._put(table.META, ms, FK.M_ALPN, FK.M_ALPN_MAX, arr, a_off, a_len, False)
 
     @staticmethod
-    def _reopen(table, e):
-        """Let the flow's next client packet through inspection again (the
-        rest of a ClientHello split over two Initials)."""
-        a = int(table.F[e, FK.F_APP])
-        a &= ~(3 << FK.A_DONE_SHIFT)
-        table.F[e, FK.F_APP] = a
+    def _chlo(table, e, counters, stream):
+        """Google QUIC: the SNI and UAID (user agent) tags of the CHLO."""
+        tags = quic.chlo_tags(stream)
+        sni, ua = tags.get(b"SNI\0", b""), tags.get(b"UAID", b"")
+        if not sni and not ua:
+            return
+        ms = K._slot(table.F, e, table.META, table.MFREE, table.S, counters)
+        if ms < 0:
+            return
+        if sni:
+            K._put(table.META, ms, FK.M_NAME, FK.M_NAME_MAX, np.frombuffer(sni, np.uint8), 0, len(sni), True, True)
+        if ua:
+            K._put(table.META, ms, FK.M_UA, FK.M_UA_MAX, np.frombuffer(ua, np.uint8), 0, len(ua), False)
+
+    @staticmethod
+    def _close(table, e):
+        """The flow's metadata is complete: no more inspection."""
+        table.F[e, FK.F_APP] = int(table.F[e, FK.F_APP]) | (K.DONE_BOTH << FK.A_DONE_SHIFT)

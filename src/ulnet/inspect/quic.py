@@ -1,16 +1,34 @@
-"""QUIC Initial packets: remove the protection (RFC 9001 section 5) and read
-the ClientHello's server name.
+"""QUIC client Initial packets: the handshake inside, for its server name.
 
-The keys of a client Initial are derived from its Destination Connection ID
-and a salt fixed per version, so any observer can remove them. This runs in
-Python with the ``cryptography`` package (AES-GCM, AES-ECB for the header
-protection mask, HKDF) once per QUIC flow, on the client's first Initial
-packets only, never per packet of the flow. CRYPTO frames are put back in
-offset order; a ClientHello split over two Initials (post-quantum key
-shares make it that long) is read once both have been seen.
+NAME
+    ulnet.inspect.quic -- read the ClientHello (or gQUIC CHLO) of a QUIC
+    client Initial
 
-Supported: QUIC v1 (RFC 9000), v2 (RFC 9369) and IETF drafts 23-34. Google
-QUIC (Q0xx/T0xx) uses other framing and is not decrypted (no name).
+DESCRIPTION
+    IETF QUIC protects Initial packets with keys derived from the client's
+    Destination Connection ID and a salt fixed per version (RFC 9001 section
+    5.2), so any observer can remove the protection: HKDF over the DCID,
+    AES-ECB for the header-protection mask, AES-128-GCM for the payload
+    (the ``cryptography`` package). The CRYPTO frames inside carry a TLS
+    ClientHello. Google QUIC before version 46 has a public header and no
+    encryption at all (a 12-byte hash, then STREAM frames on stream 1);
+    Q046 has an IETF-like long header but the same clear frames; Q050 and
+    T05x encrypt like IETF QUIC with their own salts and carry the
+    handshake in frame type 0x08. Q0xx handshakes are a CHLO message (tag /
+    value pairs: ``SNI``, ``UAID``), T05x and IETF ones a TLS ClientHello.
+
+    This runs in Python, once per QUIC flow, on the client's first Initial
+    packets only (see ulnet.inspect.Inspector), never per packet of the
+    flow. Every function here is bounded by the bytes it is given: a
+    truncated or forged packet raises ValueError, never anything else
+    (tests/test_inspect.py fuzzes them).
+
+VERSIONS
+    One row per version family in ``_VERSIONS`` below: which salt, which
+    HKDF label prefix, which long-header packet type is an Initial, which
+    frame carries the handshake. Salts are the published constants (RFC
+    9001, RFC 9369, the IETF drafts, Chromium's Q050/T050/T051, mvfst's
+    Facebook versions: the same table nDPI and Wireshark use).
 """
 
 from __future__ import annotations
@@ -18,30 +36,89 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.exceptions import InvalidTag
 
-SALT_V1 = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
-SALT_V2 = bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9")
-SALT_D29 = bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899")
-SALT_D23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
+V1 = 0x00000001
 V2 = 0x6B3343CF
+Q046, Q050, T050, T051 = 0x51303436, 0x51303530, 0x54303530, 0x54303531
+MVFST_22, MVFST_27, MVFST_EXP = 0xFACEB001, 0xFACEB002, 0xFACEB00E
+
+_SALT = {
+    "v1": bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),    # RFC 9001, drafts 33-34
+    "v2": bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),    # RFC 9369
+    "d29": bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899"),   # drafts 29-32
+    "d23": bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502"),   # drafts 23-28, mvfst 27/exp
+    "d22": bytes.fromhex("7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a"),   # drafts <= 22, mvfst 22
+    "q50": bytes.fromhex("504574efd066fe2f9d945cfcdbd3a7f0d3b56b45"),   # Google Q050
+    "t50": bytes.fromhex("7ff579e5acd072915580304c43a2367c60488310"),   # Google T050
+    "t51": bytes.fromhex("7a4edef4e7ccee5fa4506c19124fc8ccda6e033d"),   # Google T051
+}
 
 
-def _salt_and_labels(version: int):
-    if version == 1:
-        return SALT_V1, b"quic key", b"quic iv", b"quic hp"
-    if version == V2:
-        return SALT_V2, b"quicv2 key", b"quicv2 iv", b"quicv2 hp"
-    if (version & 0xFFFFFF00) == 0xFF000000:
-        d = version & 0xFF
-        if 29 <= d <= 34:
-            return SALT_D29, b"quic key", b"quic iv", b"quic hp"
-        if 23 <= d <= 28:
-            return SALT_D23, b"quic key", b"quic iv", b"quic hp"
+@dataclass(frozen=True)
+class Version:
+    """How to open a client Initial of one QUIC version."""
+    salt: str            # key of _SALT, or "" for clear (gQUIC <= Q046)
+    labels: bytes        # HKDF-Expand-Label prefix: b"quic " or b"quicv2 "
+    initial_type: int    # long-header packet type bits of an Initial
+    crypto_frame: int    # frame type carrying the handshake (0x06 IETF, 0x08 gQUIC 5x)
+    handshake: str       # "tls" (ClientHello) or "chlo" (gQUIC crypto message)
+
+
+_IETF = Version("v1", b"quic ", 0, 0x06, "tls")
+
+
+def version_info(v: int) -> Version | None:
+    """The row for version ``v`` (None: not a version this module opens)."""
+    if v == V1:
+        return _IETF
+    if v == V2:
+        return Version("v2", b"quicv2 ", 1, 0x06, "tls")
+    if (v >> 8) == 0xFF0000:                        # IETF drafts
+        d = v & 0xFF
+        salt = "d22" if d <= 22 else "d23" if d <= 28 else "d29" if d <= 32 else "v1"
+        return Version(salt, b"quic ", 0, 0x06, "tls")
+    if v == MVFST_22:
+        return Version("d22", b"quic ", 0, 0x06, "tls")
+    if v in (MVFST_27, MVFST_EXP):
+        return Version("d23", b"quic ", 0, 0x06, "tls")
+    if (v & 0x0F0F0F0F) == 0x0A0A0A0A:              # greased: forces version negotiation
+        return Version("d29", b"quic ", 0, 0x06, "tls")
+    if v == Q050:
+        return Version("q50", b"quic ", 0, 0x08, "chlo")
+    if v == T050:
+        return Version("t50", b"quic ", 0, 0x08, "tls")
+    if v == T051:
+        return Version("t51", b"quic ", 0, 0x08, "tls")
+    if is_gquic_clear(v):
+        return Version("", b"", 0, 0, "chlo")
     return None
 
+
+def is_gquic_clear(v: int) -> bool:
+    """Google QUIC Q024..Q046: the handshake travels unencrypted."""
+    if (v >> 16) != 0x5130:                         # "Q0"
+        return False
+    hi, lo = (v >> 8) & 0xFF, v & 0xFF
+    if not (0x30 <= hi <= 0x39 and 0x30 <= lo <= 0x39):
+        return False
+    n = (hi - 0x30) * 10 + (lo - 0x30)
+    return 24 <= n <= 46
+
+
+@dataclass
+class Initial:
+    """The handshake bytes found in one client Initial."""
+    version: int
+    handshake: str                      # "tls" or "chlo"
+    pieces: list[tuple[int, bytes]]     # (stream offset, data), as found
+
+
+# ---- key schedule (RFC 9001 section 5) ------------------------------------------
 
 def _hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
     return hmac.new(salt, ikm, hashlib.sha256).digest()
@@ -58,99 +135,203 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
     return out[:length]
 
 
-def _varint(data: bytes, p: int):
+_KEYS: dict[tuple[str, bytes, bytes], tuple[bytes, bytes, bytes]] = {}
+
+
+def _client_keys(ver: Version, dcid: bytes) -> tuple[bytes, bytes, bytes]:
+    k = (ver.salt, ver.labels, dcid)
+    got = _KEYS.get(k)
+    if got is None:
+        secret = _expand_label(_hkdf_extract(_SALT[ver.salt], dcid), b"client in", 32)
+        got = (_expand_label(secret, ver.labels + b"key", 16), _expand_label(secret, ver.labels + b"iv", 12),
+               _expand_label(secret, ver.labels + b"hp", 16))
+        if len(_KEYS) > 256:
+            _KEYS.clear()
+        _KEYS[k] = got
+    return got
+
+
+def _varint(data: bytes, p: int) -> tuple[int, int]:
     if p >= len(data):
-        raise ValueError("varint past end")
+        raise ValueError("varint past the end")
     first = data[p]
     n = 1 << (first >> 6)
     if p + n > len(data):
-        raise ValueError("varint past end")
+        raise ValueError("varint past the end")
     v = first & 0x3F
     for k in range(1, n):
         v = (v << 8) | data[p + k]
     return v, p + n
 
 
+# ---- packets ------------------------------------------------------------------------
+
+def client_initial(datagram: bytes) -> Initial:
+    """The handshake pieces of the first packet of a UDP datagram, when it is
+    a client Initial of a version ``version_info`` knows. Raises ValueError
+    otherwise (not QUIC, not an Initial, cut short, does not decrypt)."""
+    data = bytes(datagram)
+    if len(data) < 14:
+        raise ValueError("too short for QUIC")
+    if data[0] & 0x80:
+        return _long_header(data)
+    return _gquic_public_header(data)
+
+
 def initial_crypto(datagram: bytes) -> list[tuple[int, bytes]]:
-    """CRYPTO frames (offset, data) of the first (client) Initial packet in a
-    UDP datagram. Raises ValueError when it is not one or does not decrypt."""
-    if len(datagram) < 7 or (datagram[0] & 0xC0) != 0xC0:
-        raise ValueError("not a long header")
-    version = struct.unpack_from(">I", datagram, 1)[0]
-    params = _salt_and_labels(version)
-    if params is None:
-        raise ValueError(f"QUIC version {version:#x} not decryptable")
-    salt, lkey, liv, lhp = params
-    ptype = (datagram[0] >> 4) & 3
-    if (version == V2 and ptype != 1) or (version != V2 and ptype != 0):
+    """CRYPTO frames (offset, data) of a client Initial carrying TLS.
+    Raises ValueError when it is not one or does not decrypt."""
+    ini = client_initial(datagram)
+    if ini.handshake != "tls":
+        raise ValueError("not a TLS handshake")
+    return ini.pieces
+
+
+def _long_header(data: bytes) -> Initial:
+    version = struct.unpack_from(">I", data, 1)[0]
+    ver = version_info(version)
+    if ver is None:
+        raise ValueError(f"QUIC version {version:#010x} not supported")
+    if version == Q046:
+        return _q046(data, version)
+    if (data[0] & 0x40) == 0 and (version & 0x0F0F0F0F) != 0x0A0A0A0A:
+        raise ValueError("fixed bit clear")
+    if ((data[0] >> 4) & 3) != ver.initial_type:
         raise ValueError("not an Initial packet")
     p = 5
-    dcil = datagram[p]
-    dcid = datagram[p + 1:p + 1 + dcil]
+    dcil = data[p]
+    if dcil == 0 or dcil > 20 or p + 1 + dcil >= len(data):
+        raise ValueError("bad destination connection id")
+    dcid = data[p + 1:p + 1 + dcil]
     p += 1 + dcil
-    if p >= len(datagram):
-        raise ValueError("cut short")
-    scil = datagram[p]
+    scil = data[p]
+    if scil > 20:
+        raise ValueError("bad source connection id")
     p += 1 + scil
-    tlen, p = _varint(datagram, p)
+    tlen, p = _varint(data, p)
     p += tlen
-    length, p = _varint(datagram, p)
+    length, p = _varint(data, p)
     pn_off = p
-    if pn_off + 4 + 16 > len(datagram) or length < 20 or pn_off + length > len(datagram):
+    if length < 20 or pn_off + length > len(data):
         raise ValueError("cut short")
-    secret = _expand_label(_hkdf_extract(salt, dcid), b"client in", 32)
-    key = _expand_label(secret, lkey, 16)
-    iv = _expand_label(secret, liv, 12)
-    hp = _expand_label(secret, lhp, 16)
-    sample = datagram[pn_off + 4:pn_off + 20]
+    key, iv, hp = _client_keys(ver, dcid)
+    sample = data[pn_off + 4:pn_off + 20]
     enc = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()
     mask = enc.update(sample) + enc.finalize()
-    first = datagram[0] ^ (mask[0] & 0x0F)
+    first = data[0] ^ (mask[0] & 0x0F)
     pn_len = (first & 3) + 1
-    pn_bytes = bytes(datagram[pn_off + k] ^ mask[1 + k] for k in range(pn_len))
+    pn_bytes = bytes(data[pn_off + k] ^ mask[1 + k] for k in range(pn_len))
     pn = int.from_bytes(pn_bytes, "big")
-    header = bytes([first]) + datagram[1:pn_off] + pn_bytes
+    header = bytes([first]) + data[1:pn_off] + pn_bytes
     nonce = bytes(a ^ b for a, b in zip(iv, pn.to_bytes(12, "big")))
-    ct = datagram[pn_off + pn_len:pn_off + length]
+    ct = data[pn_off + pn_len:pn_off + length]
+    if len(ct) < 17:
+        raise ValueError("cut short")
     try:
         plain = AESGCM(key).decrypt(nonce, ct, header)
-    except Exception as e:   # InvalidTag: not a client Initial of this DCID
-        raise ValueError("does not decrypt") from e
-    return _crypto_frames(plain)
+    except InvalidTag:
+        raise ValueError("does not decrypt (not a client Initial of this connection id)") from None
+    return Initial(version, ver.handshake, _frames(plain, ver.crypto_frame))
 
 
-def _crypto_frames(plain: bytes) -> list[tuple[int, bytes]]:
+def _frames(plain: bytes, crypto_type: int) -> list[tuple[int, bytes]]:
+    """Handshake pieces from decrypted frames; stops at the first frame it
+    does not know (what follows cannot be framed without it)."""
     out = []
     p = 0
     while p < len(plain):
         ft = plain[p]
         if ft == 0x00 or ft == 0x01:          # PADDING, PING
             p += 1
-        elif ft == 0x06:                      # CRYPTO
+        elif ft == crypto_type:               # CRYPTO: offset, length, data
             off, p = _varint(plain, p + 1)
             ln, p = _varint(plain, p)
+            if p + ln > len(plain):
+                raise ValueError("CRYPTO frame past the end")
             out.append((off, plain[p:p + ln]))
             p += ln
-        elif ft in (0x02, 0x03):              # ACK: skip it
+        elif ft in (0x02, 0x03):              # ACK (ECN): skip it
             _, p = _varint(plain, p + 1)
             _, p = _varint(plain, p)
             cnt, p = _varint(plain, p)
             _, p = _varint(plain, p)
+            if cnt > len(plain):
+                raise ValueError("ACK range count past the end")
             for _ in range(cnt):
                 _, p = _varint(plain, p)
                 _, p = _varint(plain, p)
             if ft == 0x03:
                 for _ in range(3):
                     _, p = _varint(plain, p)
-        elif ft == 0x1C:                      # CONNECTION_CLOSE
-            break
         else:
             break
     return out
 
 
+def _gquic_public_header(data: bytes) -> Initial:
+    """Q024..Q043: flags, 8-byte connection id, version, packet number, a
+    12-byte message hash (and before Q034 a private-flags byte), frames."""
+    flags = data[0]
+    if not (flags & 0x01) or not (flags & 0x08) or (flags & 0xC2):
+        raise ValueError("not a gQUIC client packet with a version and a connection id")
+    p = 1 + 8
+    if p + 4 > len(data):
+        raise ValueError("cut short")
+    version = struct.unpack_from(">I", data, p)[0]
+    if not is_gquic_clear(version) or version >= Q046:
+        raise ValueError("not a gQUIC public-header version")
+    p += 4 + (1, 2, 4, 6)[(flags >> 4) & 3] + 12
+    if version < 0x51303334:                  # Q033 and older: private flags
+        p += 1
+    return Initial(version, "chlo", _stream1(data, p, version))
+
+
+def _q046(data: bytes, version: int) -> Initial:
+    """Q046: long header with nibble-coded connection id lengths, a 4-byte
+    packet number in clear, the 12-byte hash, frames."""
+    if (data[0] & 0x30) != 0:
+        raise ValueError("not an Initial packet")
+    d, s = data[5] >> 4, data[5] & 0xF
+    p = 6 + (d + 3 if d else 0) + (s + 3 if s else 0)
+    p += (data[0] & 3) + 1 + 12
+    return Initial(version, "chlo", _stream1(data, p, version))
+
+
+def _stream1(data: bytes, p: int, version: int) -> list[tuple[int, bytes]]:
+    """The first STREAM frame on stream 1 (the crypto stream), after
+    PADDING bytes. Frame type 1FDOOOSS: fin, data length present, offset
+    length, stream id length. Lengths are little-endian before Q039."""
+    while p < len(data) and data[p] == 0:
+        p += 1
+    if p >= len(data) or (data[p] & 0x80) == 0:
+        raise ValueError("no STREAM frame")
+    ft = data[p]
+    sid_len = (ft & 3) + 1
+    ooo = (ft >> 2) & 7
+    off_len = ooo + 1 if ooo else 0
+    q = p + 1
+    if q + sid_len + off_len + 2 > len(data):
+        raise ValueError("cut short")
+    sid = int.from_bytes(data[q:q + sid_len], "little" if version < 0x51303339 else "big")
+    if sid != 1:
+        raise ValueError("not the crypto stream")
+    q += sid_len
+    off = int.from_bytes(data[q:q + off_len], "little" if version < 0x51303339 else "big") if off_len else 0
+    q += off_len
+    if ft & 0x20:
+        ln = int.from_bytes(data[q:q + 2], "little" if version < 0x51303339 else "big")
+        q += 2
+    else:
+        ln = len(data) - q
+    if q + ln > len(data):
+        raise ValueError("STREAM frame past the end")
+    return [(off, data[q:q + ln])]
+
+
+# ---- handshake messages -----------------------------------------------------------
+
 def assemble(pieces: list[tuple[int, bytes]]) -> bytes:
-    """The contiguous CRYPTO stream from offset 0 (what is known of it)."""
+    """The contiguous handshake stream from offset 0 (what is known of it)."""
     data = bytearray()
     for off, chunk in sorted(pieces):
         if off > len(data):
@@ -158,3 +339,30 @@ def assemble(pieces: list[tuple[int, bytes]]) -> bytes:
         if off + len(chunk) > len(data):
             data += chunk[len(data) - off:]
     return bytes(data)
+
+
+def tls_complete(stream: bytes) -> bool:
+    """Whether a TLS handshake stream holds its first message whole."""
+    return len(stream) >= 4 and len(stream) >= 4 + int.from_bytes(stream[1:4], "big")
+
+
+def chlo_tags(msg: bytes) -> dict[bytes, bytes]:
+    """Tag -> value of a gQUIC CHLO message: "CHLO", tag count (u16 LE),
+    2 padding bytes, (tag, end offset u32 LE) pairs, then the values. Stops
+    at the first inconsistent entry; {} when it is not a CHLO."""
+    if len(msg) < 8 or msg[:4] != b"CHLO":
+        return {}
+    n = int.from_bytes(msg[4:6], "little")
+    base = 8 + 8 * n
+    out = {}
+    prev = 0
+    for k in range(n):
+        e = 8 + 8 * k
+        if e + 8 > len(msg):
+            break
+        end = int.from_bytes(msg[e + 4:e + 8], "little")
+        if end < prev or base + end > len(msg):
+            break
+        out[bytes(msg[e:e + 4])] = bytes(msg[base + prev:base + end])
+        prev = end
+    return out

@@ -7,29 +7,37 @@ from ulnet.inspect.words import b, be16
 
 @njit(cache=True)
 def _dns_header_ok(w, n, o):
-    """A plausible DNS header at offset o (0 for UDP, 2 for TCP)."""
+    """A plausible DNS header at offset o (0 for UDP, 2 for TCP): a known
+    opcode, the Z bit clear, a query with 1..16 questions (an inverse query:
+    none, and an answer), a response with at most 128 questions that says
+    something, and a first label of at most 63 bytes. Section counts past
+    the question are not checked: like nDPI, a query with a garbled count
+    on the DNS port is still DNS."""
     if n < o + 12:
         return False
     flags = be16(w, o + 2)
     qr = flags >> 15
     opcode = (flags >> 11) & 0xF
-    if opcode != 0 and opcode != 2 and opcode != 4 and opcode != 5:
+    if opcode > 5 or opcode == 3:      # QUERY, IQUERY, STATUS, NOTIFY, UPDATE
         return False
-    if flags & 0x0040:        # Z bit must be zero
+    if flags & 0x0040:                 # Z bit must be zero
         return False
     qd = be16(w, o + 4)
     an = be16(w, o + 6)
     ns = be16(w, o + 8)
     ar = be16(w, o + 10)
     if qr == 0:
-        if qd == 0 or qd > 4 or an > 8 or ns > 8 or ar > 8:
+        if opcode == 1:               # inverse query (RFC 1035 6.4, obsolete): no question, an answer
+            if qd != 0 or an == 0:
+                return False
+        elif qd == 0 or qd > 16:
             return False
     else:
-        if qd > 4 or an + ns + ar > 512:
+        if qd > 128:
             return False
-        if qd == 0 and an == 0 and ns == 0 and (flags & 0xF) == 0:
+        if qd == 0 and an == 0 and ns == 0 and ar == 0 and (flags & 0xF) == 0:
             return False
-    if qd and n > o + 12 and o + 12 < 32:
+    if (qd or an) and n > o + 12 and o + 12 < 32:
         lab = b(w, o + 12)
         if lab > 63:
             return False
