@@ -12,13 +12,14 @@ import sys
 
 from ulnet import __version__
 from ulnet.cli import bridge, flows, peek
-from ulnet.cli import check as check_cmd
+from ulnet.cli import check as check_cmd, run as run_cmd
 
 COMMANDS = {
     "peek": peek,
     "flows": flows,
     "bridge": bridge,
     "check": check_cmd,
+    "run": run_cmd,
 }
 
 
