@@ -339,12 +339,15 @@ def test_gzip_stream_cut_at_every_byte(tmp_path):
             try:
                 got = read_capture(path, batch_size=8)
             except CaptureError as e:
-                assert str(path) in str(e) and last == -1, (cut, e)
+                # only while not even the file header came out of the stream
+                # (about 140 of 1090 bytes: deflate's first block header)
+                assert str(path) in str(e) and last == -1 and cut < len(data) // 4, (cut, e)
                 continue
             n = len(got.frames)
             assert got.rows() == full[:n] and n >= last, cut
             last = n
             assert not got.failed, (cut, got.problems)
+            assert n > 0 or cut < len(data) // 2, cut
             if cut < len(data):
                 assert got.count("source.truncated") == 1 and len(got.problems) == 1, (cut, got.problems)
     assert last == 30
