@@ -27,7 +27,6 @@ DESCRIPTION
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,8 +105,10 @@ def _any_mask(rules, attr, W):
 
 def _classes(M):
     """Rows of M deduplicated: (class per row int32, class bitsets)."""
-    uniq, inv = np.unique(M, axis=0, return_inverse=True)
-    return inv.reshape(-1).astype(np.int32), np.ascontiguousarray(uniq)
+    M = np.ascontiguousarray(M)
+    rows = M.view(np.dtype((np.void, M.dtype.itemsize * M.shape[1]))).reshape(-1)
+    _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
+    return inv.reshape(-1).astype(np.int32), np.ascontiguousarray(M[first])
 
 
 def _addr_tables(rules, attr, W):
@@ -120,15 +121,22 @@ def _addr_tables(rules, attr, W):
             if hi < S.ADDR_MAX:
                 bounds.add(hi + 1)
     B = sorted(bounds)
+    at = {v: k for k, v in enumerate(B)}
+    at[S.ADDR_MAX + 1] = len(B)
     M = np.empty((len(B), W), dtype=np.uint64)
     M[:] = anym
     for r in users:
         w, b = _bit(r.index)
-        col = M[:, w]
-        for lo, hi in getattr(r, attr):
-            k0 = bisect.bisect_left(B, lo)
-            k1 = bisect.bisect_left(B, hi + 1) if hi < S.ADDR_MAX else len(B)
-            col[k0:k1] |= b
+        iv = getattr(r, attr)
+        if len(iv) <= 64:
+            col = M[:, w]
+            for lo, hi in iv:
+                col[at[lo]:at[hi + 1]] |= b
+            continue
+        diff = np.zeros(len(B) + 1, dtype=np.int64)
+        np.add.at(diff, np.fromiter((at[lo] for lo, _ in iv), np.int64, len(iv)), 1)
+        np.add.at(diff, np.fromiter((at[hi + 1] for _, hi in iv), np.int64, len(iv)), -1)
+        M[np.cumsum(diff[:-1]) > 0, w] |= b
     cls, bits = _classes(M)
     hi = np.array([x >> 64 for x in B], dtype=np.uint64)
     lo = np.array([x & 0xFFFFFFFFFFFFFFFF for x in B], dtype=np.uint64)
@@ -136,8 +144,15 @@ def _addr_tables(rules, attr, W):
 
 
 def _port_tables(rules, attr, W):
+    """Port 0..65535 (and 65536: no port) -> class; classes found over the
+    elementary ranges the rules' bounds cut, then spread to every port."""
     anym = _any_mask(rules, attr, W)
-    M = np.empty((65537, W), dtype=np.uint64)
+    bounds = {0, 65536, 65537}
+    for r in rules:
+        for lo, hi in getattr(r, attr) or ():
+            bounds.update((lo, hi + 1))
+    B = np.array(sorted(bounds), dtype=np.int64)
+    M = np.empty((len(B) - 1, W), dtype=np.uint64)
     M[:] = anym
     for r in rules:
         iv = getattr(r, attr)
@@ -145,8 +160,10 @@ def _port_tables(rules, attr, W):
             continue
         w, b = _bit(r.index)
         for lo, hi in iv:
-            M[lo:hi + 1, w] |= b
-    return _classes(M)
+            M[np.searchsorted(B, lo):np.searchsorted(B, hi + 1), w] |= b
+    M[-1] = anym                       # 65536: packets without ports match no port condition
+    cls, bits = _classes(M)
+    return np.repeat(cls, np.diff(B)).astype(np.int32), bits
 
 
 def _rate_row(rate):

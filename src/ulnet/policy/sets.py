@@ -84,9 +84,8 @@ def complement(iv: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, i
 def is_subset(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
     """Every value of normalized set ``a`` is in normalized set ``b``."""
     import bisect
-    starts = [x for x, _ in b]
     for lo, hi in a:
-        k = bisect.bisect_right(starts, lo) - 1
+        k = bisect.bisect_right(b, (lo, ADDR_MAX + 1)) - 1
         if k < 0 or b[k][1] < hi:
             return False
     return True
