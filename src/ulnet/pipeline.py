@@ -5,6 +5,12 @@
 ``Pipeline`` reads one or more inputs in order as one continuous stream,
 fills a reused PacketBatch, runs the stages over it and hands the batch to
 the caller. The batch (and the bytes it views) is valid until the next one.
+
+A live source (``live=``: an AF_PACKET ring, ``ulnet.sources.afpacket``)
+replaces the files: the batch views the ring, its frames go back to the
+kernel when the caller asks for the next batch, and the pipeline sleeps in
+poll() only while the ring is empty. It runs until the caller stops
+iterating (a signal) or ``count`` packets.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from ulnet.inspect import Inspector
 class Pipeline:
     def __init__(self, inputs: Sequence[str], batch_size: int = DEFAULT_BATCH,
                  count: int | None = None, flows: FlowTable | None = None,
-                 inspector: Inspector | None = None):
-        if not inputs:
+                 inspector: Inspector | None = None, live=None):
+        if not inputs and live is None:
             raise ValueError("no input: give a capture file (or - for standard input)")
+        self.live = live
         self.inputs = list(inputs)
         self.batch = PacketBatch(batch_size)
         self.counters = new_counters()
@@ -60,12 +67,41 @@ class Pipeline:
 
     def open_all(self) -> None:
         """Open every input before reading any (a bad file fails early)."""
+        if self.live is not None:
+            self.live.counters = self.counters
         for k, path in enumerate(self.inputs):
             r = open_capture(path)
             r.counters = self.counters
             self.readers.append(r)
 
+    def _iter_live(self) -> Iterator[PacketBatch]:
+        r, b = self.live, self.batch
+        r.counters = self.counters
+        try:
+            while self.count is None or self.seen < self.count:
+                n = r.fill(b)
+                if not n:
+                    r.wait(100)
+                    continue
+                if self.count is not None:
+                    n = min(n, self.count - self.seen)
+                b.n = n
+                decode(b, self.counters)
+                if self.flows is not None:
+                    self.ended.extend(self.flows.process(b, self.counters, self._after_flow))
+                self.seen += n
+                yield b
+                r.release()
+        finally:
+            b.n = 0
+            b.buf = b.buf[:0]
+            r.add_kernel_stats(self.counters)
+            r.close()
+
     def __iter__(self) -> Iterator[PacketBatch]:
+        if self.live is not None:
+            yield from self._iter_live()
+            return
         if not self.readers:
             self.open_all()
         b = self.batch

@@ -32,7 +32,11 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", dest="read", action="append", default=[], metavar="FILE",
                    help="read this capture file (like tcpdump -r); may repeat")
     p.add_argument("-i", dest="interface", metavar="IFACE",
-                   help="live interface (not in this release: live AF_PACKET I/O is pending)")
+                   help="read a live interface (AF_PACKET ring; root or CAP_NET_RAW)")
+    p.add_argument("-s", dest="snaplen", type=positive_int, metavar="SNAPLEN",
+                   help="live: keep at most SNAPLEN bytes of each packet (default: whole packets)")
+    p.add_argument("-p", dest="no_promisc", action="store_true",
+                   help="live: do not put the interface in promiscuous mode")
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
     p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
                    help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
@@ -41,15 +45,26 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
 def inputs_of(args, prog: str) -> list[str] | None:
     """The input list, or None after printing one error line."""
     if args.interface:
-        print(f"ulnet {prog}: error: -i {args.interface}: live interfaces are not supported yet "
-              f"(capture files only in this release)", file=sys.stderr)
-        return None
+        if args.read or args.files:
+            print(f"ulnet {prog}: error: give either -i IFACE or capture files, not both", file=sys.stderr)
+            return None
+        return []
     files = list(args.read) + list(args.files)
     if not files:
         print(f"ulnet {prog}: error: no input: give a capture file, -r FILE, or - for standard input",
               file=sys.stderr)
         return None
     return files
+
+
+def open_live(args, prog: str):
+    """The live source for -i (a TPACKET_V3 ring), or None after printing one error line."""
+    from ulnet.sources.afpacket import LiveError, RingSource
+    try:
+        return RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc)
+    except LiveError as e:
+        print(f"ulnet {prog}: error: {e}", file=sys.stderr)
+        return None
 
 
 def print_stats(counters, file=sys.stderr) -> None:

@@ -36,7 +36,7 @@ import argparse
 import signal
 import sys
 
-from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
+from ulnet.cli.common import add_input_arguments, inputs_of, open_live, print_stats, report_problems
 from ulnet.cli.progress import progress_bar
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
@@ -111,10 +111,13 @@ def run(args) -> int:
     inputs = inputs_of(args, "flows")
     if inputs is None:
         return 2
+    live = open_live(args, "flows") if args.interface else None
+    if args.interface and live is None:
+        return 2
     table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout, args.close_timeout,
                       statistics=args.statistics)
     insp = None if args.no_inspect else Inspector(args.max_dpi)
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live)
     old = signal.signal(signal.SIGTERM, _on_term)
     try:
         pipe.open_all()
@@ -127,11 +130,13 @@ def run(args) -> int:
         return 130      # stopped before the first packet: no flow to export
     status = 0
     try:
-        with progress_bar(inputs) as update:
+        with progress_bar(inputs, enabled=False if live is not None else None) as update:
             try:
                 for _ in pipe:
                     for chunk in pipe.take_ended():
                         writer.write(to_columns(chunk))
+                        if live is not None:
+                            writer._fh.flush()     # live: a record appears when its flow ends
                     update(pipe.progress())
             except (KeyboardInterrupt, _Terminated):
                 status = 130

@@ -11,15 +11,19 @@ import argparse
 import sys
 
 from ulnet import __version__
-from ulnet.cli import bridge, flows, peek
+from ulnet.cli import bridge, capture, flows, peek, replay
 from ulnet.cli import check as check_cmd, run as run_cmd
+from ulnet.cli import apps
 
 COMMANDS = {
     "peek": peek,
     "flows": flows,
     "bridge": bridge,
+    "capture": capture,
+    "replay": replay,
     "check": check_cmd,
     "run": run_cmd,
+    "apps": apps,
 }
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ulnet.cli.common import add_input_arguments, inputs_of, print_stats, report_problems
+from ulnet.cli.common import add_input_arguments, inputs_of, open_live, print_stats, report_problems
 from ulnet.flow import FlowTable
 from ulnet.inspect import Inspector
 from ulnet.inspect.registry import NAMES as APP_NAMES
@@ -78,11 +78,14 @@ def run(args) -> int:
     inputs = inputs_of(args, "peek")
     if inputs is None:
         return 2
+    live = open_live(args, "peek") if args.interface else None
+    if args.interface and live is None:
+        return 2
     fmt = format_jsonl if args.format == "jsonl" else format_text
     # printing shows each packet's flow id: run the flow stage (not needed for -w)
     table = None if args.write else FlowTable()
     insp = None if args.write else Inspector()
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live)
     try:
         pipe.open_all()
     except CaptureError as e:
@@ -99,6 +102,8 @@ def run(args) -> int:
             names = APP_TEXT if fmt is format_text else APP_NAMES
             apps = [names[a] for a in insp.app[:batch.n].tolist()]
             out.write(fmt(batch, flow_ids=batch.flow_id[:batch.n].tolist(), apps=apps))
+            if live is not None:
+                out.flush()            # live: lines appear as packets arrive
         out.flush()
     report_problems(pipe.problems, "peek")
     if args.stats:
@@ -110,6 +115,8 @@ def _open_writer(pipe, path: str, fmt: str):
     """The capture writer for -w (see the module documentation)."""
     if fmt == "pcapng":
         return PcapngWriter(path)
+    if not pipe.readers:               # live interface: Ethernet, nanosecond timestamps
+        return PcapWriter(path, 1, nanosecond=True, snaplen=DEFAULT_SNAPLEN)
     pcaps = [r for r in pipe.readers if r.kind == "pcap"]
     nano = len(pcaps) < len(pipe.readers) or any(r.nano for r in pcaps)
     snaps = [r.snaplen for r in pcaps]

@@ -214,6 +214,22 @@ class TxRing:
                 pass
         return int(counters[C_LIVE_TX_PACKETS]) - before
 
+    def pending(self) -> int:
+        """Slots the kernel has not given back yet (queued or in flight)."""
+        return int(np.count_nonzero(self.ring[0:self.nframes * self.fsize:self.fsize]))
+
+    def drain(self, counters: np.ndarray, timeout: float = 5.0) -> int:
+        """Send what is queued and wait (at most ``timeout`` s) until every
+        slot is back; returns the slots still pending."""
+        self.st[1] = max(int(self.st[1]), 1)
+        end = time.monotonic() + timeout
+        while True:
+            self._flush(counters)
+            left = self.pending()
+            if not left or time.monotonic() >= end or self.down:
+                return left
+            time.sleep(0.002)
+
     def close(self) -> None:
         if self._closed:
             return

@@ -1,0 +1,191 @@
+"""Live reading commands on a veth pair in namespaces of their own (root only):
+peek -i, flows -i, capture -i (read back by tshark), replay -o (counted on
+the far side)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import time
+
+import pytest
+
+from netns import ROOT, Topo, have, is_root
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="live tests need root (network namespaces)")
+
+A, B = "10.196.0.1", "10.196.0.2"
+
+
+@pytest.fixture
+def pair():
+    """Two namespaces joined by one veth: a (eth0 10.196.0.1) -- b (eth0 10.196.0.2)."""
+    t = Topo()
+    try:
+        a, b = t.ns("a"), t.ns("b")
+        for ns in (a, b):
+            t.run(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        t.veth(a, "eth0", b, "eth0")
+        t.addr(a, "eth0", A + "/24")
+        t.addr(b, "eth0", B + "/24")
+        yield t, a, b
+    finally:
+        t.close()
+
+
+def wait_ready(t: Topo, p, what: float = 4.0):
+    """The command has compiled its kernels and opened its ring when it has
+    been running a little; there is no banner on stdout to wait for."""
+    end = time.monotonic() + what
+    while time.monotonic() < end:
+        if p.poll() is not None:
+            raise AssertionError(f"exited early: {t.read_more(p, 'stderr', 0.5)}")
+        time.sleep(0.1)
+
+
+def test_peek_live_jsonl(pair):
+    t, a, b = pair
+    p = t.ulnet(a, "peek", "-i", "eth0", "-c", "6", "--format", "jsonl")
+    wait_ready(t, p)
+    t.run(b, "ping", "-c", "4", "-i", "0.2", A, check=False, timeout=20)
+    assert _wait(p, 20), "peek did not stop after -c 6"
+    out, err = p.stdout.read(), p.stderr.read()
+    assert p.returncode == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert len(rows) == 6
+    icmp = [r for r in rows if r["protocol"] == 1]
+    assert icmp and {r["src_ip"] for r in icmp} <= {A, B}
+    assert all(r["ts"] > 1e9 for r in rows)
+
+
+def _wait(p, timeout):
+    try:
+        p.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def test_flows_live_sigterm_exports_open_flows(pair):
+    t, a, b = pair
+    p = t.ulnet(a, "flows", "-i", "eth0", "--format", "jsonl", "--stats")
+    wait_ready(t, p)
+    t.run(b, "ping", "-c", "3", "-i", "0.2", A, check=False, timeout=20)
+    send_udp = "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
+               f"[s.sendto(b'x'*100, ('{A}', 7777)) for _ in range(5)]"
+    t.run(b, "python3", "-c", send_udp)
+    time.sleep(1.5)                         # packets still in the ring at SIGTERM are not read
+    out, err = t.stop(p)                    # SIGTERM: every open flow is exported
+    rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    udp = [r for r in rows if r["protocol"] == 17 and r["dst_port"] == 7777]
+    icmp = [r for r in rows if r["protocol"] == 1]
+    assert len(udp) == 1 and udp[0]["src2dst_packets"] == 5 and udp[0]["expiration_id"] == -1, (out, err)
+    assert len(icmp) == 1 and icmp[0]["bidirectional_packets"] >= 6     # echo both ways (+ port unreachables)
+
+
+@pytest.mark.skipif(not have("tshark"), reason="tshark missing")
+@pytest.mark.parametrize("ext", ["pcap", "pcapng"])
+def test_capture_read_back_by_tshark(pair, tmp_path, ext):
+    t, a, b = pair
+    f = tmp_path / f"cap.{ext}"
+    p = t.ulnet(a, "capture", "-i", "eth0", "-w", str(f), "-c", "10")
+    wait_ready(t, p)
+    t.run(b, "ping", "-c", "5", "-i", "0.2", "-s", "300", A, check=False, timeout=20)
+    assert _wait(p, 20), "capture did not stop after -c 10"
+    err = p.stderr.read()
+    assert p.returncode == 0, err
+    assert "10 packets captured" in err and "0 dropped by kernel" in err, err
+    r = subprocess.run(["tshark", "-r", str(f), "-T", "fields", "-e", "frame.len", "-e", "ip.src", "-e", "icmp.type"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = [x.split("\t") for x in r.stdout.splitlines()]
+    assert len(lines) == 10
+    echo = [x for x in lines if x[2] in ("8", "0")]
+    assert echo and all(int(x[0]) == 342 for x in echo)      # 14 + 20 + 8 + 300
+
+
+@pytest.mark.skipif(not have("tshark"), reason="tshark missing")
+def test_capture_rotates_by_size(pair, tmp_path):
+    t, a, b = pair
+    f = tmp_path / "rot.pcap"
+    p = t.ulnet(a, "capture", "-i", "eth0", "-w", str(f), "-C", "0.004", "-c", "40")
+    wait_ready(t, p)
+    t.run(b, "ping", "-c", "20", "-i", "0.05", "-s", "1000", A, check=False, timeout=30)
+    assert _wait(p, 20)
+    files = sorted(tmp_path.glob("rot.pcap*"))
+    assert len(files) >= 3, files
+    total = 0
+    for x in files:
+        r = subprocess.run(["tshark", "-r", str(x)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (x, r.stderr)
+        total += len(r.stdout.splitlines())
+    assert total == 40
+
+
+def _udp_pcap(path, n: int, dst_mac: bytes, src: str, dst: str, port: int) -> None:
+    """n Ethernet/IPv4/UDP frames with distinct payloads, 1 ms apart."""
+    def ip4(s):
+        return bytes(int(x) for x in s.split("."))
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i in range(n):
+        payload = struct.pack("!I", i) + b"r" * 60
+        udp = struct.pack("!HHHH", 5000, port, 8 + len(payload), 0) + payload
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0, ip4(src), ip4(dst))
+        s = sum(struct.unpack("!10H", hdr))
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        hdr = hdr[:10] + struct.pack("!H", ~s & 0xFFFF) + hdr[12:]
+        frame = dst_mac + b"\x02\x00\x00\x00\x00\x09" + b"\x08\x00" + hdr + udp
+        out.append(struct.pack("<IIII", 1700000000 + i // 1000, (i % 1000) * 1000, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+
+
+COUNT_UDP = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(60)                     # until the first datagram (the sender may be compiling)
+seen = set()
+print("listening", flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    try:
+        d = s.recv(2048)
+    except socket.timeout:
+        break
+    seen.add(int.from_bytes(d[:4], "big"))
+    s.settimeout(float(sys.argv[3]))
+print(len(seen), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", [["--topspeed"], ["--pps", "2000"], ["--speed", "4"]])
+def test_replay_arrives_complete(pair, tmp_path, mode):
+    t, a, b = pair
+    mac = bytes.fromhex(t.run(b, "cat", "/sys/class/net/eth0/address").stdout.strip().replace(":", ""))
+    n = 2000 if mode == ["--topspeed"] else 400
+    f = tmp_path / "udp.pcap"
+    _udp_pcap(f, n, mac, A, B, 9999)
+    rx = t.popen(b, "python3", "-c", COUNT_UDP, B, "9999", "3")
+    t.wait_output(rx, "listening", stream="stdout", timeout=20)
+    t0 = time.monotonic()
+    r = t.run_ulnet(a, "replay", str(f), "-o", "eth0", *mode)
+    dt = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert f"sent {n} packets" in r.stderr, r.stderr
+    assert _wait(rx, 30)
+    got = int(t.read_more(rx, "stdout", 1).split()[-1])
+    assert got == n
+    if mode[0] == "--pps":
+        assert dt >= n / 2000 * 0.9            # 0.2 s of pacing at least
+
+
+def test_live_errors_one_line(pair):
+    t, a, b = pair
+    for argv in (["peek", "-i", "nosuch0"], ["flows", "-i", "nosuch0"], ["capture", "-i", "nosuch0", "-w", "/dev/null"],
+                 ["replay", str(ROOT / "samples" / "sample.pcap"), "-o", "nosuch0"]):
+        r = t.run_ulnet(a, *argv)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and "nosuch0: no such interface" in r.stderr, r.stderr
