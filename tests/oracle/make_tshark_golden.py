@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "tests" / "golden" / "tshark"
-CORPUS = Path("/work/shared/corpus")
+CORPUS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus").resolve()   # ../shared beside the repo
 INPUT_GLOBS = [
     (CORPUS / "ndpi" / "pcap", ["*"]),
     (CORPUS / "libpeak", ["*.pcap", "*.pcapng", "*.erf"]),
