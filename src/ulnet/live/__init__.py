@@ -10,7 +10,7 @@ SYNOPSIS
     fw.run(stop=lambda: done)
 
 DESCRIPTION
-    A *port* pairs a source (``RingSource``: TPACKET_V2 frames with
+    A *port* pairs a source (``RingSource``: TPACKET_V3 blocks with
     virtio-net headers, or ``TapPort``) with a sink (``TxRing`` or the same
     ``TapPort``). ``Forwarder.step`` takes what is ready on each port as one
     batch, runs the stages (decode, flow, the policy hook), sends the batch
@@ -19,9 +19,10 @@ DESCRIPTION
     forwarders in processes joined by ``PACKET_FANOUT`` (symmetric hash).
     ``ulnet.live.view`` prints the running numbers.
 
-    Latency: the bridge reads TPACKET_V2 frames, which the kernel hands over
-    one by one; TPACKET_V3 blocks wait for their retire timeout (at least
-    1 ms) when traffic is light. See docs/live.md for the measurements.
+    Latency: the bridge reads TPACKET_V3 blocks retired after 1 ms at most
+    (light traffic waits up to that long); TPACKET_V2 frames are handed
+    over one by one but, measured on this kernel, lose most packets above a
+    few thousand per second. See docs/live.md for the measurements.
 
 POLICY HOOK
     ``Forwarder(policy=stage)``: ``stage(batch, counters)`` is called once

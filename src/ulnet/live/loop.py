@@ -46,7 +46,7 @@ class Port:
 
 
 def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = False,
-              ring_version: int = 2, rx_frames: int | None = None, tx_frames: int | None = None) -> Port:
+              ring_version: int = 3, rx_frames: int | None = None, tx_frames: int | None = None) -> Port:
     """``NAME`` (an interface: RX ring + TX ring, promiscuous, virtio-net
     headers, own output ignored) or ``tap:NAME`` (a TAP device)."""
     from ulnet.sinks.txring import TxRing

@@ -101,7 +101,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                make_flows: Callable[[], object] | None = None,
                make_policy: Callable[[], object] | None = None,
                view=None, interval: float = 1.0, qdisc_bypass: bool = False,
-               ring_version: int = 2, log=None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+               ring_version: int = 3, log=None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Forward between the ports named by ``specs`` until SIGINT/SIGTERM;
     returns the final (counters, per-port numbers, active flows, flows per worker).
     Raises LiveError before forwarding starts when a port cannot be opened."""
@@ -137,7 +137,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
         else:
             if any(s.startswith("tap:") for s in specs):
                 raise LiveError("--workers above 1 needs interfaces on both sides (a TAP has one queue)")
-            rx = _open_fanout(specs, workers)
+            rx = _open_fanout(specs, workers, ring_version)
             pids = []
             for k in range(workers):
                 pid = os.fork()
@@ -213,7 +213,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
         _restore(old)
 
 
-def _open_fanout(specs: list[str], workers: int) -> list[list[RingSource]]:
+def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[RingSource]]:
     """rx[k][j]: worker k's ring on port j, member k of port j's fanout group."""
     rx: list[list[RingSource]] = [[] for _ in range(workers)]
     try:
@@ -222,7 +222,7 @@ def _open_fanout(specs: list[str], workers: int) -> list[list[RingSource]]:
             for attempt in range(16):
                 group = (base + attempt * 104729) & 0xFFFF
                 try:
-                    first = RingSource(s, j, version=2, vnet_hdr=True, ignore_outgoing=True, promisc=True,
+                    first = RingSource(s, j, version=version, retire_ms=1, vnet_hdr=True, ignore_outgoing=True, promisc=True,
                                        fanout=(group, FANOUT_HASH))
                     break
                 except LiveError as e:
@@ -230,7 +230,7 @@ def _open_fanout(specs: list[str], workers: int) -> list[list[RingSource]]:
                         raise
             rx[0].append(first)
             for k in range(1, workers):
-                rx[k].append(RingSource(s, j, version=2, vnet_hdr=True, ignore_outgoing=True, promisc=True,
+                rx[k].append(RingSource(s, j, version=version, retire_ms=1, vnet_hdr=True, ignore_outgoing=True, promisc=True,
                                         fanout=(group, FANOUT_HASH)))
     except BaseException:
         for row in rx:
