@@ -12,6 +12,7 @@ import sys
 
 from ulnet import __version__
 from ulnet.cli import bridge, capture, flows, peek, replay
+from ulnet.cli import stats
 from ulnet.cli import check as check_cmd, run as run_cmd
 from ulnet.cli import apps
 
@@ -24,6 +25,7 @@ COMMANDS = {
     "check": check_cmd,
     "run": run_cmd,
     "apps": apps,
+    "stats": stats,
 }
 
 

@@ -51,15 +51,31 @@ def _text(META, field, width) -> list[str]:
     return out
 
 
-def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
+def app_ids(c: FlowChunk) -> tuple[np.ndarray, np.ndarray]:
+    """Application id (index into the registry's NAMES) and confidence code
+    (index into CONFIDENCE_NAMES) of each flow of a chunk, with the port
+    guess applied: what application_name / application_confidence say,
+    as arrays (for aggregates that need no text)."""
+    key = c.F[:, K.F_KEY]
+    proto = (key >> 32) & 0xFF
+    src_is_b = ((key >> K.KEY_SRC_IS_B) & 1).astype(bool)
+    pa, pb = (key >> 16) & 0xFFFF, key & 0xFFFF
+    has_ports = np.isin(proto, (6, 17, 132))
+    return _app_ids(c.F, proto, np.where(src_is_b, pb, pa), np.where(src_is_b, pa, pb), has_ports)
+
+
+def _app_ids(F, proto, sport, dport, has_ports):
     a = F[:, K.F_APP]
     app = (a >> K.A_APP_SHIFT) & K.APP_MASK
     conf = (a >> K.A_CONF_SHIFT) & 3
-    dpi = (a >> K.A_DPI_SHIFT) & 0xFF
     guess = _ports.guess(proto, np.where(has_ports, sport, 0), np.where(has_ports, dport, 0))
     by_port = (app == 0) & (guess > 0)
-    app = np.where(by_port, guess, app)
-    conf = np.where(by_port, 1, conf)
+    return np.where(by_port, guess, app), np.where(by_port, 1, np.where(app == 0, 0, conf))
+
+
+def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
+    app, conf = _app_ids(F, proto, sport, dport, has_ports)
+    dpi = (F[:, K.F_APP] >> K.A_DPI_SHIFT) & 0xFF
     names = np.asarray(APP_NAMES, dtype=object)
     cats = np.asarray(APP_CATEGORIES, dtype=object)
     conf_names = np.asarray(CONFIDENCE_NAMES, dtype=object)
