@@ -34,7 +34,17 @@ DESCRIPTION
     On a terminal a live view shows packets/s, bits/s, drops (kernel and
     ours) and flows; --stats-interval S prints one JSON object every S
     seconds to standard output instead. SIGINT/SIGTERM stop the bridge
-    (exit 0); SIGHUP reloads the rules (pending: the rule-language stage).
+    (exit 0); SIGHUP reloads the rules.
+
+    --rules FILE runs the rule language (docs/rules.md) on the bridge: ports
+    are named by their interface names (the TAP's name in transparent
+    mode). block drops, reject answers with a TCP RST or ICMP unreachable
+    out of the port the packet came in on, police drops above the rate,
+    shape holds packets in a bounded queue and sends them at their
+    departure time, route/balance pick the output port, capture writes the
+    flow's packets to a file. A rules file with errors stops the bridge
+    before it starts (exit 1); on SIGHUP a broken file is reported and the
+    running rules stay in force.
     --stats prints every non-zero counter at exit.
 
     An interface that goes down and up does not stop the bridge: it
@@ -82,7 +92,8 @@ def add_arguments(p):
                    help="receive ring layout: v3 blocks (default; 1 ms retire timeout) or v2 frames (lower latency "
                         "on a quiet link, but this kernel drops most packets above a few thousand per second)")
     p.add_argument("--qdisc-bypass", action="store_true", help="PACKET_QDISC_BYPASS on the transmit rings")
-    p.add_argument("--rules", metavar="FILE", help="policy rules (pending: the rule-language stage)")
+    p.add_argument("--rules", metavar="FILE",
+                   help="rules (docs/rules.md) naming the ports by their interface (or TAP) names; SIGHUP reloads")
     p.add_argument("--stats-interval", type=_interval, metavar="S",
                    help="print one JSON line of running numbers every S seconds (standard output)")
     p.add_argument("--stats", action="store_true", help="print the counters to standard error at exit")
@@ -93,9 +104,6 @@ def run(args) -> int:
     if (args.b is None) == (args.host is None):
         print(f"{prog}: error: give two interfaces (A B) or one and --host TAP", file=sys.stderr)
         return 2
-    if args.rules:
-        print(f"{prog}: error: --rules: the rule-language stage is not in this build yet", file=sys.stderr)
-        return 2
     specs = [args.a, args.b] if args.b else [args.a, "tap:" + args.host]
     if specs[0] == specs[1]:
         print(f"{prog}: error: A and B are the same interface", file=sys.stderr)
@@ -104,11 +112,25 @@ def run(args) -> int:
     from ulnet.live.view import make_view
     from ulnet.live.workers import run_bridge
     make_flows = None if args.no_flows else (lambda: FlowTable(args.max_flows))
+    make_policy = None
+    if args.rules:
+        if args.no_flows:
+            print(f"{prog}: error: --rules needs the flow stage (drop --no-flows)", file=sys.stderr)
+            return 2
+        from ulnet.live.policy import LivePolicy, RulesError, load_rules
+        names = [s.removeprefix("tap:") for s in specs]
+        try:
+            load_rules(args.rules, names)          # a broken file stops here: nothing applied
+        except RulesError as e:
+            print(f"{e}\n{prog}: {args.rules}: rules not applied", file=sys.stderr)
+            return 1
+        make_policy = lambda table, cap: LivePolicy(args.rules, names, [1, 0], table, cap)   # noqa: E731
     view = make_view(f"ulnet bridge {' <-> '.join(s.removeprefix('tap:') for s in specs)}",
                      args.stats_interval)
     try:
         counters, _ports, _flows, _per_worker = run_bridge(
             specs, [1, 0], workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
+            make_policy=make_policy,
             view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
             ring_version=3 if args.ring == "v3" else 2)
     except LiveError as e:

@@ -25,11 +25,15 @@ DESCRIPTION
     few thousand per second. See docs/live.md for the measurements.
 
 POLICY HOOK
-    ``Forwarder(policy=stage)``: ``stage(batch, counters)`` is called once
-    per batch after decode and flow; it returns None (forward everything)
-    or a boolean array of at least ``batch.n`` values, True for the rows to
-    forward. Rows it does not forward are counted in ``live.policy.dropped``.
-    ``stage.reload()``, when it exists, is called on SIGHUP.
+    ``Forwarder(policy=hook)``: per batch, after decode, ``hook.process(
+    batch, counters)`` runs the flow table with the stages that follow it
+    (returns the ended flow chunks) and ``hook.emit(batch, counters, ports,
+    src_vnet)`` sends each row where its verdict says (returns the rows
+    sent now); ``hook.release_due`` / ``next_due_ms`` drive packets held
+    back by a shaper; ``hook.reload()`` runs on SIGHUP (raising keeps the
+    old rules). ``ulnet.live.policy.LivePolicy`` is that hook for the rule
+    language. Rows neither sent nor held are counted in
+    ``live.policy.dropped``.
 """
 
 from ulnet.live.loop import Forwarder, Port, open_port

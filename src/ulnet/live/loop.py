@@ -24,11 +24,16 @@ import numpy as np
 
 from ulnet.batch import PacketBatch
 from ulnet.counters import C_LIVE_POLICY_DROPPED, new_counters
+from ulnet.actions._kernels import NEXT_SHAPED
 from ulnet.decode import decode
 
-PolicyStage = Callable[[PacketBatch, np.ndarray], "np.ndarray | None"]
 
 BRIDGE_BATCH = 256
+# V3 geometry for the bridge: a block retires after 1 ms, so the ring holds
+# blocks x 1 ms of light traffic; many small blocks (each still holds a whole
+# 64 KiB GSO frame) let a descheduled worker fall 0.5 s behind without loss.
+BRIDGE_BLOCK = 128 << 10
+BRIDGE_BLOCKS = 512
 
 
 @dataclass
@@ -56,7 +61,7 @@ def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = Fal
         t = TapPort(spec[4:], index)
         return Port(spec[4:], t, t, True)
     rx = RingSource(spec, index, version=ring_version, vnet_hdr=True, ignore_outgoing=True, promisc=True,
-                    fanout=rx_fanout, frames=rx_frames, retire_ms=1)
+                    fanout=rx_fanout, frames=rx_frames, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS)
     try:
         tx = TxRing(spec, vnet_hdr=True, qdisc_bypass=qdisc_bypass, frames=tx_frames)
     except BaseException:
@@ -69,7 +74,7 @@ class Forwarder:
     """Moves batches between ports; see the module documentation."""
 
     def __init__(self, ports: list[Port], peer: list[int], batch_size: int = BRIDGE_BATCH,
-                 flows=None, policy: PolicyStage | None = None, counters: np.ndarray | None = None):
+                 flows=None, policy=None, counters: np.ndarray | None = None):
         if len(peer) != len(ports):
             raise ValueError("one peer per port")
         self.ports = ports
@@ -91,7 +96,9 @@ class Forwarder:
         b, c = self.batch, self.counters
         b.n = 0
         decode(b, c)
-        if self.flows is not None:
+        if self.policy is not None:
+            self.policy.process(b, c)
+        elif self.flows is not None:
             self.flows.process(b, c)
         for p in self.ports:
             p.tx.send_batch(b, c, None, src_vnet=p.vnet)
@@ -107,20 +114,31 @@ class Forwarder:
                 continue
             b.n = n
             decode(b, c)
+            p.stats[0] += n
+            p.stats[1] += int(b.wirelen[:n].sum())
+            if self.policy is not None:          # the rule-language stage decides and sends
+                for chunk in self.policy.process(b, c):
+                    self.ended += len(chunk)
+                sent = self.policy.emit(b, c, self.ports, p.vnet)
+                c[C_LIVE_POLICY_DROPPED] += n - sent - int(np.count_nonzero(
+                    self.policy.acts.nxt[:n] == NEXT_SHAPED))
+                p.rx.release()
+                total += n
+                continue
             if self.flows is not None:
                 for chunk in self.flows.process(b, c):
                     self.ended += len(chunk)
-            mask = self.policy(b, c) if self.policy is not None else None
+            mask = None
             if mask is not None:
                 kept = int(np.count_nonzero(mask[:n]))
                 c[C_LIVE_POLICY_DROPPED] += n - kept
             out = self.ports[self.peer[k]]
-            p.stats[0] += n
-            p.stats[1] += int(b.wirelen[:n].sum())
             sent = out.tx.send_batch(b, c, mask, src_vnet=p.vnet)
             out.stats[2] += sent
             p.rx.release()
             total += n
+        if self.policy is not None and self.policy.queue:
+            self.policy.release_due(self.ports, c)
         return total
 
     def wait(self, timeout_ms: int) -> None:
@@ -142,7 +160,7 @@ class Forwarder:
         next_tick = time.monotonic() + tick_s
         while not stop():
             if not self.step():
-                self.wait(idle_ms)
+                self.wait(idle_ms if self.policy is None else self.policy.next_due_ms(idle_ms))
             if tick is not None:
                 now = time.monotonic()
                 if now >= next_tick:
@@ -154,5 +172,7 @@ class Forwarder:
             p.rx.add_kernel_stats(self.counters)
 
     def close(self) -> None:
+        if self.policy is not None and hasattr(self.policy, "close"):
+            self.policy.close()
         for p in self.ports:
             p.close()

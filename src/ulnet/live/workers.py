@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ulnet.counters import N_COUNTERS
-from ulnet.live.loop import Forwarder, Port, open_port
+from ulnet.live.loop import BRIDGE_BLOCK, BRIDGE_BLOCKS, Forwarder, Port, open_port
 from ulnet.sources.afpacket import FANOUT_HASH, LiveError, RingSource
 
 
@@ -126,8 +126,9 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                 for p in ports:
                     p.close()
                 raise
-            fw = Forwarder(ports, peer, batch_size, make_flows() if make_flows else None,
-                           make_policy() if make_policy else None, counters=shared.counters[0])
+            table = make_flows() if make_flows else None
+            fw = Forwarder(ports, peer, batch_size, table, make_policy(table, batch_size) if make_policy else None,
+                           counters=shared.counters[0])
             try:
                 fw.warm()
                 log(f"forwarding {' <-> '.join(specs)}")
@@ -153,8 +154,10 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                         for j, s in enumerate(specs):
                             from ulnet.sinks.txring import TxRing
                             ports.append(Port(s, rx[k][j], TxRing(s, vnet_hdr=True, qdisc_bypass=qdisc_bypass)))
-                        fw = Forwarder(ports, peer, batch_size, make_flows() if make_flows else None,
-                                       make_policy() if make_policy else None, counters=shared.counters[k])
+                        table = make_flows() if make_flows else None
+                        fw = Forwarder(ports, peer, batch_size, table,
+                                       make_policy(table, batch_size) if make_policy else None,
+                                       counters=shared.counters[k])
                         fw.warm()
                         shared.ready[k] = 1
                         _worker_loop(fw, flags, k, shared, None, interval, log)
@@ -222,7 +225,7 @@ def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[
             for attempt in range(16):
                 group = (base + attempt * 104729) & 0xFFFF
                 try:
-                    first = RingSource(s, j, version=version, retire_ms=1, vnet_hdr=True, ignore_outgoing=True, promisc=True,
+                    first = RingSource(s, j, version=version, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS, vnet_hdr=True, ignore_outgoing=True, promisc=True,
                                        fanout=(group, FANOUT_HASH))
                     break
                 except LiveError as e:
@@ -230,7 +233,7 @@ def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[
                         raise
             rx[0].append(first)
             for k in range(1, workers):
-                rx[k].append(RingSource(s, j, version=version, retire_ms=1, vnet_hdr=True, ignore_outgoing=True, promisc=True,
+                rx[k].append(RingSource(s, j, version=version, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS, vnet_hdr=True, ignore_outgoing=True, promisc=True,
                                         fanout=(group, FANOUT_HASH)))
     except BaseException:
         for row in rx:

@@ -1,0 +1,118 @@
+"""The rule language on a live bridge (root only): block, reject, police,
+shape, SIGHUP reload. Ports are named by the bridge's interface names (a, b).
+
+Topology (tests/netns.py): h1 10.199.0.1 -- a [ulnet bridge a b --rules R] b -- h2 10.199.0.2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from netns import Topo, bridge_topology, have, is_root
+from test_live_bridge import H2, ping, start_bridge
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="live tests need root (network namespaces)")
+
+
+@pytest.fixture
+def topo():
+    t = Topo()
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def http_server(t, ns, root):
+    (root / "index.html").write_text("hello\n")
+    t.popen(ns, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(root))
+    t.wait_for(lambda: ":8080" in t.run(ns, "ss", "-ltn", check=False).stdout, 20, what="http.server")
+
+
+def curl(t, ns, timeout=10):
+    t0 = time.monotonic()
+    r = t.run(ns, "curl", "-sS", "--max-time", timeout, f"http://{H2}:8080/index.html", check=False,
+              timeout=timeout + 10)
+    return r, time.monotonic() - t0
+
+
+def test_policy_block_icmp_http_still_works(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\nblock proto icmp\n")
+    http_server(topo, h2, tmp_path)
+    p = start_bridge(topo, br, "a", "b", "--rules", str(rules))
+    assert ping(topo, h1, H2, count=3, check=False) == 0
+    r, _ = curl(topo, h1)
+    assert r.returncode == 0 and r.stdout == "hello\n", r.stderr
+    out, err = topo.stop(p)
+    last = [json.loads(x) for x in out.splitlines() if x.startswith("{")][-1]
+    assert last["policy_dropped"] >= 3
+
+
+def test_policy_reject_fails_at_once(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\nreject proto tcp to port 8080\n")
+    http_server(topo, h2, tmp_path)
+    start_bridge(topo, br, "a", "b", "--rules", str(rules))
+    ping(topo, h1, H2, count=2)
+    r, dt = curl(topo, h1, timeout=10)
+    assert r.returncode == 7, (r.returncode, r.stderr)        # connection refused: the RST came back
+    assert dt < 3.0, dt
+
+
+@pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
+def test_policy_police_holds_udp_rate(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\npass proto udp police 10Mbit\n")
+    topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
+    start_bridge(topo, br, "a", "b", "--rules", str(rules))
+    time.sleep(0.5)
+    r = topo.run(h1, "iperf3", "-c", H2, "-u", "-b", "40M", "-t", "4", "-J", timeout=60)
+    res = json.loads(r.stdout)
+    got = res["end"]["sum"]["bits_per_second"] * (1 - res["end"]["sum"]["lost_percent"] / 100) / 1e6
+    assert 8.5 <= got <= 11.0, got
+
+
+@pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
+def test_policy_shape_holds_tcp_near_rate(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\npass proto tcp shape 40Mbit\n")
+    topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
+    start_bridge(topo, br, "a", "b", "--rules", str(rules))
+    time.sleep(0.5)
+    r = topo.run(h1, "iperf3", "-c", H2, "-t", "5", "-J", timeout=60)
+    mbit = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+    assert 25 <= mbit <= 44, mbit
+
+
+def test_policy_sighup_broken_file_keeps_rules(topo, tmp_path):
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\n")
+    p = start_bridge(topo, br, "a", "b", "--rules", str(rules))
+    ping(topo, h1, H2, count=3)
+    rules.write_text("default pass\nblock prot icmp\n")          # a typo
+    p.send_signal(signal.SIGHUP)
+    topo.wait_output(p, "reload failed", timeout=10)
+    ping(topo, h1, H2, count=5, interval=0.1)                      # still forwarding, old rules
+    rules.write_text("default pass\nblock proto icmp\n")
+    p.send_signal(signal.SIGHUP)
+    topo.wait_output(p, "rules reloaded", timeout=10)
+    assert ping(topo, h1, H2, count=3, check=False) == 0
+
+
+def test_policy_bad_rules_not_applied(topo, tmp_path):
+    br = topo.ns("br")
+    topo.veth(br, "a", br, "b")
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\npass in on nosuchport\n")
+    r = topo.run_ulnet(br, "bridge", "a", "b", "--rules", str(rules))
+    assert r.returncode == 1 and "rules not applied" in r.stderr, r.stderr
