@@ -116,3 +116,38 @@ def test_policy_bad_rules_not_applied(topo, tmp_path):
     rules.write_text("default pass\npass in on nosuchport\n")
     r = topo.run_ulnet(br, "bridge", "a", "b", "--rules", str(rules))
     assert r.returncode == 1 and "rules not applied" in r.stderr, r.stderr
+
+
+def test_policy_balance_keeps_each_flow_on_one_link(topo, tmp_path):
+    """h1 -- a [bridge a b --port c: pass in on a balance { b c }] b -- h2, c -- h3.
+    h2 and h3 are two identical backends (same IP, same MAC), each serving
+    its own name. A flow split over both links would break its TCP
+    connection; every request must succeed, and both backends must serve."""
+    h1, br, h2, h3 = topo.ns("h1"), topo.ns("br"), topo.ns("h2"), topo.ns("h3")
+    for ns in (h1, h2, h3):
+        topo.run(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+    topo.veth(h1, "eth0", br, "a")
+    topo.veth(h2, "eth0", br, "b")
+    topo.veth(h3, "eth0", br, "c")
+    topo.addr(h1, "eth0", "10.199.0.1/24")
+    h1_mac = topo.run(h1, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    for ns, name in ((h2, "h2"), (h3, "h3")):
+        topo.run(ns, "ip", "link", "set", "dev", "eth0", "address", "02:00:00:00:19:02")
+        topo.addr(ns, "eth0", H2 + "/24")
+        # ARP from a goes to b only (non-IP frames follow the A <-> B pairing): h3 must know h1
+        topo.run(ns, "ip", "neigh", "replace", "10.199.0.1", "lladdr", h1_mac, "dev", "eth0", "nud", "permanent")
+        d = tmp_path / name
+        d.mkdir()
+        (d / "who").write_text(name + "\n")
+        topo.popen(ns, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(d))
+        topo.wait_for(lambda: ":8080" in topo.run(ns, "ss", "-ltn", check=False).stdout, 20, what="http.server")
+    rules = tmp_path / "r.rules"
+    rules.write_text("default pass\npass in on a proto tcp balance { b c }\n")
+    start_bridge(topo, br, "a", "b", "--port", "c", "--rules", str(rules))
+    ping(topo, h1, H2, count=2)
+    served = []
+    for k in range(24):
+        r = topo.run(h1, "curl", "-sS", "--max-time", "5", f"http://{H2}:8080/who", check=False, timeout=15)
+        assert r.returncode == 0, (k, r.stderr)
+        served.append(r.stdout.strip())
+    assert set(served) == {"h2", "h3"}, served

@@ -3,6 +3,7 @@
 SYNOPSIS
     ulnet bridge A B [--workers N] [--stats-interval S] [--stats] [--qdisc-bypass]
     ulnet bridge A --host TAP [--stats-interval S] [--stats]
+    ulnet bridge A B --port C [--port D ...] --rules RULES   (route / balance to more ports)
 
 DESCRIPTION
     Normal mode (netmap's, libpeak's netfuse): every frame that arrives on A
@@ -35,6 +36,10 @@ DESCRIPTION
     ours) and flows; --stats-interval S prints one JSON object every S
     seconds to standard output instead. SIGINT/SIGTERM stop the bridge
     (exit 0); SIGHUP reloads the rules.
+
+    --port C adds a port that only rules send to (route, balance): a load
+    balancer in front of several links or machines. What arrives on it goes
+    to A.
 
     --rules FILE runs the rule language (docs/rules.md) on the bridge: ports
     are named by their interface names (the TAP's name in transparent
@@ -81,6 +86,8 @@ def add_arguments(p):
     p.add_argument("a", metavar="A", help="first interface")
     p.add_argument("b", metavar="B", nargs="?", help="second interface (normal mode)")
     p.add_argument("--host", metavar="TAP", help="transparent mode: the second port is this TAP device")
+    p.add_argument("--port", dest="ports", action="append", default=[], metavar="IFACE",
+                   help="one more port for route/balance rules (repeat); what it receives goes to A")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="worker processes (PACKET_FANOUT, symmetric hash); default 1")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
@@ -104,10 +111,12 @@ def run(args) -> int:
     if (args.b is None) == (args.host is None):
         print(f"{prog}: error: give two interfaces (A B) or one and --host TAP", file=sys.stderr)
         return 2
-    specs = [args.a, args.b] if args.b else [args.a, "tap:" + args.host]
-    if specs[0] == specs[1]:
-        print(f"{prog}: error: A and B are the same interface", file=sys.stderr)
+    specs = ([args.a, args.b] if args.b else [args.a, "tap:" + args.host]) + list(args.ports)
+    if len(set(specs)) < len(specs):
+        print(f"{prog}: error: an interface is named twice", file=sys.stderr)
         return 2
+    # A <-> B; a port added with --port sends what it receives to A
+    peer = [1, 0] + [0] * len(args.ports)
     from ulnet.flow import FlowTable
     from ulnet.live.view import make_view
     from ulnet.live.workers import run_bridge
@@ -124,12 +133,12 @@ def run(args) -> int:
         except RulesError as e:
             print(f"{e}\n{prog}: {args.rules}: rules not applied", file=sys.stderr)
             return 1
-        make_policy = lambda table, cap: LivePolicy(args.rules, names, [1, 0], table, cap)   # noqa: E731
+        make_policy = lambda table, cap: LivePolicy(args.rules, names, peer, table, cap)   # noqa: E731
     view = make_view(f"ulnet bridge {' <-> '.join(s.removeprefix('tap:') for s in specs)}",
                      args.stats_interval)
     try:
         counters, _ports, _flows, _per_worker = run_bridge(
-            specs, [1, 0], workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
+            specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
             make_policy=make_policy,
             view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
             ring_version=3 if args.ring == "v3" else 2)
