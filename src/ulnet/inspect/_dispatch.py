@@ -2,9 +2,71 @@
 
 from numba import njit
 
+from ulnet.inspect.matchers.files import match_ftp_control as files_match_ftp_control
+from ulnet.inspect.matchers.files import match_ftps as files_match_ftps
+from ulnet.inspect.matchers.files import match_git as files_match_git
+from ulnet.inspect.matchers.files import match_rsync as files_match_rsync
+from ulnet.inspect.matchers.files import match_tftp as files_match_tftp
+from ulnet.inspect.matchers.mail import match_pop3 as mail_match_pop3
+from ulnet.inspect.matchers.mail import match_smtp as mail_match_smtp
+from ulnet.inspect.matchers.mail import match_usenet as mail_match_usenet
+from ulnet.inspect.matchers.netops import match_avast as netops_match_avast
+from ulnet.inspect.matchers.netops import match_bgp as netops_match_bgp
+from ulnet.inspect.matchers.netops import match_capwap as netops_match_capwap
+from ulnet.inspect.matchers.netops import match_diameter as netops_match_diameter
+from ulnet.inspect.matchers.netops import match_dnscrypt as netops_match_dnscrypt
+from ulnet.inspect.matchers.netops import match_gtp as netops_match_gtp
+from ulnet.inspect.matchers.netops import match_hsrp as netops_match_hsrp
+from ulnet.inspect.matchers.netops import match_natpmp as netops_match_natpmp
+from ulnet.inspect.matchers.netops import match_netflow as netops_match_netflow
+from ulnet.inspect.matchers.netops import match_ookla as netops_match_ookla
+from ulnet.inspect.matchers.netops import match_radius as netops_match_radius
+from ulnet.inspect.matchers.netops import match_ripeatlas as netops_match_ripeatlas
+from ulnet.inspect.matchers.netops import match_roughtime as netops_match_roughtime
+from ulnet.inspect.matchers.netops import match_sflow as netops_match_sflow
+from ulnet.inspect.matchers.netops import match_snmp as netops_match_snmp
+from ulnet.inspect.matchers.netops import match_teredo as netops_match_teredo
+from ulnet.inspect.matchers.netops import match_ubntac2 as netops_match_ubntac2
 from ulnet.inspect.matchers.network import match_dns as network_match_dns
 from ulnet.inspect.matchers.network import match_llmnr as network_match_llmnr
 from ulnet.inspect.matchers.network import match_mdns as network_match_mdns
+from ulnet.inspect.matchers.remote import match_citrix as remote_match_citrix
+from ulnet.inspect.matchers.remote import match_rdp as remote_match_rdp
+from ulnet.inspect.matchers.remote import match_rsh as remote_match_rsh
+from ulnet.inspect.matchers.remote import match_ssh as remote_match_ssh
+from ulnet.inspect.matchers.remote import match_teamviewer as remote_match_teamviewer
+from ulnet.inspect.matchers.remote import match_telnet as remote_match_telnet
+from ulnet.inspect.matchers.remote import match_vnc as remote_match_vnc
+from ulnet.inspect.matchers.remote import match_xdmcp as remote_match_xdmcp
+from ulnet.inspect.matchers.system import match_bjnp as system_match_bjnp
+from ulnet.inspect.matchers.system import match_checkmk as system_match_checkmk
+from ulnet.inspect.matchers.system import match_collectd as system_match_collectd
+from ulnet.inspect.matchers.system import match_dcerpc as system_match_dcerpc
+from ulnet.inspect.matchers.system import match_dhcp as system_match_dhcp
+from ulnet.inspect.matchers.system import match_dhcpv6 as system_match_dhcpv6
+from ulnet.inspect.matchers.system import match_dropbox as system_match_dropbox
+from ulnet.inspect.matchers.system import match_kerberos as system_match_kerberos
+from ulnet.inspect.matchers.system import match_ldap as system_match_ldap
+from ulnet.inspect.matchers.system import match_munin as system_match_munin
+from ulnet.inspect.matchers.system import match_netbios as system_match_netbios
+from ulnet.inspect.matchers.system import match_nfs as system_match_nfs
+from ulnet.inspect.matchers.system import match_ntp as system_match_ntp
+from ulnet.inspect.matchers.system import match_rmcp as system_match_rmcp
+from ulnet.inspect.matchers.system import match_slp as system_match_slp
+from ulnet.inspect.matchers.system import match_smbv23 as system_match_smbv23
+from ulnet.inspect.matchers.system import match_spotify as system_match_spotify
+from ulnet.inspect.matchers.system import match_ssdp as system_match_ssdp
+from ulnet.inspect.matchers.system import match_syslog as system_match_syslog
+from ulnet.inspect.matchers.system import match_tivoconnect as system_match_tivoconnect
+from ulnet.inspect.matchers.system import match_wsd as system_match_wsd
+from ulnet.inspect.matchers.system import match_zabbix as system_match_zabbix
+from ulnet.inspect.matchers.vpn import match_haproxy as vpn_match_haproxy
+from ulnet.inspect.matchers.vpn import match_l2tp as vpn_match_l2tp
+from ulnet.inspect.matchers.vpn import match_openvpn as vpn_match_openvpn
+from ulnet.inspect.matchers.vpn import match_pptp as vpn_match_pptp
+from ulnet.inspect.matchers.vpn import match_socks as vpn_match_socks
+from ulnet.inspect.matchers.vpn import match_tailscale as vpn_match_tailscale
+from ulnet.inspect.matchers.vpn import match_wireguard as vpn_match_wireguard
 from ulnet.inspect.matchers.web import match_dtls as web_match_dtls
 from ulnet.inspect.matchers.web import match_http as web_match_http
 from ulnet.inspect.matchers.web import match_http_connect as web_match_http_connect
@@ -18,24 +80,174 @@ def dispatch(w, n, sp, dp, d, l4):
     if l4 == 6:
         if web_match_tls(w, n, sp, dp, d):
             return 10  # TLS
+        if remote_match_ssh(w, n, sp, dp, d):
+            return 13  # SSH
+        if vpn_match_haproxy(w, n, sp, dp, d):
+            return 15  # HAProxy
+        if files_match_rsync(w, n, sp, dp, d):
+            return 16  # RSYNC
+        if files_match_git(w, n, sp, dp, d):
+            return 17  # Git
+        if system_match_munin(w, n, sp, dp, d):
+            return 18  # Munin
+        if system_match_checkmk(w, n, sp, dp, d):
+            return 19  # CHECKMK
+        if system_match_zabbix(w, n, sp, dp, d):
+            return 20  # Zabbix
+        if system_match_tivoconnect(w, n, sp, dp, d):
+            return 21  # TiVoConnect
+        if system_match_spotify(w, n, sp, dp, d):
+            return 22  # Spotify
+        if vpn_match_pptp(w, n, sp, dp, d):
+            return 23  # PPTP
+        if remote_match_citrix(w, n, sp, dp, d):
+            return 24  # Citrix
+        if remote_match_vnc(w, n, sp, dp, d):
+            return 25  # VNC
+        if netops_match_avast(w, n, sp, dp, d):
+            return 26  # AVAST
+        if netops_match_bgp(w, n, sp, dp, d):
+            return 29  # BGP
+        if netops_match_roughtime(w, n, sp, dp, d):
+            return 30  # Roughtime
         if web_match_http_connect(w, n, sp, dp, d):
-            return 13  # HTTP_Connect
+            return 31  # HTTP_Connect
         if web_match_http(w, n, sp, dp, d):
-            return 14  # HTTP
+            return 32  # HTTP
+        if files_match_ftps(w, n, sp, dp, d):
+            return 34  # FTPS
+        if files_match_ftp_control(w, n, sp, dp, d):
+            return 35  # FTP_CONTROL
+        if mail_match_smtp(w, n, sp, dp, d):
+            return 36  # SMTP
+        if mail_match_pop3(w, n, sp, dp, d):
+            return 37  # POP3
+        if mail_match_usenet(w, n, sp, dp, d):
+            return 38  # Usenet
+        if system_match_syslog(w, n, sp, dp, d):
+            return 39  # Syslog
+        if netops_match_ookla(w, n, sp, dp, d):
+            return 40  # Ookla
         if network_match_dns(w, n, sp, dp, d):
-            return 17  # DNS
+            return 45  # DNS
+        if system_match_netbios(w, n, sp, dp, d):
+            return 46  # NetBIOS
+        if system_match_smbv23(w, n, sp, dp, d):
+            return 47  # SMBv23
+        if system_match_kerberos(w, n, sp, dp, d):
+            return 48  # Kerberos
+        if system_match_ldap(w, n, sp, dp, d):
+            return 49  # LDAP
+        if system_match_slp(w, n, sp, dp, d):
+            return 51  # Service_Location_Protocol
+        if system_match_nfs(w, n, sp, dp, d):
+            return 52  # NFS
+        if system_match_dcerpc(w, n, sp, dp, d):
+            return 53  # DCERPC
+        if remote_match_rdp(w, n, sp, dp, d):
+            return 54  # RDP
+        if vpn_match_openvpn(w, n, sp, dp, d):
+            return 55  # OpenVPN
+        if vpn_match_socks(w, n, sp, dp, d):
+            return 58  # SOCKS
+        if netops_match_diameter(w, n, sp, dp, d):
+            return 59  # Diameter
+        if remote_match_teamviewer(w, n, sp, dp, d):
+            return 66  # TeamViewer
+        if remote_match_telnet(w, n, sp, dp, d):
+            return 67  # Telnet
+        if remote_match_rsh(w, n, sp, dp, d):
+            return 79  # RSH
         return 0
     if l4 == 17:
         if web_match_quic(w, n, sp, dp, d):
             return 11  # QUIC
         if web_match_dtls(w, n, sp, dp, d):
             return 12  # DTLS
+        if vpn_match_tailscale(w, n, sp, dp, d):
+            return 14  # Tailscale
+        if system_match_tivoconnect(w, n, sp, dp, d):
+            return 21  # TiVoConnect
+        if system_match_spotify(w, n, sp, dp, d):
+            return 22  # Spotify
+        if netops_match_ripeatlas(w, n, sp, dp, d):
+            return 27  # RipeAtlas
+        if system_match_bjnp(w, n, sp, dp, d):
+            return 28  # BJNP
+        if netops_match_roughtime(w, n, sp, dp, d):
+            return 30  # Roughtime
+        if system_match_ssdp(w, n, sp, dp, d):
+            return 33  # SSDP
+        if system_match_syslog(w, n, sp, dp, d):
+            return 39  # Syslog
+        if system_match_wsd(w, n, sp, dp, d):
+            return 41  # WSD
+        if netops_match_dnscrypt(w, n, sp, dp, d):
+            return 42  # DNScrypt
         if network_match_mdns(w, n, sp, dp, d):
-            return 15  # MDNS
+            return 43  # MDNS
         if network_match_llmnr(w, n, sp, dp, d):
-            return 16  # LLMNR
+            return 44  # LLMNR
         if network_match_dns(w, n, sp, dp, d):
-            return 17  # DNS
+            return 45  # DNS
+        if system_match_netbios(w, n, sp, dp, d):
+            return 46  # NetBIOS
+        if system_match_kerberos(w, n, sp, dp, d):
+            return 48  # Kerberos
+        if system_match_ldap(w, n, sp, dp, d):
+            return 49  # LDAP
+        if netops_match_snmp(w, n, sp, dp, d):
+            return 50  # SNMP
+        if system_match_slp(w, n, sp, dp, d):
+            return 51  # Service_Location_Protocol
+        if system_match_nfs(w, n, sp, dp, d):
+            return 52  # NFS
+        if system_match_dcerpc(w, n, sp, dp, d):
+            return 53  # DCERPC
+        if remote_match_rdp(w, n, sp, dp, d):
+            return 54  # RDP
+        if vpn_match_openvpn(w, n, sp, dp, d):
+            return 55  # OpenVPN
+        if vpn_match_wireguard(w, n, sp, dp, d):
+            return 56  # WireGuard
+        if vpn_match_l2tp(w, n, sp, dp, d):
+            return 57  # L2TP
+        if system_match_collectd(w, n, sp, dp, d):
+            return 60  # collectd
+        if netops_match_radius(w, n, sp, dp, d):
+            return 61  # Radius
+        if netops_match_netflow(w, n, sp, dp, d):
+            return 62  # NetFlow
+        if netops_match_sflow(w, n, sp, dp, d):
+            return 63  # sFlow
+        if netops_match_teredo(w, n, sp, dp, d):
+            return 64  # Teredo
+        if remote_match_xdmcp(w, n, sp, dp, d):
+            return 65  # XDMCP
+        if remote_match_teamviewer(w, n, sp, dp, d):
+            return 66  # TeamViewer
+        if system_match_rmcp(w, n, sp, dp, d):
+            return 68  # RMCP
+        if files_match_tftp(w, n, sp, dp, d):
+            return 69  # TFTP
+        if system_match_dhcp(w, n, sp, dp, d):
+            return 70  # DHCP
+        if system_match_dhcpv6(w, n, sp, dp, d):
+            return 71  # DHCPV6
+        if system_match_ntp(w, n, sp, dp, d):
+            return 72  # NTP
+        if system_match_dropbox(w, n, sp, dp, d):
+            return 73  # Dropbox
+        if netops_match_hsrp(w, n, sp, dp, d):
+            return 74  # HSRP
+        if netops_match_ubntac2(w, n, sp, dp, d):
+            return 75  # UBNTAC2
+        if netops_match_natpmp(w, n, sp, dp, d):
+            return 76  # NAT-PMP
+        if netops_match_gtp(w, n, sp, dp, d):
+            return 77  # GTP
+        if netops_match_capwap(w, n, sp, dp, d):
+            return 78  # CAPWAP
         return 0
     return 0
 

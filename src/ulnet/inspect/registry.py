@@ -23,14 +23,39 @@ ORDER
     direction. Shallow, exact signatures come first (a magic number, a
     fixed banner); broad ones that could swallow others come last (RTP,
     generic binary heuristics). Keep a comment on every block saying why it
-    sits where it does.
+    sits where it does. The blocks, in order: IP protocol numbers; TLS,
+    QUIC, DTLS; long magic strings and numbers; text protocols whose
+    request lines look like HTTP's (RTSP, SIP, NATS), then HTTP; other
+    keyword protocols; the DNS family; binary headers whose length fields
+    must agree with the payload; short headers narrowed by their service
+    port; RTP.
+
+FAMILIES
+    matchers/system.py (LAN and OS services), netops.py (management, AAA,
+    flow export, operator tunnels), mail.py, files.py, remote.py, vpn.py
+    (and proxies), database.py, messaging.py (chat, brokers, RPC), voip.py,
+    media.py, p2p.py (and crypto currencies), iot.py (industrial and home
+    automation), games.py; _common.py holds their shared helpers. web.py
+    and network.py hold TLS/QUIC/DTLS/HTTP and the DNS family.
 
 ADDING AN APPLICATION
     1. a matcher in ulnet/inspect/matchers/<family>.py over (w, n, sp, dp, d);
     2. a row here, in the right block;
     3. a sample (a capture in ../shared/corpus/ndpi, or one made in tests);
     4. ``python -m ulnet.inspect.gen_dispatch`` to regenerate _dispatch.py
-       (a test fails when it is stale), and a regress line in the tests.
+       (a test fails when it is stale), and a regress line in the tests
+       (tests/test_inspect_matchers.py: a payload it accepts, near misses it
+       refuses; the fuzz there covers every matcher by itself).
+
+CAVEATS
+    A flow is decided by its first matching packet and not looked at again
+    for its application: a STUN exchange that goes on with DTLS, an SMTP
+    session that upgrades with STARTTLS stay STUN and SMTP, where nDPI,
+    which keeps dissecting, reports DTLS and SMTPS. IPSec's key exchange
+    has a matcher (vpn:match_ike) but no row: IPSec's row is its ESP
+    protocol number, and one row cannot hold both a protocol number and a
+    matcher. RTCP has none: a lone report looks like too much else, and
+    nDPI attributes RTCP-only flows to applications by server address.
 """
 
 from __future__ import annotations
@@ -64,13 +89,85 @@ def _rows():
         A("TLS", "Web", "tcp", "web:match_tls", (443, 8443)),
         A("QUIC", "Web", "udp", "web:match_quic", (443,)),
         A("DTLS", "Web", "udp", "web:match_dtls", ()),
-        # ---- text protocols by keyword ---------------------------------------
+        # ---- long magic strings and numbers (6+ fixed bytes): unambiguous, ---
+        # ---- so they go before everything that only checks a few bits -------
+        A("SSH", "RemoteAccess", "tcp", "remote:match_ssh", (22,)),
+        A("Tailscale", "VPN", "udp", "vpn:match_tailscale", (41641,)),
+        A("HAProxy", "Web", "tcp", "vpn:match_haproxy", ()),
+        A("RSYNC", "DataTransfer", "tcp", "files:match_rsync", (873,)),
+        A("Git", "Collaborative", "tcp", "files:match_git", (9418,)),
+        A("Munin", "System", "tcp", "system:match_munin", (4949,)),
+        A("CHECKMK", "DataTransfer", "tcp", "system:match_checkmk", (6556,)),
+        A("Zabbix", "Network", "tcp", "system:match_zabbix", (10050, 10051)),
+        A("TiVoConnect", "Network", "both", "system:match_tivoconnect", (2190,)),
+        A("Spotify", "Music", "both", "system:match_spotify", (57621, 4070)),
+        A("PPTP", "VPN", "tcp", "vpn:match_pptp", (1723,)),
+        A("Citrix", "Network", "tcp", "remote:match_citrix", (1494, 2598)),
+        A("VNC", "RemoteAccess", "tcp", "remote:match_vnc", (5900, 5901)),
+        A("AVAST", "Network", "tcp", "netops:match_avast", ()),
+        A("RipeAtlas", "Network", "udp", "netops:match_ripeatlas", ()),
+        A("BJNP", "System", "udp", "system:match_bjnp", (8611, 8612)),
+        A("BGP", "Network", "tcp", "netops:match_bgp", (179,)),
+        A("Roughtime", "System", "both", "netops:match_roughtime", (2002,)),
+        # ---- HTTP itself -----------------------------------------------------
         A("HTTP_Connect", "Web", "tcp", "web:match_http_connect", (3128,)),
         A("HTTP", "Web", "tcp", "web:match_http", (80, 8080)),
-        # ---- DNS family: header consistency plus the service port -----------
+        # ---- other text protocols by keyword; FTPS and FTP before SMTP ------
+        # ---- (all greet with "220": FTP's greeting names FTP, FTPS is the ----
+        # ---- client's AUTH TLS) ----------------------------------------------
+        A("SSDP", "System", "udp", "system:match_ssdp", (1900,)),
+        A("FTPS", "Download", "tcp", "files:match_ftps", (990,)),
+        A("FTP_CONTROL", "Download", "tcp", "files:match_ftp_control", (21,)),
+        A("SMTP", "Email", "tcp", "mail:match_smtp", (25, 587)),
+        A("POP3", "Email", "tcp", "mail:match_pop3", (110,)),
+        A("Usenet", "Web", "tcp", "mail:match_usenet", (119,)),
+        A("Syslog", "System", "both", "system:match_syslog", (514,)),
+        A("Ookla", "Network", "tcp", "netops:match_ookla", (8080,)),
+        A("WSD", "Network", "udp", "system:match_wsd", (3702,)),
+        # ---- DNS family: header consistency plus the service port; DNSCrypt -
+        # ---- first (its certificate query is DNS, its replies use 5353 too) --
+        A("DNScrypt", "Network", "udp", "netops:match_dnscrypt", ()),
         A("MDNS", "Network", "udp", "network:match_mdns", (5353,)),
         A("LLMNR", "Network", "udp", "network:match_llmnr", (5355,)),
         A("DNS", "Network", "both", "network:match_dns", (53,)),
+        # ---- binary headers with a magic value and a length that must agree --
+        # ---- with the payload: several independent checks each --------------
+        A("NetBIOS", "System", "both", "system:match_netbios", (137, 138, 139)),
+        A("SMBv23", "System", "tcp", "system:match_smbv23", (445,)),
+        A("Kerberos", "Network", "both", "system:match_kerberos", (88,)),
+        A("LDAP", "System", "both", "system:match_ldap", (389,)),
+        A("SNMP", "Network", "udp", "netops:match_snmp", (161, 162)),
+        A("Service_Location_Protocol", "RPC", "both", "system:match_slp", (427,)),
+        A("NFS", "DataTransfer", "both", "system:match_nfs", (2049, 111)),
+        A("DCERPC", "RPC", "both", "system:match_dcerpc", (135,)),
+        A("RDP", "RemoteAccess", "both", "remote:match_rdp", (3389,)),
+        A("OpenVPN", "VPN", "both", "vpn:match_openvpn", (1194,)),
+        A("WireGuard", "VPN", "udp", "vpn:match_wireguard", (51820,)),
+        A("L2TP", "VPN", "udp", "vpn:match_l2tp", (1701,)),
+        A("SOCKS", "Web", "tcp", "vpn:match_socks", (1080,)),
+        A("Diameter", "Network", "tcp", "netops:match_diameter", (3868,)),
+        A("collectd", "System", "udp", "system:match_collectd", (25826,)),
+        A("Radius", "Network", "udp", "netops:match_radius", (1812, 1813)),
+        A("NetFlow", "Network", "udp", "netops:match_netflow", (2055, 4739)),
+        A("sFlow", "Network", "udp", "netops:match_sflow", (6343,)),
+        A("Teredo", "Network", "udp", "netops:match_teredo", (3544,)),
+        A("XDMCP", "RemoteAccess", "udp", "remote:match_xdmcp", (177,)),
+        A("TeamViewer", "RemoteAccess", "both", "remote:match_teamviewer", (5938,)),
+        A("Telnet", "RemoteAccess", "tcp", "remote:match_telnet", (23,)),
+        A("RMCP", "System", "udp", "system:match_rmcp", (623,)),
+        A("TFTP", "DataTransfer", "udp", "files:match_tftp", (69,)),
+        # ---- short binary headers that need their service port to narrow ----
+        # ---- them (the docstrings say so) ------------------------------------
+        A("DHCP", "Network", "udp", "system:match_dhcp", (67, 68)),
+        A("DHCPV6", "Network", "udp", "system:match_dhcpv6", (546, 547)),
+        A("NTP", "System", "udp", "system:match_ntp", (123,)),
+        A("Dropbox", "Cloud", "udp", "system:match_dropbox", (17500,)),
+        A("HSRP", "Network", "udp", "netops:match_hsrp", (1985, 2029)),
+        A("UBNTAC2", "Network", "udp", "netops:match_ubntac2", (10001,)),
+        A("NAT-PMP", "Network", "udp", "netops:match_natpmp", (5351,)),
+        A("GTP", "Network", "udp", "netops:match_gtp", (2123, 2152, 3386)),
+        A("CAPWAP", "Network", "udp", "netops:match_capwap", (5246, 5247)),
+        A("RSH", "RemoteAccess", "tcp", "remote:match_rsh", (514,)),
     ]
 
 
