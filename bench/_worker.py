@@ -16,6 +16,24 @@ MODE
               decode kernel, and the per-batch Python overhead of the
               Pipeline loop (loop time minus the two kernels).
 
+Flow modes (bench_flows.py):
+    flows       ``ulnet flows CAPTURE --format csv -o /dev/null`` run in-process
+                through the CLI's main(), with the functions it calls wrapped
+                by timers (CPU time of the process, time.process_time): source walker (fill), decode, FlowTable.process
+                (flow kernel, with the inspection stage it calls back timed
+                apart), records.to_columns, sinks.flows.to_record_batch
+                (Arrow arrays), FlowWriter.write (Arrow CSV), FlowTable.flush
+                and its flush_all kernel calls. First calls (kernels loaded
+                from the numba cache) kept apart. Samples RssAnon/RssFile and
+                the live flow count every --mem-every batches and just before
+                the flush. --coalesce R: what-if, ended flows handed to the
+                writer in chunks of at least R rows.
+    dpkt-flows  a dictionary flow meter on dpkt: canonical 5-tuple -> [first,
+                last, packets and bytes per direction]; records written with
+                the csv module to /dev/null at the end.
+    nfstream    NFStreamer(source=CAPTURE, n_meters=1, ...) iterated to the
+                end (--dissections N: nDPI dissection packets, 0 = none).
+
 Prints one line ``RESULT {json}`` on stdout. The timed region starts after
 the imports (reported apart) and ends after the last packet.
 """
@@ -28,6 +46,7 @@ import sys
 import time
 
 T_START = time.perf_counter()
+T_START_CPU = time.process_time()     # interpreter start + site imports
 
 
 def _status() -> dict[str, int]:
@@ -242,18 +261,287 @@ def run_profile(a) -> None:
     emit({"mode": "profile", "rows": rows})
 
 
+# ----------------------------------------------------------------------------
+def run_flows(a) -> None:
+    """`ulnet flows CAPTURE --format csv -o OUT [extra]` run in-process through
+    the CLI's own main(), with the stages it calls wrapped by timers (module
+    attributes and methods, looked up at call time): whatever the pipeline
+    does internally, the split follows it."""
+    import collections
+    # CPU time of this process, not wall time: the machine is shared, and a
+    # pinned process waiting for its core would otherwise count the wait
+    pc = time.process_time
+    w0 = time.perf_counter()
+    t0 = pc()
+    import ulnet.cli.main as M
+    import ulnet.cli.flows as CF
+    import ulnet.pipeline as P
+    import ulnet.sinks.flows as SF
+    import ulnet.flow._kernels as FK
+    from ulnet.counters import as_dict
+    t_import = pc() - t0
+
+    T = collections.defaultdict(float)
+    N = collections.defaultdict(int)
+    first = {}
+    state = {"table": None, "pipe": None, "flush_at": None, "peak_anon": 0, "peak_file": 0, "peak_live": 0,
+             "pending": [], "pending_rows": 0}
+
+    def timed(key, fn, keep_first=False):
+        def w(*args, **kw):
+            x = pc()
+            r = fn(*args, **kw)
+            dt = pc() - x
+            if keep_first and key not in first:
+                first[key] = dt
+            else:
+                T[key] += dt
+            N[key] += 1
+            return r
+        return w
+
+    def sample():
+        st = _status()
+        state["peak_anon"] = max(state["peak_anon"], st["RssAnon"])
+        state["peak_file"] = max(state["peak_file"], st["RssFile"])
+        if state["table"] is not None:
+            state["peak_live"] = max(state["peak_live"], state["table"].active_flows)
+        return st
+
+    # reading: wrap fill on every reader the pipeline opens
+    orig_open = P.open_capture
+
+    def open_capture(*args, **kw):
+        r = orig_open(*args, **kw)
+        r.fill = timed("fill", r.fill, keep_first=True)
+        return r
+    P.open_capture = open_capture
+    P.decode = timed("decode", P.decode, keep_first=True)
+
+    FT = CF.FlowTable
+    orig_init = FT.__init__
+
+    def ft_init(self, *args, **kw):
+        state["rss_before_table"] = sample()
+        x = pc()
+        orig_init(self, *args, **kw)
+        T["table"] += pc() - x
+        state["table"] = self
+        state["rss_after_table"] = sample()
+    FT.__init__ = ft_init
+    orig_process = timed("flow", FT.process, keep_first=True)
+
+    def ft_process(self, *args, **kw):
+        r = orig_process(self, *args, **kw)
+        if a.mem_every and N["flow"] % a.mem_every == 0:
+            sample()
+        return r
+    FT.process = ft_process
+    orig_flush = timed("flush", FT.flush)
+
+    def ft_flush(self, *args, **kw):
+        if state["flush_at"] is None:
+            state["rss_before_flush"] = sample()
+            state["live_at_flush"] = self.active_flows
+            state["flush_at"] = dict(T)
+        return orig_flush(self, *args, **kw)
+    FT.flush = ft_flush
+    FK.flush_all = timed("flush_all", FK.flush_all)
+    insp_cls = getattr(CF, "Inspector", None)
+    if insp_cls is not None:
+        insp_cls.process = timed("inspect", insp_cls.process, keep_first=True)
+    CF.to_columns = timed("records", CF.to_columns)
+    SF.to_record_batch = timed("arrow", SF.to_record_batch)
+    SF.FlowWriter.write = timed("write", SF.FlowWriter.write)
+    SF.FlowWriter.close = timed("close", SF.FlowWriter.close)
+
+    if a.coalesce:
+        # what-if: hand the ended flows to the writer in chunks of >= a.coalesce rows
+        import dataclasses
+        import numpy as np
+
+        def concat(chs):
+            x = pc()
+            kw = {}
+            for fd in dataclasses.fields(chs[0]):
+                v = [getattr(ch, fd.name) for ch in chs]
+                kw[fd.name] = None if v[0] is None else np.concatenate(v)
+            c = type(chs[0])(**kw)
+            T["concat"] += pc() - x
+            return c
+
+        orig_take = P.Pipeline.take_ended
+
+        def take_ended(self):
+            got = orig_take(self)
+            state["pending"].extend(got)
+            state["pending_rows"] += sum(len(c) for c in got)
+            if state["pending_rows"] < a.coalesce:
+                return []
+            out, state["pending"], state["pending_rows"] = [concat(state["pending"])], [], 0
+            return out
+        P.Pipeline.take_ended = take_ended
+        orig_finish = P.Pipeline.finish_flows
+
+        def finish_flows(self):
+            got = state["pending"] + orig_finish(self)
+            state["pending"], state["pending_rows"] = [], 0
+            out, cur, rows = [], [], 0
+            for c in got:
+                cur.append(c)
+                rows += len(c)
+                if rows >= a.coalesce:
+                    out.append(concat(cur))
+                    cur, rows = [], 0
+            if cur:
+                out.append(concat(cur))
+            return out
+        P.Pipeline.finish_flows = finish_flows
+
+    orig_pipe_init = P.Pipeline.__init__
+
+    def pipe_init(self, *args, **kw):
+        orig_pipe_init(self, *args, **kw)
+        state["pipe"] = self
+    P.Pipeline.__init__ = pipe_init
+
+    argv = ["flows", a.capture, "--format", "csv", "-o", a.output]
+    if a.max_flows:
+        argv += ["--max-flows", str(a.max_flows)]
+    if a.extra:
+        argv += a.extra.split()
+    t0 = pc()
+    w1 = time.perf_counter()
+    rc = M.main(argv)
+    t_run = pc() - t0
+    wall_run = time.perf_counter() - w1
+    sample()
+    if rc:
+        raise SystemExit(f"ulnet flows exited {rc}")
+    table, pipe = state["table"], state["pipe"]
+    fa = state["flush_at"] or dict(T)
+    after = {k: T[k] - fa.get(k, 0.0) for k in ("records", "arrow", "write")}
+    flows = int(as_dict(pipe.counters).get("flow.created", 0))
+    mem = table.memory_bytes()
+    meta = table.meta_bytes() if hasattr(table, "meta_bytes") else 0
+    emit({
+        "mode": "flows", "argv": argv, "packets": int(pipe.seen), "flows": flows,
+        "batches": N["decode"],
+        "chunks": N["records"], "coalesce": a.coalesce, "inspect": insp_cls is not None and "inspect" in N,
+        "max_flows": table.capacity, "memory_bytes": mem, "meta_bytes": meta,
+        "clock": "process_time", "cpu_at_start": T_START_CPU, "cpu_at_end": time.process_time(),
+        "wall_import": w1 - w0, "wall_run": wall_run,
+        "t_import": t_import, "t_run": t_run, "t": dict(T), "calls": dict(N), "first": first,
+        "t_flush_records": after["records"], "t_flush_arrow": after["arrow"], "t_flush_write": after["write"],
+        "rss_before_table_kb": state.get("rss_before_table"), "rss_after_table_kb": state.get("rss_after_table"),
+        "rss_before_flush_kb": state.get("rss_before_flush"), "live_at_flush": state.get("live_at_flush"),
+        "peak_rss_anon_kb": state["peak_anon"], "peak_rss_file_kb": state["peak_file"],
+        "peak_live_flows": state["peak_live"],
+        "counts": {k: int(v) for k, v in as_dict(pipe.counters).items()
+                   if k.startswith(("flow.", "source.packets", "inspect."))},
+        "t_process": time.perf_counter() - T_START,
+    })
+
+
+def run_dpkt_flows(a) -> None:
+    import csv
+    import socket
+    import dpkt
+    Ethernet, IP, IP6, TCP, UDP = (dpkt.ethernet.Ethernet, dpkt.ip.IP, dpkt.ip6.IP6,
+                                   dpkt.tcp.TCP, dpkt.udp.UDP)
+    flows = {}
+    n = nerr = 0
+    limit = a.limit or -1
+    t0 = time.perf_counter()
+    with open(a.capture, "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            if n == limit:
+                break
+            n += 1
+            try:
+                ip = Ethernet(buf).data
+            except dpkt.Error:
+                nerr += 1
+                continue
+            if not isinstance(ip, (IP, IP6)):
+                continue
+            l4 = ip.data
+            if isinstance(l4, (TCP, UDP)):
+                sp, dp = l4.sport, l4.dport
+            else:
+                sp = dp = 0
+            proto = ip.p if isinstance(ip, IP) else ip.nxt
+            a1, a2 = (ip.src, sp), (ip.dst, dp)
+            if a1 <= a2:
+                key, d = (proto, a1, a2), 0
+            else:
+                key, d = (proto, a2, a1), 1
+            fl = flows.get(key)
+            size = len(buf)
+            if fl is None:
+                # first, last, src side (0: a1 is first in key), pk0, by0, pk1, by1
+                flows[key] = [ts, ts, d, 1, size, 0, 0]
+            else:
+                fl[1] = ts
+                if d == fl[2]:
+                    fl[3] += 1
+                    fl[4] += size
+                else:
+                    fl[5] += 1
+                    fl[6] += size
+    t_meter = time.perf_counter() - t0
+    with open(a.output, "w", newline="") as g:
+        w = csv.writer(g)
+        w.writerow(["src_ip", "src_port", "dst_ip", "dst_port", "protocol", "first", "last",
+                    "src2dst_packets", "src2dst_bytes", "dst2src_packets", "dst2src_bytes"])
+        for (proto, e1, e2), fl in flows.items():
+            s, dd = (e1, e2) if fl[2] == 0 else (e2, e1)
+            fam = socket.AF_INET if len(s[0]) == 4 else socket.AF_INET6
+            w.writerow([socket.inet_ntop(fam, s[0]), s[1], socket.inet_ntop(fam, dd[0]), dd[1], proto,
+                        fl[0], fl[1], fl[3], fl[4], fl[5], fl[6]])
+    t = time.perf_counter() - t0
+    emit({"mode": "dpkt-flows", "packets": n, "flows": len(flows), "t_loop": t, "t_meter": t_meter,
+          "errors": nerr, "t_process": time.perf_counter() - T_START})
+
+
+def run_nfstream(a) -> None:
+    t0 = time.perf_counter()
+    from nfstream import NFStreamer
+    t_import = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    s = NFStreamer(source=a.capture, n_meters=1, n_dissections=a.dissections,
+                   statistical_analysis=False, splt_analysis=0)
+    nf = npk = 0
+    for f in s:
+        nf += 1
+        npk += f.bidirectional_packets
+    t = time.perf_counter() - t0
+    import nfstream
+    emit({"mode": "nfstream", "flows": nf, "packets_in_flows": npk, "t_loop": t, "t_import": t_import,
+          "dissections": a.dissections, "version": getattr(nfstream, "__version__", "?"),
+          "t_process": time.perf_counter() - T_START})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["ulnet", "compile", "dpkt", "scapy", "profile"])
+    ap.add_argument("mode", choices=["ulnet", "compile", "dpkt", "scapy", "profile", "flows", "dpkt-flows",
+                                     "nfstream"])
     ap.add_argument("capture")
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--limit", type=int, default=0, help="stop after this many packets (0: all)")
     ap.add_argument("--mem-every", type=int, default=16, help="sample memory every N batches (0: never)")
     ap.add_argument("--sizes", default="1024,4096,16384", help="profile: batch sizes")
     ap.add_argument("--repeat", type=int, default=5, help="profile: runs per batch size (best kept)")
+    ap.add_argument("--max-flows", type=int, default=0, help="flows: table capacity (0: ulnet's default)")
+    ap.add_argument("-o", dest="output", default="/dev/null", help="flows, dpkt-flows: record output")
+    ap.add_argument("--extra", default="", help="flows: more `ulnet flows` options, one string")
+    ap.add_argument("--coalesce", type=int, default=0,
+                    help="flows: convert ended flows in chunks of at least this many rows (0: as the CLI)")
+    ap.add_argument("--dissections", type=int, default=0, help="nfstream: n_dissections (default 0)")
     a = ap.parse_args(argv)
     {"ulnet": run_ulnet, "compile": run_compile, "dpkt": run_dpkt, "scapy": run_scapy,
-     "profile": run_profile}[a.mode](a)
+     "profile": run_profile, "flows": run_flows, "dpkt-flows": run_dpkt_flows,
+     "nfstream": run_nfstream}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -28,212 +28,24 @@ See bench/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
-import re
 import shutil
-import statistics
-import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-WORKER = HERE / "_worker.py"
-MAKE_CORPUS = Path("/work/shared/bench/make_corpus.py")
-CORPUS_DIR = Path("/work/shared/corpus/ndpi/pcap")
-TINY = ROOT / "samples" / "sample.pcap"
-TIME_BIN = "/usr/bin/time"
+from _common import (  # bench/ is on sys.path when this script runs
+    HERE, ROOT, MAKE_CORPUS, CORPUS_DIR, TINY,
+    log, build_corpus, slice_pcap, warm_page_cache, Runner, cache_files, med,
+    fmt_rate, fmt_mb, fmt_secs, versions, machine, git_state,
+)
 
 # targets from the issue
 T_TCPDUMP = 2.0
 T_DPKT = 50.0
 T_COMPILE = 5.0
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------
-# the capture
-# ---------------------------------------------------------------------------
-def _inputs_fingerprint(make_corpus: Path, corpus_dir: Path, packets: int) -> str:
-    h = hashlib.sha256()
-    h.update(make_corpus.read_bytes())
-    h.update(str(packets).encode())
-    for p in sorted(corpus_dir.iterdir()):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.name}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
-    return h.hexdigest()
-
-
-def build_corpus(out: Path, packets: int, make_corpus: Path, corpus_dir: Path) -> Path:
-    """OUT/corpus-N.pcap, rebuilt only when make_corpus.py, the input
-    directory or N changed (fingerprint in a .stamp file beside it)."""
-    cap = out / f"corpus-{packets}.pcap"
-    stamp = cap.with_suffix(".pcap.stamp")
-    fp = _inputs_fingerprint(make_corpus, corpus_dir, packets)
-    if cap.exists() and stamp.exists() and stamp.read_text().strip() == fp:
-        log(f"capture cached: {cap}")
-        return cap
-    log(f"building {cap} ({packets} packets) with {make_corpus} ...")
-    tmp = cap.with_suffix(".pcap.tmp")
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(make_corpus), str(corpus_dir), str(tmp),
-                    "--target-packets", str(packets)], check=True)
-    tmp.rename(cap)
-    stamp.write_text(fp + "\n")
-    log(f"built in {time.perf_counter() - t0:.1f} s")
-    return cap
-
-
-def slice_pcap(src: Path, dst: Path, n: int) -> Path:
-    """The first n records of a classic pcap file (header kept), cached."""
-    if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-        return dst
-    tmp = dst.with_suffix(".tmp")
-    with open(src, "rb") as f, open(tmp, "wb") as g:
-        head = f.read(24)
-        magic = struct.unpack("<I", head[:4])[0]
-        e = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-        g.write(head)
-        for _ in range(n):
-            rh = f.read(16)
-            if len(rh) < 16:
-                break
-            cl = struct.unpack(e + "I", rh[8:12])[0]
-            g.write(rh)
-            g.write(f.read(cl))
-    tmp.rename(dst)
-    return dst
-
-
-def warm_page_cache(*paths: Path) -> None:
-    for p in paths:
-        with open(p, "rb") as f:
-            while f.read(8 << 20):
-                pass
-
-
-# ---------------------------------------------------------------------------
-# running one measurement
-# ---------------------------------------------------------------------------
-class Runner:
-    def __init__(self, cpu: int | None):
-        self.cpu = cpu
-        self.have_time = os.access(TIME_BIN, os.X_OK)
-        if not self.have_time:
-            log(f"{TIME_BIN} missing (apt-get install time): peak RSS from wait4() instead")
-        self.have_taskset = cpu is not None and shutil.which("taskset") is not None
-        if cpu is not None and not self.have_taskset:
-            log("taskset missing: processes are not pinned")
-
-    def prefix(self) -> list[str]:
-        pre = []
-        if self.have_taskset:
-            pre += ["taskset", "-c", str(self.cpu)]
-        if self.have_time:
-            pre += [TIME_BIN, "-v"]
-        return pre
-
-    def run(self, cmd: list[str], env: dict | None = None) -> dict:
-        """Run cmd; wall seconds (parent clock), peak RSS (kB), worker RESULT."""
-        full = self.prefix() + cmd
-        e = dict(os.environ)
-        if env:
-            e.update(env)
-        t0 = time.perf_counter()
-        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
-        out, err = p.communicate()
-        wall = time.perf_counter() - t0
-        out_s, err_s = out.decode(errors="replace"), err.decode(errors="replace")
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(full)} failed ({p.returncode}):\n{err_s[-3000:]}")
-        rss = None
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err_s)
-        if m:
-            rss = int(m.group(1))
-        res = {}
-        for line in out_s.splitlines():
-            if line.startswith("RESULT "):
-                res = json.loads(line[7:])
-        res["wall"] = wall
-        res["maxrss_kb"] = rss
-        res["cmd"] = " ".join(full)
-        return res
-
-    def worker(self, mode: str, capture: Path, *args: str, env: dict | None = None) -> dict:
-        return self.run([sys.executable, str(WORKER), mode, str(capture), *args], env=env)
-
-
-def cache_files(d: str) -> int:
-    return sum(len(fs) for _, _, fs in os.walk(d))
-
-
-def med(xs):
-    return statistics.median(xs)
-
-
-# ---------------------------------------------------------------------------
-# the report
-# ---------------------------------------------------------------------------
-def fmt_rate(x: float) -> str:
-    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.1f} k"
-
-
-def fmt_mb(kb) -> str:
-    return "-" if kb is None else f"{kb / 1024:.0f} MB"
-
-
-def fmt_secs(xs: list[float]) -> str:
-    if len(xs) == 1:
-        return f"{xs[0]:.3f}"
-    return f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f}, n={len(xs)})"
-
-
-def versions() -> dict:
-    v = {"python": platform.python_version()}
-    for mod in ("numba", "numpy", "dpkt", "scapy"):
-        try:
-            v[mod] = __import__(mod).__version__
-        except Exception:  # pragma: no cover - report what is there
-            v[mod] = "?"
-    try:
-        tv = subprocess.run(["tcpdump", "--version"], capture_output=True, text=True)
-        v["tcpdump"] = " / ".join(line.strip() for line in tv.stdout.splitlines()[:2])
-    except OSError:
-        v["tcpdump"] = "?"
-    return v
-
-
-def machine() -> dict:
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": os.getloadavg()}
-
-
-def git_state() -> str:
-    try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" + uncommitted changes in src/" if dirty else "")
-    except OSError:
-        return "?"
 
 
 def main(argv=None) -> int:
