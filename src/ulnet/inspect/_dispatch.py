@@ -2,14 +2,47 @@
 
 from numba import njit
 
+from ulnet.inspect.matchers.database import match_cassandra as database_match_cassandra
+from ulnet.inspect.matchers.database import match_elasticsearch as database_match_elasticsearch
+from ulnet.inspect.matchers.database import match_memcached as database_match_memcached
+from ulnet.inspect.matchers.database import match_mongodb as database_match_mongodb
+from ulnet.inspect.matchers.database import match_mssql_tds as database_match_mssql_tds
+from ulnet.inspect.matchers.database import match_mysql as database_match_mysql
+from ulnet.inspect.matchers.database import match_oracle as database_match_oracle
+from ulnet.inspect.matchers.database import match_postgresql as database_match_postgresql
+from ulnet.inspect.matchers.database import match_resp as database_match_resp
 from ulnet.inspect.matchers.files import match_ftp_control as files_match_ftp_control
 from ulnet.inspect.matchers.files import match_ftps as files_match_ftps
 from ulnet.inspect.matchers.files import match_git as files_match_git
 from ulnet.inspect.matchers.files import match_rsync as files_match_rsync
 from ulnet.inspect.matchers.files import match_tftp as files_match_tftp
+from ulnet.inspect.matchers.games import match_i3d as games_match_i3d
+from ulnet.inspect.matchers.games import match_raknet as games_match_raknet
+from ulnet.inspect.matchers.games import match_source_engine as games_match_source_engine
+from ulnet.inspect.matchers.games import match_yojimbo as games_match_yojimbo
 from ulnet.inspect.matchers.mail import match_pop3 as mail_match_pop3
 from ulnet.inspect.matchers.mail import match_smtp as mail_match_smtp
 from ulnet.inspect.matchers.mail import match_usenet as mail_match_usenet
+from ulnet.inspect.matchers.media import match_http2 as media_match_http2
+from ulnet.inspect.matchers.media import match_mpeg_ts as media_match_mpeg_ts
+from ulnet.inspect.matchers.media import match_rtmp as media_match_rtmp
+from ulnet.inspect.matchers.media import match_rtsp as media_match_rtsp
+from ulnet.inspect.matchers.messaging import match_amqp as messaging_match_amqp
+from ulnet.inspect.matchers.messaging import match_corba as messaging_match_corba
+from ulnet.inspect.matchers.messaging import match_fix as messaging_match_fix
+from ulnet.inspect.matchers.messaging import match_hl7 as messaging_match_hl7
+from ulnet.inspect.matchers.messaging import match_irc as messaging_match_irc
+from ulnet.inspect.matchers.messaging import match_jabber as messaging_match_jabber
+from ulnet.inspect.matchers.messaging import match_json_rpc as messaging_match_json_rpc
+from ulnet.inspect.matchers.messaging import match_kafka as messaging_match_kafka
+from ulnet.inspect.matchers.messaging import match_mqtt as messaging_match_mqtt
+from ulnet.inspect.matchers.messaging import match_nats as messaging_match_nats
+from ulnet.inspect.matchers.messaging import match_oicq as messaging_match_oicq
+from ulnet.inspect.matchers.messaging import match_openwire as messaging_match_openwire
+from ulnet.inspect.matchers.messaging import match_smpp as messaging_match_smpp
+from ulnet.inspect.matchers.messaging import match_stomp as messaging_match_stomp
+from ulnet.inspect.matchers.messaging import match_thrift as messaging_match_thrift
+from ulnet.inspect.matchers.messaging import match_whatsapp as messaging_match_whatsapp
 from ulnet.inspect.matchers.netops import match_avast as netops_match_avast
 from ulnet.inspect.matchers.netops import match_bgp as netops_match_bgp
 from ulnet.inspect.matchers.netops import match_capwap as netops_match_capwap
@@ -30,6 +63,12 @@ from ulnet.inspect.matchers.netops import match_ubntac2 as netops_match_ubntac2
 from ulnet.inspect.matchers.network import match_dns as network_match_dns
 from ulnet.inspect.matchers.network import match_llmnr as network_match_llmnr
 from ulnet.inspect.matchers.network import match_mdns as network_match_mdns
+from ulnet.inspect.matchers.p2p import match_bitcoin as p2p_match_bitcoin
+from ulnet.inspect.matchers.p2p import match_bittorrent as p2p_match_bittorrent
+from ulnet.inspect.matchers.p2p import match_gnutella as p2p_match_gnutella
+from ulnet.inspect.matchers.p2p import match_mining as p2p_match_mining
+from ulnet.inspect.matchers.p2p import match_monero as p2p_match_monero
+from ulnet.inspect.matchers.p2p import match_syncthing as p2p_match_syncthing
 from ulnet.inspect.matchers.remote import match_citrix as remote_match_citrix
 from ulnet.inspect.matchers.remote import match_rdp as remote_match_rdp
 from ulnet.inspect.matchers.remote import match_rsh as remote_match_rsh
@@ -60,6 +99,17 @@ from ulnet.inspect.matchers.system import match_syslog as system_match_syslog
 from ulnet.inspect.matchers.system import match_tivoconnect as system_match_tivoconnect
 from ulnet.inspect.matchers.system import match_wsd as system_match_wsd
 from ulnet.inspect.matchers.system import match_zabbix as system_match_zabbix
+from ulnet.inspect.matchers.voip import match_bfcp as voip_match_bfcp
+from ulnet.inspect.matchers.voip import match_discord as voip_match_discord
+from ulnet.inspect.matchers.voip import match_h323 as voip_match_h323
+from ulnet.inspect.matchers.voip import match_iax as voip_match_iax
+from ulnet.inspect.matchers.voip import match_megaco as voip_match_megaco
+from ulnet.inspect.matchers.voip import match_mgcp as voip_match_mgcp
+from ulnet.inspect.matchers.voip import match_mumble as voip_match_mumble
+from ulnet.inspect.matchers.voip import match_rtp as voip_match_rtp
+from ulnet.inspect.matchers.voip import match_sip as voip_match_sip
+from ulnet.inspect.matchers.voip import match_skinny as voip_match_skinny
+from ulnet.inspect.matchers.voip import match_stun as voip_match_stun
 from ulnet.inspect.matchers.vpn import match_haproxy as vpn_match_haproxy
 from ulnet.inspect.matchers.vpn import match_l2tp as vpn_match_l2tp
 from ulnet.inspect.matchers.vpn import match_openvpn as vpn_match_openvpn
@@ -82,172 +132,290 @@ def dispatch(w, n, sp, dp, d, l4):
             return 10  # TLS
         if remote_match_ssh(w, n, sp, dp, d):
             return 13  # SSH
+        if p2p_match_bittorrent(w, n, sp, dp, d):
+            return 14  # BitTorrent
+        if p2p_match_gnutella(w, n, sp, dp, d):
+            return 15  # Gnutella
+        if p2p_match_syncthing(w, n, sp, dp, d):
+            return 16  # Syncthing
+        if p2p_match_bitcoin(w, n, sp, dp, d):
+            return 17  # BITCOIN
+        if p2p_match_monero(w, n, sp, dp, d):
+            return 18  # Monero
         if vpn_match_haproxy(w, n, sp, dp, d):
-            return 15  # HAProxy
+            return 20  # HAProxy
+        if media_match_http2(w, n, sp, dp, d):
+            return 21  # HTTP2
         if files_match_rsync(w, n, sp, dp, d):
-            return 16  # RSYNC
+            return 22  # RSYNC
         if files_match_git(w, n, sp, dp, d):
-            return 17  # Git
+            return 23  # Git
         if system_match_munin(w, n, sp, dp, d):
-            return 18  # Munin
+            return 24  # Munin
         if system_match_checkmk(w, n, sp, dp, d):
-            return 19  # CHECKMK
+            return 25  # CHECKMK
         if system_match_zabbix(w, n, sp, dp, d):
-            return 20  # Zabbix
+            return 26  # Zabbix
         if system_match_tivoconnect(w, n, sp, dp, d):
-            return 21  # TiVoConnect
+            return 27  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
-            return 22  # Spotify
+            return 28  # Spotify
+        if messaging_match_corba(w, n, sp, dp, d):
+            return 32  # Corba
+        if messaging_match_hl7(w, n, sp, dp, d):
+            return 33  # HL7
+        if messaging_match_openwire(w, n, sp, dp, d):
+            return 34  # OpenWire
+        if messaging_match_fix(w, n, sp, dp, d):
+            return 35  # FIX
         if vpn_match_pptp(w, n, sp, dp, d):
-            return 23  # PPTP
+            return 36  # PPTP
         if remote_match_citrix(w, n, sp, dp, d):
-            return 24  # Citrix
+            return 37  # Citrix
         if remote_match_vnc(w, n, sp, dp, d):
-            return 25  # VNC
+            return 38  # VNC
         if netops_match_avast(w, n, sp, dp, d):
-            return 26  # AVAST
+            return 39  # AVAST
         if netops_match_bgp(w, n, sp, dp, d):
-            return 29  # BGP
+            return 42  # BGP
+        if messaging_match_whatsapp(w, n, sp, dp, d):
+            return 43  # WhatsApp
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 30  # Roughtime
+            return 44  # Roughtime
+        if media_match_rtsp(w, n, sp, dp, d):
+            return 45  # RTSP
+        if voip_match_sip(w, n, sp, dp, d):
+            return 46  # SIP
+        if messaging_match_nats(w, n, sp, dp, d):
+            return 47  # Nats
         if web_match_http_connect(w, n, sp, dp, d):
-            return 31  # HTTP_Connect
+            return 48  # HTTP_Connect
         if web_match_http(w, n, sp, dp, d):
-            return 32  # HTTP
+            return 49  # HTTP
         if files_match_ftps(w, n, sp, dp, d):
-            return 34  # FTPS
+            return 51  # FTPS
         if files_match_ftp_control(w, n, sp, dp, d):
-            return 35  # FTP_CONTROL
+            return 52  # FTP_CONTROL
         if mail_match_smtp(w, n, sp, dp, d):
-            return 36  # SMTP
+            return 53  # SMTP
         if mail_match_pop3(w, n, sp, dp, d):
-            return 37  # POP3
+            return 54  # POP3
         if mail_match_usenet(w, n, sp, dp, d):
-            return 38  # Usenet
+            return 55  # Usenet
+        if messaging_match_irc(w, n, sp, dp, d):
+            return 56  # IRC
+        if messaging_match_stomp(w, n, sp, dp, d):
+            return 57  # STOMP
+        if p2p_match_mining(w, n, sp, dp, d):
+            return 60  # Mining
+        if messaging_match_json_rpc(w, n, sp, dp, d):
+            return 61  # JSON-RPC
+        if database_match_resp(w, n, sp, dp, d):
+            return 62  # RESP
         if system_match_syslog(w, n, sp, dp, d):
-            return 39  # Syslog
+            return 63  # Syslog
         if netops_match_ookla(w, n, sp, dp, d):
-            return 40  # Ookla
+            return 64  # Ookla
+        if messaging_match_jabber(w, n, sp, dp, d):
+            return 65  # Jabber
         if network_match_dns(w, n, sp, dp, d):
-            return 45  # DNS
+            return 70  # DNS
+        if voip_match_stun(w, n, sp, dp, d):
+            return 71  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 46  # NetBIOS
+            return 72  # NetBIOS
         if system_match_smbv23(w, n, sp, dp, d):
-            return 47  # SMBv23
+            return 73  # SMBv23
         if system_match_kerberos(w, n, sp, dp, d):
-            return 48  # Kerberos
+            return 74  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 49  # LDAP
+            return 75  # LDAP
         if system_match_slp(w, n, sp, dp, d):
-            return 51  # Service_Location_Protocol
+            return 77  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 52  # NFS
+            return 78  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 53  # DCERPC
+            return 79  # DCERPC
+        if voip_match_h323(w, n, sp, dp, d):
+            return 80  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 54  # RDP
+            return 81  # RDP
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 55  # OpenVPN
+            return 82  # OpenVPN
         if vpn_match_socks(w, n, sp, dp, d):
-            return 58  # SOCKS
+            return 85  # SOCKS
+        if database_match_postgresql(w, n, sp, dp, d):
+            return 86  # PostgreSQL
+        if database_match_mysql(w, n, sp, dp, d):
+            return 87  # MySQL
+        if database_match_mssql_tds(w, n, sp, dp, d):
+            return 88  # MsSQL-TDS
+        if database_match_oracle(w, n, sp, dp, d):
+            return 89  # Oracle
+        if database_match_mongodb(w, n, sp, dp, d):
+            return 90  # MongoDB
+        if database_match_memcached(w, n, sp, dp, d):
+            return 91  # Memcached
+        if database_match_cassandra(w, n, sp, dp, d):
+            return 92  # Cassandra
+        if database_match_elasticsearch(w, n, sp, dp, d):
+            return 93  # Elasticsearch
+        if messaging_match_mqtt(w, n, sp, dp, d):
+            return 94  # MQTT
+        if messaging_match_amqp(w, n, sp, dp, d):
+            return 95  # AMQP
+        if messaging_match_kafka(w, n, sp, dp, d):
+            return 96  # Kafka
+        if messaging_match_smpp(w, n, sp, dp, d):
+            return 97  # SMPP
+        if messaging_match_thrift(w, n, sp, dp, d):
+            return 98  # Thrift
         if netops_match_diameter(w, n, sp, dp, d):
-            return 59  # Diameter
+            return 100  # Diameter
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 66  # TeamViewer
+            return 107  # TeamViewer
         if remote_match_telnet(w, n, sp, dp, d):
-            return 67  # Telnet
+            return 108  # Telnet
+        if voip_match_skinny(w, n, sp, dp, d):
+            return 109  # CiscoSkinny
+        if voip_match_bfcp(w, n, sp, dp, d):
+            return 110  # BFCP
+        if media_match_rtmp(w, n, sp, dp, d):
+            return 114  # RTMP
         if remote_match_rsh(w, n, sp, dp, d):
-            return 79  # RSH
+            return 128  # RSH
         return 0
     if l4 == 17:
         if web_match_quic(w, n, sp, dp, d):
             return 11  # QUIC
         if web_match_dtls(w, n, sp, dp, d):
             return 12  # DTLS
+        if p2p_match_bittorrent(w, n, sp, dp, d):
+            return 14  # BitTorrent
+        if p2p_match_syncthing(w, n, sp, dp, d):
+            return 16  # Syncthing
         if vpn_match_tailscale(w, n, sp, dp, d):
-            return 14  # Tailscale
+            return 19  # Tailscale
         if system_match_tivoconnect(w, n, sp, dp, d):
-            return 21  # TiVoConnect
+            return 27  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
-            return 22  # Spotify
+            return 28  # Spotify
+        if games_match_source_engine(w, n, sp, dp, d):
+            return 29  # Source_Engine
+        if games_match_raknet(w, n, sp, dp, d):
+            return 30  # RakNet
+        if games_match_yojimbo(w, n, sp, dp, d):
+            return 31  # Yojimbo
+        if messaging_match_corba(w, n, sp, dp, d):
+            return 32  # Corba
         if netops_match_ripeatlas(w, n, sp, dp, d):
-            return 27  # RipeAtlas
+            return 40  # RipeAtlas
         if system_match_bjnp(w, n, sp, dp, d):
-            return 28  # BJNP
+            return 41  # BJNP
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 30  # Roughtime
+            return 44  # Roughtime
+        if voip_match_sip(w, n, sp, dp, d):
+            return 46  # SIP
         if system_match_ssdp(w, n, sp, dp, d):
-            return 33  # SSDP
+            return 50  # SSDP
+        if voip_match_mgcp(w, n, sp, dp, d):
+            return 58  # MGCP
+        if voip_match_megaco(w, n, sp, dp, d):
+            return 59  # Megaco
         if system_match_syslog(w, n, sp, dp, d):
-            return 39  # Syslog
+            return 63  # Syslog
         if system_match_wsd(w, n, sp, dp, d):
-            return 41  # WSD
+            return 66  # WSD
         if netops_match_dnscrypt(w, n, sp, dp, d):
-            return 42  # DNScrypt
+            return 67  # DNScrypt
         if network_match_mdns(w, n, sp, dp, d):
-            return 43  # MDNS
+            return 68  # MDNS
         if network_match_llmnr(w, n, sp, dp, d):
-            return 44  # LLMNR
+            return 69  # LLMNR
         if network_match_dns(w, n, sp, dp, d):
-            return 45  # DNS
+            return 70  # DNS
+        if voip_match_stun(w, n, sp, dp, d):
+            return 71  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 46  # NetBIOS
+            return 72  # NetBIOS
         if system_match_kerberos(w, n, sp, dp, d):
-            return 48  # Kerberos
+            return 74  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 49  # LDAP
+            return 75  # LDAP
         if netops_match_snmp(w, n, sp, dp, d):
-            return 50  # SNMP
+            return 76  # SNMP
         if system_match_slp(w, n, sp, dp, d):
-            return 51  # Service_Location_Protocol
+            return 77  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 52  # NFS
+            return 78  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 53  # DCERPC
+            return 79  # DCERPC
+        if voip_match_h323(w, n, sp, dp, d):
+            return 80  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 54  # RDP
+            return 81  # RDP
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 55  # OpenVPN
+            return 82  # OpenVPN
         if vpn_match_wireguard(w, n, sp, dp, d):
-            return 56  # WireGuard
+            return 83  # WireGuard
         if vpn_match_l2tp(w, n, sp, dp, d):
-            return 57  # L2TP
+            return 84  # L2TP
+        if database_match_memcached(w, n, sp, dp, d):
+            return 91  # Memcached
+        if messaging_match_thrift(w, n, sp, dp, d):
+            return 98  # Thrift
+        if messaging_match_oicq(w, n, sp, dp, d):
+            return 99  # OICQ
         if system_match_collectd(w, n, sp, dp, d):
-            return 60  # collectd
+            return 101  # collectd
         if netops_match_radius(w, n, sp, dp, d):
-            return 61  # Radius
+            return 102  # Radius
         if netops_match_netflow(w, n, sp, dp, d):
-            return 62  # NetFlow
+            return 103  # NetFlow
         if netops_match_sflow(w, n, sp, dp, d):
-            return 63  # sFlow
+            return 104  # sFlow
         if netops_match_teredo(w, n, sp, dp, d):
-            return 64  # Teredo
+            return 105  # Teredo
         if remote_match_xdmcp(w, n, sp, dp, d):
-            return 65  # XDMCP
+            return 106  # XDMCP
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 66  # TeamViewer
+            return 107  # TeamViewer
+        if voip_match_bfcp(w, n, sp, dp, d):
+            return 110  # BFCP
+        if games_match_i3d(w, n, sp, dp, d):
+            return 111  # i3D
+        if voip_match_discord(w, n, sp, dp, d):
+            return 112  # Discord
         if system_match_rmcp(w, n, sp, dp, d):
-            return 68  # RMCP
+            return 113  # RMCP
+        if media_match_mpeg_ts(w, n, sp, dp, d):
+            return 115  # MPEG_TS
         if files_match_tftp(w, n, sp, dp, d):
-            return 69  # TFTP
+            return 116  # TFTP
         if system_match_dhcp(w, n, sp, dp, d):
-            return 70  # DHCP
+            return 117  # DHCP
         if system_match_dhcpv6(w, n, sp, dp, d):
-            return 71  # DHCPV6
+            return 118  # DHCPV6
         if system_match_ntp(w, n, sp, dp, d):
-            return 72  # NTP
+            return 119  # NTP
         if system_match_dropbox(w, n, sp, dp, d):
-            return 73  # Dropbox
+            return 120  # Dropbox
         if netops_match_hsrp(w, n, sp, dp, d):
-            return 74  # HSRP
+            return 121  # HSRP
         if netops_match_ubntac2(w, n, sp, dp, d):
-            return 75  # UBNTAC2
+            return 122  # UBNTAC2
         if netops_match_natpmp(w, n, sp, dp, d):
-            return 76  # NAT-PMP
+            return 123  # NAT-PMP
         if netops_match_gtp(w, n, sp, dp, d):
-            return 77  # GTP
+            return 124  # GTP
         if netops_match_capwap(w, n, sp, dp, d):
-            return 78  # CAPWAP
+            return 125  # CAPWAP
+        if voip_match_iax(w, n, sp, dp, d):
+            return 126  # IAX
+        if voip_match_mumble(w, n, sp, dp, d):
+            return 127  # Mumble
+        if voip_match_rtp(w, n, sp, dp, d):
+            return 129  # RTP
         return 0
     return 0
 
