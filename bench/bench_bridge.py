@@ -16,7 +16,8 @@ or off -- both sides of a comparison always share the setting):
   * ping RTT p50 / p99 (1000 pings, 2 ms apart), and the difference to the
     Linux bridge.
 
-ulnet bridge is also run with --ring v2 (TPACKET_V2 frames, no retire
+ulnet bridge also runs with a policy (inspection, a table, count by app:
+RULES below), and with --ring v2 (TPACKET_V2 frames, no retire
 delay) for the comparison behind the choice of V3 blocks (1 ms timeout).
 
 Writes bench/out/bridge.json and bench/out/bridge.md (README-ready table).
@@ -82,6 +83,16 @@ while not stop[0]:
 """
 
 
+# a policy that passes the benchmark's traffic after the whole pipeline has
+# looked at it: inspection (count by app), a table lookup, the decision kernel
+RULES = """table <bad> { 192.0.2.0/24 198.51.100.0/24 2001:db8::/32 }
+default pass
+block from <bad>
+block to <bad>
+match app any count by app
+"""
+
+
 def ethtool_all(t, nss, on):
     h1, br, h2 = nss
     for ns, ifs in ((h1, ("eth0",)), (br, ("a", "b")), (h2, ("eth0",))):
@@ -99,8 +110,11 @@ def start_forwarder(t, br, kind):
     if kind == "python":
         p = t.popen(br, sys.executable, "-c", PY_FORWARDER, "a", "b")
     else:
+        rules = Path(f"/tmp/ulnet-bench-{t.tag}.rules")
+        rules.write_text(RULES)
         args = {"ulnet-1": [], "ulnet-2": ["--workers", "2"], "ulnet-1-v2": ["--ring", "v2"],
-                "ulnet-1-noflow": ["--no-flows"]}[kind]
+                "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
+                "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind]
         p = t.ulnet(br, "bridge", "a", "b", *args)
     t.wait_output(p, "forwarding", timeout=120)
     return p
@@ -203,7 +217,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter runs (2 s per rate, 300 pings)")
     ap.add_argument("--offloads", default="on,off")
-    ap.add_argument("--kinds", default="linux,ulnet-1,ulnet-2,python,ulnet-1-v2")
+    ap.add_argument("--kinds", default="linux,ulnet-1,ulnet-2,ulnet-1-rules,ulnet-2-rules,python,ulnet-1-v2")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_bridge: needs root (network namespaces)", file=sys.stderr)
@@ -239,7 +253,8 @@ def main() -> int:
 def table(results) -> str:
     names = {"linux": "Linux bridge", "ulnet-1": "ulnet bridge, 1 worker", "ulnet-2": "ulnet bridge, 2 workers",
              "python": "Python recv/send, 1 pkt/syscall", "ulnet-1-v2": "ulnet bridge, 1 worker, TPACKET_V2 frames",
-             "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only"}
+             "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only",
+             "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy"}
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "
              "| ping p50 us | p99 us | added p50 us |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

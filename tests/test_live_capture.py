@@ -123,6 +123,30 @@ def test_capture_rotates_by_size(pair, tmp_path):
     assert total == 40
 
 
+@pytest.mark.skipif(not have("tshark"), reason="tshark missing")
+def test_capture_rotates_by_packet_time_and_snaplen(pair, tmp_path):
+    t, a, b = pair
+    f = tmp_path / "t.pcap"
+    p = t.ulnet(a, "capture", "-i", "eth0", "-w", str(f), "-G", "1", "-s", "64", "-c", "30")
+    wait_ready(t, p)
+    t.run(b, "ping", "-c", "15", "-i", "0.2", "-s", "500", A, check=False, timeout=30)
+    assert _wait(p, 20)
+    files = sorted(tmp_path.glob("t.pcap*"))
+    assert len(files) >= 2, files
+    total, starts = 0, []
+    for x in files:
+        r = subprocess.run(["tshark", "-r", str(x), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len",
+                            "-e", "frame.time_epoch"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (x, r.stderr)
+        rows = [line.split("\t") for line in r.stdout.splitlines()]
+        total += len(rows)
+        assert all(int(c) <= 64 for c, _, _ in rows)                  # -s 64
+        assert any(int(w) == 542 for _, w, _ in rows)                   # wire length kept
+        ts = [float(e) for _, _, e in rows]
+        assert max(ts) - min(ts) < 1.0                                  # one second of packet time per file
+    assert total == 30
+
+
 def _udp_pcap(path, n: int, dst_mac: bytes, src: str, dst: str, port: int) -> None:
     """n Ethernet/IPv4/UDP frames with distinct payloads, 1 ms apart."""
     def ip4(s):

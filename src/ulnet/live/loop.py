@@ -97,6 +97,8 @@ class Forwarder:
         b.n = 0
         decode(b, c)
         if self.policy is not None:
+            if hasattr(self.policy, "warm"):
+                self.policy.warm()
             self.policy.process(b, c)
         elif self.flows is not None:
             self.flows.process(b, c)

@@ -67,6 +67,35 @@ def load_rules(path: str, ports: list[str]):
     return checked, apps, appcat
 
 
+def _warm_batch() -> PacketBatch:
+    """ARP, TCP (HTTP request and answer), UDP (DNS) and ICMP frames, as one batch."""
+    import struct
+
+    def ip4(proto, payload, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02"):
+        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst) + payload
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    frames = [
+        b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01\x08\x06" + bytes(28),
+        eth + ip4(6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0)),
+        eth + ip4(6, struct.pack("!HHIIBBHHH", 40000, 80, 2, 1, 0x50, 0x18, 65535, 0, 0)
+                  + b"GET / HTTP/1.1\r\nHost: warm.example\r\n\r\n"),
+        eth + ip4(6, struct.pack("!HHIIBBHHH", 80, 40000, 1, 3, 0x50, 0x18, 65535, 0, 0)
+                  + b"HTTP/1.1 200 OK\r\n\r\n", src=b"\x0a\x00\x00\x02", dst=b"\x0a\x00\x00\x01"),
+        eth + ip4(17, struct.pack("!HHHH", 5353, 53, 8 + 17, 0) + b"\x12\x34\x01\x00\x00\x01" + bytes(6)
+                  + b"\x00\x00\x01\x00\x01"),
+        eth + ip4(1, b"\x08\x00\x00\x00\x00\x01\x00\x01" + bytes(32)),
+    ]
+    b = PacketBatch(len(frames))
+    b.buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
+    o = 0
+    for i, fr in enumerate(frames):
+        b.off[i], b.caplen[i], b.wirelen[i], b.ts[i], b.linktype[i], b.port[i] = o, len(fr), len(fr), \
+            1_700_000_000_000_000_000 + i, 1, 0
+        o += len(fr)
+    b.n = len(frames)
+    return b
+
+
 class LivePolicy:
     def __init__(self, path: str, ports: list[str], peer: list[int], table, capacity: int):
         self.path = path
@@ -96,6 +125,23 @@ class LivePolicy:
         self.checked, self.compiled, self.stage, self.acts, self.inspector = checked, compiled, stage, acts, inspector
         if old is not None:
             old.close()                       # capture files of the old rules
+
+    def warm(self) -> None:
+        """Compile (or load) the kernels of the policy path -- inspection
+        included -- on a few made-up frames, through a throwaway flow table
+        and stage: the first real packets must not wait for the compiler."""
+        from ulnet.counters import new_counters
+        from ulnet.decode import decode
+        from ulnet.flow import FlowTable
+        shadow = LivePolicy(self.path, self.ports, self.peer, FlowTable(64), self.capacity)
+        b = _warm_batch()
+        c = new_counters()
+        decode(b, c)
+        shadow.process(b, c)
+        a = shadow.acts
+        AK.build_rejects(b.buf, b.off, b.caplen, b.linktype, b.hdr, a.nxt, b.port, 0, 0, a.rbuf,
+                         a.roff, a.rlen, a.rport, a.rrow, a.rcounts)
+        shadow.close()
 
     def reload(self) -> None:
         self._install(*load_rules(self.path, self.ports))
