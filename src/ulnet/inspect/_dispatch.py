@@ -20,6 +20,30 @@ from ulnet.inspect.matchers.games import match_i3d as games_match_i3d
 from ulnet.inspect.matchers.games import match_raknet as games_match_raknet
 from ulnet.inspect.matchers.games import match_source_engine as games_match_source_engine
 from ulnet.inspect.matchers.games import match_yojimbo as games_match_yojimbo
+from ulnet.inspect.matchers.iot import match_atg as iot_match_atg
+from ulnet.inspect.matchers.iot import match_bacnet as iot_match_bacnet
+from ulnet.inspect.matchers.iot import match_beckhoff_ads as iot_match_beckhoff_ads
+from ulnet.inspect.matchers.iot import match_can as iot_match_can
+from ulnet.inspect.matchers.iot import match_cip as iot_match_cip
+from ulnet.inspect.matchers.iot import match_coap as iot_match_coap
+from ulnet.inspect.matchers.iot import match_dnp3 as iot_match_dnp3
+from ulnet.inspect.matchers.iot import match_ethernetip as iot_match_ethernetip
+from ulnet.inspect.matchers.iot import match_ethersio as iot_match_ethersio
+from ulnet.inspect.matchers.iot import match_fins as iot_match_fins
+from ulnet.inspect.matchers.iot import match_hart_ip as iot_match_hart_ip
+from ulnet.inspect.matchers.iot import match_hislip as iot_match_hislip
+from ulnet.inspect.matchers.iot import match_iec60870 as iot_match_iec60870
+from ulnet.inspect.matchers.iot import match_iec62056 as iot_match_iec62056
+from ulnet.inspect.matchers.iot import match_ieee_c37118 as iot_match_ieee_c37118
+from ulnet.inspect.matchers.iot import match_knxnet_ip as iot_match_knxnet_ip
+from ulnet.inspect.matchers.iot import match_modbus as iot_match_modbus
+from ulnet.inspect.matchers.iot import match_openflow as iot_match_openflow
+from ulnet.inspect.matchers.iot import match_rtps as iot_match_rtps
+from ulnet.inspect.matchers.iot import match_s7comm as iot_match_s7comm
+from ulnet.inspect.matchers.iot import match_s7commplus as iot_match_s7commplus
+from ulnet.inspect.matchers.iot import match_someip as iot_match_someip
+from ulnet.inspect.matchers.iot import match_tplink_shp as iot_match_tplink_shp
+from ulnet.inspect.matchers.iot import match_tuyalp as iot_match_tuyalp
 from ulnet.inspect.matchers.mail import match_pop3 as mail_match_pop3
 from ulnet.inspect.matchers.mail import match_smtp as mail_match_smtp
 from ulnet.inspect.matchers.mail import match_usenet as mail_match_usenet
@@ -161,129 +185,163 @@ def dispatch(w, n, sp, dp, d, l4):
         if system_match_spotify(w, n, sp, dp, d):
             return 28  # Spotify
         if messaging_match_corba(w, n, sp, dp, d):
-            return 32  # Corba
+            return 35  # Corba
         if messaging_match_hl7(w, n, sp, dp, d):
-            return 33  # HL7
+            return 36  # HL7
         if messaging_match_openwire(w, n, sp, dp, d):
-            return 34  # OpenWire
+            return 37  # OpenWire
         if messaging_match_fix(w, n, sp, dp, d):
-            return 35  # FIX
+            return 38  # FIX
         if vpn_match_pptp(w, n, sp, dp, d):
-            return 36  # PPTP
+            return 39  # PPTP
         if remote_match_citrix(w, n, sp, dp, d):
-            return 37  # Citrix
+            return 40  # Citrix
         if remote_match_vnc(w, n, sp, dp, d):
-            return 38  # VNC
+            return 41  # VNC
         if netops_match_avast(w, n, sp, dp, d):
-            return 39  # AVAST
+            return 42  # AVAST
         if netops_match_bgp(w, n, sp, dp, d):
-            return 42  # BGP
+            return 46  # BGP
         if messaging_match_whatsapp(w, n, sp, dp, d):
-            return 43  # WhatsApp
+            return 47  # WhatsApp
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 44  # Roughtime
+            return 48  # Roughtime
         if media_match_rtsp(w, n, sp, dp, d):
-            return 45  # RTSP
+            return 49  # RTSP
         if voip_match_sip(w, n, sp, dp, d):
-            return 46  # SIP
+            return 50  # SIP
         if messaging_match_nats(w, n, sp, dp, d):
-            return 47  # Nats
+            return 51  # Nats
         if web_match_http_connect(w, n, sp, dp, d):
-            return 48  # HTTP_Connect
+            return 52  # HTTP_Connect
         if web_match_http(w, n, sp, dp, d):
-            return 49  # HTTP
+            return 53  # HTTP
         if files_match_ftps(w, n, sp, dp, d):
-            return 51  # FTPS
+            return 55  # FTPS
         if files_match_ftp_control(w, n, sp, dp, d):
-            return 52  # FTP_CONTROL
+            return 56  # FTP_CONTROL
         if mail_match_smtp(w, n, sp, dp, d):
-            return 53  # SMTP
+            return 57  # SMTP
         if mail_match_pop3(w, n, sp, dp, d):
-            return 54  # POP3
+            return 58  # POP3
         if mail_match_usenet(w, n, sp, dp, d):
-            return 55  # Usenet
+            return 59  # Usenet
         if messaging_match_irc(w, n, sp, dp, d):
-            return 56  # IRC
+            return 60  # IRC
         if messaging_match_stomp(w, n, sp, dp, d):
-            return 57  # STOMP
+            return 61  # STOMP
         if p2p_match_mining(w, n, sp, dp, d):
-            return 60  # Mining
+            return 64  # Mining
         if messaging_match_json_rpc(w, n, sp, dp, d):
-            return 61  # JSON-RPC
+            return 65  # JSON-RPC
         if database_match_resp(w, n, sp, dp, d):
-            return 62  # RESP
+            return 66  # RESP
         if system_match_syslog(w, n, sp, dp, d):
-            return 63  # Syslog
+            return 67  # Syslog
         if netops_match_ookla(w, n, sp, dp, d):
-            return 64  # Ookla
+            return 68  # Ookla
+        if iot_match_atg(w, n, sp, dp, d):
+            return 69  # ATG
         if messaging_match_jabber(w, n, sp, dp, d):
-            return 65  # Jabber
+            return 70  # Jabber
         if network_match_dns(w, n, sp, dp, d):
-            return 70  # DNS
+            return 75  # DNS
         if voip_match_stun(w, n, sp, dp, d):
-            return 71  # STUN
+            return 76  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 72  # NetBIOS
+            return 77  # NetBIOS
         if system_match_smbv23(w, n, sp, dp, d):
-            return 73  # SMBv23
+            return 78  # SMBv23
         if system_match_kerberos(w, n, sp, dp, d):
-            return 74  # Kerberos
+            return 79  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 75  # LDAP
+            return 80  # LDAP
         if system_match_slp(w, n, sp, dp, d):
-            return 77  # Service_Location_Protocol
+            return 82  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 78  # NFS
+            return 83  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 79  # DCERPC
+            return 84  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
-            return 80  # H323
+            return 85  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 81  # RDP
+            return 86  # RDP
+        if iot_match_s7commplus(w, n, sp, dp, d):
+            return 87  # S7CommPlus
+        if iot_match_s7comm(w, n, sp, dp, d):
+            return 88  # S7Comm
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 82  # OpenVPN
+            return 89  # OpenVPN
         if vpn_match_socks(w, n, sp, dp, d):
-            return 85  # SOCKS
+            return 92  # SOCKS
         if database_match_postgresql(w, n, sp, dp, d):
-            return 86  # PostgreSQL
+            return 93  # PostgreSQL
         if database_match_mysql(w, n, sp, dp, d):
-            return 87  # MySQL
+            return 94  # MySQL
         if database_match_mssql_tds(w, n, sp, dp, d):
-            return 88  # MsSQL-TDS
+            return 95  # MsSQL-TDS
         if database_match_oracle(w, n, sp, dp, d):
-            return 89  # Oracle
+            return 96  # Oracle
         if database_match_mongodb(w, n, sp, dp, d):
-            return 90  # MongoDB
+            return 97  # MongoDB
         if database_match_memcached(w, n, sp, dp, d):
-            return 91  # Memcached
+            return 98  # Memcached
         if database_match_cassandra(w, n, sp, dp, d):
-            return 92  # Cassandra
+            return 99  # Cassandra
         if database_match_elasticsearch(w, n, sp, dp, d):
-            return 93  # Elasticsearch
+            return 100  # Elasticsearch
         if messaging_match_mqtt(w, n, sp, dp, d):
-            return 94  # MQTT
+            return 101  # MQTT
         if messaging_match_amqp(w, n, sp, dp, d):
-            return 95  # AMQP
+            return 102  # AMQP
         if messaging_match_kafka(w, n, sp, dp, d):
-            return 96  # Kafka
+            return 103  # Kafka
         if messaging_match_smpp(w, n, sp, dp, d):
-            return 97  # SMPP
+            return 104  # SMPP
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 98  # Thrift
+            return 105  # Thrift
         if netops_match_diameter(w, n, sp, dp, d):
-            return 100  # Diameter
+            return 107  # Diameter
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 107  # TeamViewer
+            return 114  # TeamViewer
         if remote_match_telnet(w, n, sp, dp, d):
-            return 108  # Telnet
+            return 115  # Telnet
+        if iot_match_modbus(w, n, sp, dp, d):
+            return 116  # Modbus
+        if iot_match_dnp3(w, n, sp, dp, d):
+            return 118  # DNP3
+        if iot_match_iec60870(w, n, sp, dp, d):
+            return 119  # IEC60870
+        if iot_match_ethernetip(w, n, sp, dp, d):
+            return 120  # EthernetIP
+        if iot_match_hislip(w, n, sp, dp, d):
+            return 122  # HiSLIP
+        if iot_match_knxnet_ip(w, n, sp, dp, d):
+            return 123  # KNXnet_IP
+        if iot_match_ieee_c37118(w, n, sp, dp, d):
+            return 124  # IEEE-C37118
+        if iot_match_beckhoff_ads(w, n, sp, dp, d):
+            return 125  # BeckhoffADS
+        if iot_match_iec62056(w, n, sp, dp, d):
+            return 126  # IEC62056
+        if iot_match_someip(w, n, sp, dp, d):
+            return 127  # SOMEIP
+        if iot_match_tplink_shp(w, n, sp, dp, d):
+            return 128  # TPLINK_SHP
         if voip_match_skinny(w, n, sp, dp, d):
-            return 109  # CiscoSkinny
+            return 129  # CiscoSkinny
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 110  # BFCP
+            return 130  # BFCP
         if media_match_rtmp(w, n, sp, dp, d):
-            return 114  # RTMP
+            return 134  # RTMP
+        if iot_match_hart_ip(w, n, sp, dp, d):
+            return 148  # HART-IP
+        if iot_match_fins(w, n, sp, dp, d):
+            return 149  # FINS
+        if iot_match_openflow(w, n, sp, dp, d):
+            return 151  # OpenFlow
         if remote_match_rsh(w, n, sp, dp, d):
-            return 128  # RSH
+            return 152  # RSH
         return 0
     if l4 == 17:
         if web_match_quic(w, n, sp, dp, d):
@@ -306,116 +364,146 @@ def dispatch(w, n, sp, dp, d, l4):
             return 30  # RakNet
         if games_match_yojimbo(w, n, sp, dp, d):
             return 31  # Yojimbo
+        if iot_match_can(w, n, sp, dp, d):
+            return 32  # Controller_Area_Network
+        if iot_match_ethersio(w, n, sp, dp, d):
+            return 33  # EtherSIO
+        if iot_match_rtps(w, n, sp, dp, d):
+            return 34  # RTPS
         if messaging_match_corba(w, n, sp, dp, d):
-            return 32  # Corba
+            return 35  # Corba
         if netops_match_ripeatlas(w, n, sp, dp, d):
-            return 40  # RipeAtlas
+            return 43  # RipeAtlas
         if system_match_bjnp(w, n, sp, dp, d):
-            return 41  # BJNP
+            return 44  # BJNP
+        if iot_match_tuyalp(w, n, sp, dp, d):
+            return 45  # TuyaLP
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 44  # Roughtime
+            return 48  # Roughtime
         if voip_match_sip(w, n, sp, dp, d):
-            return 46  # SIP
+            return 50  # SIP
         if system_match_ssdp(w, n, sp, dp, d):
-            return 50  # SSDP
+            return 54  # SSDP
         if voip_match_mgcp(w, n, sp, dp, d):
-            return 58  # MGCP
+            return 62  # MGCP
         if voip_match_megaco(w, n, sp, dp, d):
-            return 59  # Megaco
+            return 63  # Megaco
         if system_match_syslog(w, n, sp, dp, d):
-            return 63  # Syslog
+            return 67  # Syslog
         if system_match_wsd(w, n, sp, dp, d):
-            return 66  # WSD
+            return 71  # WSD
         if netops_match_dnscrypt(w, n, sp, dp, d):
-            return 67  # DNScrypt
+            return 72  # DNScrypt
         if network_match_mdns(w, n, sp, dp, d):
-            return 68  # MDNS
+            return 73  # MDNS
         if network_match_llmnr(w, n, sp, dp, d):
-            return 69  # LLMNR
+            return 74  # LLMNR
         if network_match_dns(w, n, sp, dp, d):
-            return 70  # DNS
+            return 75  # DNS
         if voip_match_stun(w, n, sp, dp, d):
-            return 71  # STUN
+            return 76  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 72  # NetBIOS
+            return 77  # NetBIOS
         if system_match_kerberos(w, n, sp, dp, d):
-            return 74  # Kerberos
+            return 79  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 75  # LDAP
+            return 80  # LDAP
         if netops_match_snmp(w, n, sp, dp, d):
-            return 76  # SNMP
+            return 81  # SNMP
         if system_match_slp(w, n, sp, dp, d):
-            return 77  # Service_Location_Protocol
+            return 82  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 78  # NFS
+            return 83  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 79  # DCERPC
+            return 84  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
-            return 80  # H323
+            return 85  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 81  # RDP
+            return 86  # RDP
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 82  # OpenVPN
+            return 89  # OpenVPN
         if vpn_match_wireguard(w, n, sp, dp, d):
-            return 83  # WireGuard
+            return 90  # WireGuard
         if vpn_match_l2tp(w, n, sp, dp, d):
-            return 84  # L2TP
+            return 91  # L2TP
         if database_match_memcached(w, n, sp, dp, d):
-            return 91  # Memcached
+            return 98  # Memcached
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 98  # Thrift
+            return 105  # Thrift
         if messaging_match_oicq(w, n, sp, dp, d):
-            return 99  # OICQ
+            return 106  # OICQ
         if system_match_collectd(w, n, sp, dp, d):
-            return 101  # collectd
+            return 108  # collectd
         if netops_match_radius(w, n, sp, dp, d):
-            return 102  # Radius
+            return 109  # Radius
         if netops_match_netflow(w, n, sp, dp, d):
-            return 103  # NetFlow
+            return 110  # NetFlow
         if netops_match_sflow(w, n, sp, dp, d):
-            return 104  # sFlow
+            return 111  # sFlow
         if netops_match_teredo(w, n, sp, dp, d):
-            return 105  # Teredo
+            return 112  # Teredo
         if remote_match_xdmcp(w, n, sp, dp, d):
-            return 106  # XDMCP
+            return 113  # XDMCP
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 107  # TeamViewer
+            return 114  # TeamViewer
+        if iot_match_bacnet(w, n, sp, dp, d):
+            return 117  # BACnet
+        if iot_match_ethernetip(w, n, sp, dp, d):
+            return 120  # EthernetIP
+        if iot_match_cip(w, n, sp, dp, d):
+            return 121  # CIP
+        if iot_match_knxnet_ip(w, n, sp, dp, d):
+            return 123  # KNXnet_IP
+        if iot_match_ieee_c37118(w, n, sp, dp, d):
+            return 124  # IEEE-C37118
+        if iot_match_iec62056(w, n, sp, dp, d):
+            return 126  # IEC62056
+        if iot_match_someip(w, n, sp, dp, d):
+            return 127  # SOMEIP
+        if iot_match_tplink_shp(w, n, sp, dp, d):
+            return 128  # TPLINK_SHP
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 110  # BFCP
+            return 130  # BFCP
         if games_match_i3d(w, n, sp, dp, d):
-            return 111  # i3D
+            return 131  # i3D
         if voip_match_discord(w, n, sp, dp, d):
-            return 112  # Discord
+            return 132  # Discord
         if system_match_rmcp(w, n, sp, dp, d):
-            return 113  # RMCP
+            return 133  # RMCP
         if media_match_mpeg_ts(w, n, sp, dp, d):
-            return 115  # MPEG_TS
+            return 135  # MPEG_TS
         if files_match_tftp(w, n, sp, dp, d):
-            return 116  # TFTP
+            return 136  # TFTP
         if system_match_dhcp(w, n, sp, dp, d):
-            return 117  # DHCP
+            return 137  # DHCP
         if system_match_dhcpv6(w, n, sp, dp, d):
-            return 118  # DHCPV6
+            return 138  # DHCPV6
         if system_match_ntp(w, n, sp, dp, d):
-            return 119  # NTP
+            return 139  # NTP
         if system_match_dropbox(w, n, sp, dp, d):
-            return 120  # Dropbox
+            return 140  # Dropbox
         if netops_match_hsrp(w, n, sp, dp, d):
-            return 121  # HSRP
+            return 141  # HSRP
         if netops_match_ubntac2(w, n, sp, dp, d):
-            return 122  # UBNTAC2
+            return 142  # UBNTAC2
         if netops_match_natpmp(w, n, sp, dp, d):
-            return 123  # NAT-PMP
+            return 143  # NAT-PMP
         if netops_match_gtp(w, n, sp, dp, d):
-            return 124  # GTP
+            return 144  # GTP
         if netops_match_capwap(w, n, sp, dp, d):
-            return 125  # CAPWAP
+            return 145  # CAPWAP
         if voip_match_iax(w, n, sp, dp, d):
-            return 126  # IAX
+            return 146  # IAX
         if voip_match_mumble(w, n, sp, dp, d):
-            return 127  # Mumble
+            return 147  # Mumble
+        if iot_match_hart_ip(w, n, sp, dp, d):
+            return 148  # HART-IP
+        if iot_match_fins(w, n, sp, dp, d):
+            return 149  # FINS
+        if iot_match_coap(w, n, sp, dp, d):
+            return 150  # COAP
         if voip_match_rtp(w, n, sp, dp, d):
-            return 129  # RTP
+            return 153  # RTP
         return 0
     return 0
 
