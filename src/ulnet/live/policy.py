@@ -86,7 +86,7 @@ def _warm_batch() -> PacketBatch:
         eth + ip4(1, b"\x08\x00\x00\x00\x00\x01\x00\x01" + bytes(32)),
     ]
     b = PacketBatch(len(frames))
-    b.buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
+    b.buf = np.frombuffer(bytearray(b"".join(frames)), dtype=np.uint8)   # writable, as a ring is: same kernel types
     o = 0
     for i, fr in enumerate(frames):
         b.off[i], b.caplen[i], b.wirelen[i], b.ts[i], b.linktype[i], b.port[i] = o, len(fr), len(fr), \
@@ -196,7 +196,7 @@ class LivePolicy:
 
     def _send_bytes(self, ports, k: int, data: bytes, vnet: bool, counters) -> None:
         b = self._one
-        b.buf = np.frombuffer(data, dtype=np.uint8)
+        b.buf = np.frombuffer(bytearray(data), dtype=np.uint8)   # writable: the TX kernel's usual types
         hl = VNET_HDR_LEN if vnet else 0
         b.off[0], b.caplen[0], b.wirelen[0], b.linktype[0], b.port[0] = hl, len(data) - hl, len(data) - hl, 1, k
         b.n = 1
