@@ -366,16 +366,21 @@ def test_http_host_in_a_later_segment_and_not_in_the_body():
     (b"PROPPATCH /dav/x HTTP/1.1\r\n", "HTTP"),
     (b"MKCOL /dav/new/ HTTP/1.1\r\n", "HTTP"),
     (b"HTTP/1.1 207 Multi-Status\r\n", "HTTP"),
-    (b"OPTIONS rtsp://10.2.2.2:8554/x RTSP/1.0\r\n", "Unknown"),
-    (b"OPTIONS sip:bob@example.com SIP/2.0\r\n", "Unknown"),
+    (b"OPTIONS rtsp://10.2.2.2:8554/x RTSP/1.0\r\n", "!HTTP"),        # RTSP's, if a matcher claims it
+    (b"OPTIONS sip:bob@example.com SIP/2.0\r\n", "!HTTP"),
     (b"CONNECT www.example.com:443 HTTP/1.1\r\n", "HTTP_Connect"),
-    (b'CONNECT {"verbose":false,"pedantic":false}\r\n', "Unknown"),      # NATS
-    (b"GETX / HTTP/1.1\r\n", "Unknown"),
+    (b'CONNECT {"verbose":false,"pedantic":false}\r\n', "!HTTP_Connect"),      # NATS
+    (b"GETX / HTTP/1.1\r\n", "!HTTP"),
 ])
 def test_http_matchers(payload, app):
-    if app not in ID and app != "Unknown":
-        pytest.skip(f"{app} not in the registry")
-    assert match(payload, dp=8080) == app
+    got = match(payload, sp=40000, dp=8080)
+    if app.startswith("!"):
+        assert got != app[1:]
+        w = words(payload)
+        assert not web.match_http(w, len(payload), 40000, 8080, 0)
+        assert not web.match_http_connect(w, len(payload), 40000, 8080, 0)
+    else:
+        assert got == app
 
 
 def test_http_proxy_matcher():

@@ -133,7 +133,7 @@ class Inspector:
         self._sni = np.zeros(4, dtype=np.int64)
         g = ID.get
         self._ids = np.array([g("TLS", -1), g("HTTP", -1), g("DNS", -1), g("MDNS", -1), g("LLMNR", -1),
-                              g("DHCP", -1)], dtype=np.int64)
+                              g("DHCP", -1), g("QUIC", -1)], dtype=np.int64)
         assert len(self._ids) == K.N_IDS
         self._quic = g("QUIC", -1)
         self._keep_open = np.zeros(len(NAMES), dtype=np.uint8)
@@ -150,9 +150,10 @@ class Inspector:
         if len(self.xapp) < b.capacity:
             self.xapp = np.zeros(b.capacity, dtype=np.int64)
             self.app = np.zeros(b.capacity, dtype=np.int64)
-        K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META, table.MFREE,
-                        table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open, self._ids, self._sni)
-        if self._quic > 0:
+        nquic = K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META,
+                                table.MFREE, table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open,
+                                self._ids, self._sni)
+        if nquic:
             self._quic_names(b, table, counters, i0, i1)
 
     # ---- QUIC: a few packets per QUIC flow, in Python -----------------------------
@@ -203,18 +204,7 @@ class Inspector:
 
     def _client_hello(self, table, e, counters, stream):
         arr = np.frombuffer(stream, dtype=np.uint8)
-        if not K.tls_client_hello(arr, 0, len(arr), self._sni):
-            return
-        s_off, s_len, a_off, a_len = self._sni.tolist()
-        if s_len <= 0 and a_len <= 0:
-            return
-        ms = K._slot(table.F, e, table.META, table.MFREE, table.S, counters)
-        if ms < 0:
-            return
-        if s_len > 0:
-            K._put(table.META, ms, FK.M_NAME, FK.M_NAME_MAX, arr, s_off, s_len, True, True)
-        if a_len > 0:
-            K._put(table.META, ms, FK.M_ALPN, FK.M_ALPN_MAX, arr, a_off, a_len, False)
+        K.hello_meta(arr, 0, len(arr), table.F, e, table.META, table.MFREE, table.S, counters, self._sni)
 
     @staticmethod
     def _chlo(table, e, counters, stream):

@@ -323,9 +323,22 @@ def _dhcp(buf, p, end, F, e, META, MFREE, S, counters):
         q += 2 + ol
 
 
+@njit(cache=True)
+def hello_meta(buf, p, end, F, e, META, MFREE, S, counters, sni):
+    """The SNI and ALPN of the ClientHello at buf[p:end] into the flow's
+    metadata (the TLS extractor, and the QUIC pass in one call)."""
+    if tls_client_hello(buf, p, end, sni) and (sni[1] > 0 or sni[3] > 0):
+        ms = _slot(F, e, META, MFREE, S, counters)
+        if ms >= 0:
+            if sni[1] > 0:
+                _put(META, ms, M_NAME, M_NAME_MAX, buf, sni[0], sni[1], True, True)
+            if sni[3] > 0:
+                _put(META, ms, M_ALPN, M_ALPN_MAX, buf, sni[2], sni[3], False)
+
+
 # positions in the ``ids`` array: the application ids the extractors serve
-I_TLS, I_HTTP, I_DNS, I_MDNS, I_LLMNR, I_DHCP = 0, 1, 2, 3, 4, 5
-N_IDS = 6
+I_TLS, I_HTTP, I_DNS, I_MDNS, I_LLMNR, I_DHCP, I_QUIC = 0, 1, 2, 3, 4, 5, 6
+N_IDS = 7
 
 
 @njit(cache=True)
@@ -333,14 +346,8 @@ def _extract(r, buf, p, end, tcp, F, e, META, MFREE, S, counters, ids, sni):
     """Read the metadata of one payload the flow's application ``r`` says
     how to read."""
     if r == ids[I_TLS]:
-        if end - p > 5 and buf[p] == 0x16 and tls_client_hello(buf, p + 5, end, sni):
-            if sni[1] > 0 or sni[3] > 0:
-                ms = _slot(F, e, META, MFREE, S, counters)
-                if ms >= 0:
-                    if sni[1] > 0:
-                        _put(META, ms, M_NAME, M_NAME_MAX, buf, sni[0], sni[1], True, True)
-                    if sni[3] > 0:
-                        _put(META, ms, M_ALPN, M_ALPN_MAX, buf, sni[2], sni[3], False)
+        if end - p > 5 and buf[p] == 0x16:
+            hello_meta(buf, p + 5, end, F, e, META, MFREE, S, counters, sni)
     elif r == ids[I_HTTP]:
         _http(buf, p, end, F, e, META, MFREE, S, counters)
     elif r == ids[I_DNS] or r == ids[I_MDNS] or r == ids[I_LLMNR]:
@@ -359,7 +366,9 @@ def inspect_batch(buf, off, hdr, fentry, fdir, i0, i1, F, META, MFREE, S, max_dp
     until a response with records; HTTP both, until a Host header; QUIC
     the client, until the Python pass has the whole ClientHello). xapp[i]:
     the application packet i was read as (0: not read). papp[i]: the flow's
-    application after packet i (what peek prints)."""
+    application after packet i (what peek prints). Returns how many packets
+    were read as QUIC (the Python pass's work; 0: nothing to do)."""
+    nquic = 0
     for i in range(i0, i1):
         xapp[i] = 0
         papp[i] = 0
@@ -417,4 +426,8 @@ def inspect_batch(buf, off, hdr, fentry, fdir, i0, i1, F, META, MFREE, S, max_dp
         papp[i] = app
         if r:
             xapp[i] = r
-            _extract(r, buf, p, p + plen, proto == 6, F, e, META, MFREE, S, counters, ids, sni)
+            if r == ids[I_QUIC]:
+                nquic += 1
+            else:
+                _extract(r, buf, p, p + plen, proto == 6, F, e, META, MFREE, S, counters, ids, sni)
+    return nquic
