@@ -693,7 +693,7 @@ def test_fuzz_inspect_batch(pkts):
     papp = np.zeros(n, dtype=np.int64)
     counters = np.zeros(256, dtype=np.int64)
     K.inspect_batch(buf, off, hdr, fentry, fdir, 0, n, t.F, t.META, t.MFREE, t.S, insp.max_dpi, counters,
-                    xapp, papp, insp._keep_open, insp._ids, insp._sni)
+                    xapp, papp, insp._keep_open, insp._upgrade, insp._ids, insp._sni)
     assert ((papp >= 0) & (papp < len(NAMES))).all()
     dpi = (t.F[:3, FK.F_APP] >> FK.A_DPI_SHIFT) & 0xFF
     assert ((dpi & 0xF) <= insp.max_dpi).all() and ((dpi >> 4) <= insp.max_dpi).all()
@@ -768,6 +768,21 @@ def test_http_flow_seen_from_the_response(tmp_path):
     path.write_bytes(pcap_bytes(recs))
     f, = ulnet.flows(str(path))
     assert (f.application_name, f.requested_server_name, f.user_agent) == ("HTTP", "late.example", "curl/8")
+
+
+def test_stun_then_dtls_is_dtls(tmp_path):
+    """An upgrade (UPGRADES in ulnet.inspect): STUN, then a DTLS handshake on
+    the same flow, is DTLS (WebRTC), as nDPI names it."""
+    if not {"STUN", "DTLS"} <= set(ID):
+        pytest.skip("STUN or DTLS not in the registry")
+    stun = struct.pack(">HHI", 0x0001, 0, 0x2112A442) + bytes(range(12))
+    hello = bytes.fromhex("16fefd000000000000000000560100004a0000000000") + bytes(99 - 22)
+    c, s = ("10.0.0.1", "10.0.0.2", 50000, 3478), ("10.0.0.2", "10.0.0.1", 3478, 50000)
+    f, = _flows(tmp_path, [c + (stun,)], name="stun.pcap")
+    if f.application_name != "STUN":
+        pytest.skip("the STUN matcher does not take this binding request")
+    f, = _flows(tmp_path, [c + (stun,), s + (stun[:1] + b"\x01" + stun[2:],), c + (hello,)], name="stun2.pcap")
+    assert (f.application_name, f.application_confidence) == ("DTLS", "payload")
 
 
 @pytest.mark.parametrize("capture,name", [

@@ -122,6 +122,21 @@ _QUIC_PENDING_MAX = 4096
 # over several Initials).
 KEEP_OPEN = {"DNS": 3, "MDNS": 3, "LLMNR": 3, "HTTP": 3, "QUIC": 1}
 
+# A flow that changes protocol on the way, as nDPI names it: (decided as,
+# then a packet the matchers call) -> the flow's application. A plain-text
+# mail or file-transfer session that turns to TLS (STARTTLS, AUTH TLS) is
+# the TLS variant, its name read from the ClientHello; STUN that carries a
+# DTLS handshake (WebRTC) is DTLS. Those flows stay open for max_dpi
+# packets per direction. Rows whose names are not in the registry are left
+# out.
+UPGRADES = {
+    ("SMTP", "TLS"): "SMTPS",
+    ("POP3", "TLS"): "POPS",
+    ("IMAP", "TLS"): "IMAPS",
+    ("FTP_CONTROL", "TLS"): "FTPS",
+    ("STUN", "DTLS"): "DTLS",
+}
+
 
 class Inspector:
     def __init__(self, max_dpi: int = DEFAULT_MAX_DPI):
@@ -140,6 +155,11 @@ class Inspector:
         for name, dirs in KEEP_OPEN.items():
             if name in ID:
                 self._keep_open[ID[name]] = dirs
+        self._upgrade = np.zeros((len(NAMES), len(NAMES)), dtype=np.int16)
+        for (first, seen), then in UPGRADES.items():
+            if first in ID and seen in ID and then in ID:
+                self._upgrade[ID[first], ID[seen]] = ID[then]
+                self._keep_open[ID[first]] |= 3 | 4
         self._quic_pieces: dict[int, list] = {}     # flow id -> handshake pieces until the hello is whole
 
     def process(self, batch: PacketBatch, table: FlowTable, counters: np.ndarray,
@@ -152,7 +172,7 @@ class Inspector:
             self.app = np.zeros(b.capacity, dtype=np.int64)
         nquic = K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META,
                                 table.MFREE, table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open,
-                                self._ids, self._sni)
+                                self._upgrade, self._ids, self._sni)
         if nquic:
             self._quic_names(b, table, counters, i0, i1)
 

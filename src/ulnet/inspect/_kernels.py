@@ -358,13 +358,16 @@ def _extract(r, buf, p, end, tcp, F, e, META, MFREE, S, counters, ids, sni):
 
 @njit(cache=True)
 def inspect_batch(buf, off, hdr, fentry, fdir, i0, i1, F, META, MFREE, S, max_dpi, counters,
-                  xapp, papp, keep_open, ids, sni):
+                  xapp, papp, keep_open, upgrade, ids, sni):
     """Inspect packets i0..i1 (see the module docstring).
 
     keep_open[app]: the directions (bit 0 client, bit 1 server) whose
     packets still go to the extractors after ``app`` is decided (DNS both,
     until a response with records; HTTP both, until a Host header; QUIC
-    the client, until the Python pass has the whole ClientHello). xapp[i]:
+    the client, until the Python pass has the whole ClientHello); bit 2:
+    those packets also go through the matchers again, and when one says
+    ``r``, ``upgrade[app, r]`` (if not 0) becomes the flow's application
+    (SMTP then a TLS ClientHello: SMTPS, read as TLS). xapp[i]:
     the application packet i was read as (0: not read). papp[i]: the flow's
     application after packet i (what peek prints). Returns how many packets
     were read as QUIC (the Python pass's work; 0: nothing to do)."""
@@ -418,6 +421,17 @@ def inspect_batch(buf, off, hdr, fentry, fdir, i0, i1, F, META, MFREE, S, max_dp
                 counters[C_INSPECT_DECIDED] += 1
                 app = r
                 done = DONE_BOTH & ~np.int64(keep_open[r])
+        elif keep_open[app] & 4:
+            w = load_words(buf, p, plen)
+            r2 = dispatch(w, plen, hdr[i, H_SPORT], hdr[i, H_DPORT], d, proto)
+            counters[C_INSPECT_PACKETS] += 1
+            u = upgrade[app, r2] if r2 else 0
+            if u:
+                a = _set(a, A_APP0_SHIFT if d == 0 else A_APP1_SHIFT, APP_MASK, u)
+                a = _set(a, A_APP_SHIFT, APP_MASK, u)
+                app = u
+                r = r2                                   # read the packet as what it is (TLS)
+                done = DONE_BOTH & ~np.int64(keep_open[u])
         if cnt + 1 >= max_dpi:
             done |= 1 << d
         if ((dpi & 0xF) >= max_dpi) and ((dpi >> 4) >= max_dpi):
