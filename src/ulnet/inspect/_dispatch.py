@@ -44,6 +44,7 @@ from ulnet.inspect.matchers.iot import match_s7commplus as iot_match_s7commplus
 from ulnet.inspect.matchers.iot import match_someip as iot_match_someip
 from ulnet.inspect.matchers.iot import match_tplink_shp as iot_match_tplink_shp
 from ulnet.inspect.matchers.iot import match_tuyalp as iot_match_tuyalp
+from ulnet.inspect.matchers.mail import match_imap as mail_match_imap
 from ulnet.inspect.matchers.mail import match_pop3 as mail_match_pop3
 from ulnet.inspect.matchers.mail import match_smtp as mail_match_smtp
 from ulnet.inspect.matchers.mail import match_usenet as mail_match_usenet
@@ -224,124 +225,126 @@ def dispatch(w, n, sp, dp, d, l4):
             return 57  # SMTP
         if mail_match_pop3(w, n, sp, dp, d):
             return 58  # POP3
+        if mail_match_imap(w, n, sp, dp, d):
+            return 59  # IMAP
         if mail_match_usenet(w, n, sp, dp, d):
-            return 59  # Usenet
+            return 60  # Usenet
         if messaging_match_irc(w, n, sp, dp, d):
-            return 60  # IRC
+            return 61  # IRC
         if messaging_match_stomp(w, n, sp, dp, d):
-            return 61  # STOMP
+            return 62  # STOMP
         if p2p_match_mining(w, n, sp, dp, d):
-            return 64  # Mining
+            return 65  # Mining
         if messaging_match_json_rpc(w, n, sp, dp, d):
-            return 65  # JSON-RPC
+            return 66  # JSON-RPC
         if database_match_resp(w, n, sp, dp, d):
-            return 66  # RESP
+            return 67  # RESP
         if system_match_syslog(w, n, sp, dp, d):
-            return 67  # Syslog
+            return 68  # Syslog
         if netops_match_ookla(w, n, sp, dp, d):
-            return 68  # Ookla
+            return 69  # Ookla
         if iot_match_atg(w, n, sp, dp, d):
-            return 69  # ATG
+            return 70  # ATG
         if messaging_match_jabber(w, n, sp, dp, d):
-            return 70  # Jabber
+            return 71  # Jabber
         if network_match_dns(w, n, sp, dp, d):
-            return 75  # DNS
+            return 76  # DNS
         if voip_match_stun(w, n, sp, dp, d):
-            return 76  # STUN
+            return 77  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 77  # NetBIOS
+            return 78  # NetBIOS
         if system_match_smbv23(w, n, sp, dp, d):
-            return 78  # SMBv23
+            return 79  # SMBv23
         if system_match_kerberos(w, n, sp, dp, d):
-            return 79  # Kerberos
+            return 80  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 80  # LDAP
+            return 81  # LDAP
         if system_match_slp(w, n, sp, dp, d):
-            return 82  # Service_Location_Protocol
+            return 83  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 83  # NFS
+            return 84  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 84  # DCERPC
+            return 85  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
-            return 85  # H323
+            return 86  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 86  # RDP
+            return 87  # RDP
         if iot_match_s7commplus(w, n, sp, dp, d):
-            return 87  # S7CommPlus
+            return 88  # S7CommPlus
         if iot_match_s7comm(w, n, sp, dp, d):
-            return 88  # S7Comm
+            return 89  # S7Comm
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 89  # OpenVPN
+            return 90  # OpenVPN
         if vpn_match_socks(w, n, sp, dp, d):
-            return 92  # SOCKS
+            return 93  # SOCKS
         if database_match_postgresql(w, n, sp, dp, d):
-            return 93  # PostgreSQL
+            return 94  # PostgreSQL
         if database_match_mysql(w, n, sp, dp, d):
-            return 94  # MySQL
+            return 95  # MySQL
         if database_match_mssql_tds(w, n, sp, dp, d):
-            return 95  # MsSQL-TDS
+            return 96  # MsSQL-TDS
         if database_match_oracle(w, n, sp, dp, d):
-            return 96  # Oracle
+            return 97  # Oracle
         if database_match_mongodb(w, n, sp, dp, d):
-            return 97  # MongoDB
+            return 98  # MongoDB
         if database_match_memcached(w, n, sp, dp, d):
-            return 98  # Memcached
+            return 99  # Memcached
         if database_match_cassandra(w, n, sp, dp, d):
-            return 99  # Cassandra
+            return 100  # Cassandra
         if database_match_elasticsearch(w, n, sp, dp, d):
-            return 100  # Elasticsearch
+            return 101  # Elasticsearch
         if messaging_match_mqtt(w, n, sp, dp, d):
-            return 101  # MQTT
+            return 102  # MQTT
         if messaging_match_amqp(w, n, sp, dp, d):
-            return 102  # AMQP
+            return 103  # AMQP
         if messaging_match_kafka(w, n, sp, dp, d):
-            return 103  # Kafka
+            return 104  # Kafka
         if messaging_match_smpp(w, n, sp, dp, d):
-            return 104  # SMPP
+            return 105  # SMPP
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 105  # Thrift
+            return 106  # Thrift
         if netops_match_diameter(w, n, sp, dp, d):
-            return 107  # Diameter
+            return 108  # Diameter
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 114  # TeamViewer
+            return 115  # TeamViewer
         if remote_match_telnet(w, n, sp, dp, d):
-            return 115  # Telnet
+            return 116  # Telnet
         if iot_match_modbus(w, n, sp, dp, d):
-            return 116  # Modbus
+            return 117  # Modbus
         if iot_match_dnp3(w, n, sp, dp, d):
-            return 118  # DNP3
+            return 119  # DNP3
         if iot_match_iec60870(w, n, sp, dp, d):
-            return 119  # IEC60870
+            return 120  # IEC60870
         if iot_match_ethernetip(w, n, sp, dp, d):
-            return 120  # EthernetIP
+            return 121  # EthernetIP
         if iot_match_hislip(w, n, sp, dp, d):
-            return 122  # HiSLIP
+            return 123  # HiSLIP
         if iot_match_knxnet_ip(w, n, sp, dp, d):
-            return 123  # KNXnet_IP
+            return 124  # KNXnet_IP
         if iot_match_ieee_c37118(w, n, sp, dp, d):
-            return 124  # IEEE-C37118
+            return 125  # IEEE-C37118
         if iot_match_beckhoff_ads(w, n, sp, dp, d):
-            return 125  # BeckhoffADS
+            return 126  # BeckhoffADS
         if iot_match_iec62056(w, n, sp, dp, d):
-            return 126  # IEC62056
+            return 127  # IEC62056
         if iot_match_someip(w, n, sp, dp, d):
-            return 127  # SOMEIP
+            return 128  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
-            return 128  # TPLINK_SHP
+            return 129  # TPLINK_SHP
         if voip_match_skinny(w, n, sp, dp, d):
-            return 129  # CiscoSkinny
+            return 130  # CiscoSkinny
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 130  # BFCP
+            return 131  # BFCP
         if media_match_rtmp(w, n, sp, dp, d):
-            return 134  # RTMP
+            return 135  # RTMP
         if iot_match_hart_ip(w, n, sp, dp, d):
-            return 148  # HART-IP
+            return 149  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
-            return 149  # FINS
+            return 150  # FINS
         if iot_match_openflow(w, n, sp, dp, d):
-            return 151  # OpenFlow
+            return 152  # OpenFlow
         if remote_match_rsh(w, n, sp, dp, d):
-            return 152  # RSH
+            return 153  # RSH
         return 0
     if l4 == 17:
         if web_match_quic(w, n, sp, dp, d):
@@ -385,125 +388,125 @@ def dispatch(w, n, sp, dp, d, l4):
         if system_match_ssdp(w, n, sp, dp, d):
             return 54  # SSDP
         if voip_match_mgcp(w, n, sp, dp, d):
-            return 62  # MGCP
+            return 63  # MGCP
         if voip_match_megaco(w, n, sp, dp, d):
-            return 63  # Megaco
+            return 64  # Megaco
         if system_match_syslog(w, n, sp, dp, d):
-            return 67  # Syslog
+            return 68  # Syslog
         if system_match_wsd(w, n, sp, dp, d):
-            return 71  # WSD
+            return 72  # WSD
         if netops_match_dnscrypt(w, n, sp, dp, d):
-            return 72  # DNScrypt
+            return 73  # DNScrypt
         if network_match_mdns(w, n, sp, dp, d):
-            return 73  # MDNS
+            return 74  # MDNS
         if network_match_llmnr(w, n, sp, dp, d):
-            return 74  # LLMNR
+            return 75  # LLMNR
         if network_match_dns(w, n, sp, dp, d):
-            return 75  # DNS
+            return 76  # DNS
         if voip_match_stun(w, n, sp, dp, d):
-            return 76  # STUN
+            return 77  # STUN
         if system_match_netbios(w, n, sp, dp, d):
-            return 77  # NetBIOS
+            return 78  # NetBIOS
         if system_match_kerberos(w, n, sp, dp, d):
-            return 79  # Kerberos
+            return 80  # Kerberos
         if system_match_ldap(w, n, sp, dp, d):
-            return 80  # LDAP
+            return 81  # LDAP
         if netops_match_snmp(w, n, sp, dp, d):
-            return 81  # SNMP
+            return 82  # SNMP
         if system_match_slp(w, n, sp, dp, d):
-            return 82  # Service_Location_Protocol
+            return 83  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
-            return 83  # NFS
+            return 84  # NFS
         if system_match_dcerpc(w, n, sp, dp, d):
-            return 84  # DCERPC
+            return 85  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
-            return 85  # H323
+            return 86  # H323
         if remote_match_rdp(w, n, sp, dp, d):
-            return 86  # RDP
+            return 87  # RDP
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 89  # OpenVPN
+            return 90  # OpenVPN
         if vpn_match_wireguard(w, n, sp, dp, d):
-            return 90  # WireGuard
+            return 91  # WireGuard
         if vpn_match_l2tp(w, n, sp, dp, d):
-            return 91  # L2TP
+            return 92  # L2TP
         if database_match_memcached(w, n, sp, dp, d):
-            return 98  # Memcached
+            return 99  # Memcached
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 105  # Thrift
+            return 106  # Thrift
         if messaging_match_oicq(w, n, sp, dp, d):
-            return 106  # OICQ
+            return 107  # OICQ
         if system_match_collectd(w, n, sp, dp, d):
-            return 108  # collectd
+            return 109  # collectd
         if netops_match_radius(w, n, sp, dp, d):
-            return 109  # Radius
+            return 110  # Radius
         if netops_match_netflow(w, n, sp, dp, d):
-            return 110  # NetFlow
+            return 111  # NetFlow
         if netops_match_sflow(w, n, sp, dp, d):
-            return 111  # sFlow
+            return 112  # sFlow
         if netops_match_teredo(w, n, sp, dp, d):
-            return 112  # Teredo
+            return 113  # Teredo
         if remote_match_xdmcp(w, n, sp, dp, d):
-            return 113  # XDMCP
+            return 114  # XDMCP
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 114  # TeamViewer
+            return 115  # TeamViewer
         if iot_match_bacnet(w, n, sp, dp, d):
-            return 117  # BACnet
+            return 118  # BACnet
         if iot_match_ethernetip(w, n, sp, dp, d):
-            return 120  # EthernetIP
+            return 121  # EthernetIP
         if iot_match_cip(w, n, sp, dp, d):
-            return 121  # CIP
+            return 122  # CIP
         if iot_match_knxnet_ip(w, n, sp, dp, d):
-            return 123  # KNXnet_IP
+            return 124  # KNXnet_IP
         if iot_match_ieee_c37118(w, n, sp, dp, d):
-            return 124  # IEEE-C37118
+            return 125  # IEEE-C37118
         if iot_match_iec62056(w, n, sp, dp, d):
-            return 126  # IEC62056
+            return 127  # IEC62056
         if iot_match_someip(w, n, sp, dp, d):
-            return 127  # SOMEIP
+            return 128  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
-            return 128  # TPLINK_SHP
+            return 129  # TPLINK_SHP
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 130  # BFCP
+            return 131  # BFCP
         if games_match_i3d(w, n, sp, dp, d):
-            return 131  # i3D
+            return 132  # i3D
         if voip_match_discord(w, n, sp, dp, d):
-            return 132  # Discord
+            return 133  # Discord
         if system_match_rmcp(w, n, sp, dp, d):
-            return 133  # RMCP
+            return 134  # RMCP
         if media_match_mpeg_ts(w, n, sp, dp, d):
-            return 135  # MPEG_TS
+            return 136  # MPEG_TS
         if files_match_tftp(w, n, sp, dp, d):
-            return 136  # TFTP
+            return 137  # TFTP
         if system_match_dhcp(w, n, sp, dp, d):
-            return 137  # DHCP
+            return 138  # DHCP
         if system_match_dhcpv6(w, n, sp, dp, d):
-            return 138  # DHCPV6
+            return 139  # DHCPV6
         if system_match_ntp(w, n, sp, dp, d):
-            return 139  # NTP
+            return 140  # NTP
         if system_match_dropbox(w, n, sp, dp, d):
-            return 140  # Dropbox
+            return 141  # Dropbox
         if netops_match_hsrp(w, n, sp, dp, d):
-            return 141  # HSRP
+            return 142  # HSRP
         if netops_match_ubntac2(w, n, sp, dp, d):
-            return 142  # UBNTAC2
+            return 143  # UBNTAC2
         if netops_match_natpmp(w, n, sp, dp, d):
-            return 143  # NAT-PMP
+            return 144  # NAT-PMP
         if netops_match_gtp(w, n, sp, dp, d):
-            return 144  # GTP
+            return 145  # GTP
         if netops_match_capwap(w, n, sp, dp, d):
-            return 145  # CAPWAP
+            return 146  # CAPWAP
         if voip_match_iax(w, n, sp, dp, d):
-            return 146  # IAX
+            return 147  # IAX
         if voip_match_mumble(w, n, sp, dp, d):
-            return 147  # Mumble
+            return 148  # Mumble
         if iot_match_hart_ip(w, n, sp, dp, d):
-            return 148  # HART-IP
+            return 149  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
-            return 149  # FINS
+            return 150  # FINS
         if iot_match_coap(w, n, sp, dp, d):
-            return 150  # COAP
+            return 151  # COAP
         if voip_match_rtp(w, n, sp, dp, d):
-            return 153  # RTP
+            return 157  # RTP
         return 0
     return 0
 

@@ -142,6 +142,7 @@ def _rows():
         A("FTP_CONTROL", "Download", "tcp", "files:match_ftp_control", (21,)),
         A("SMTP", "Email", "tcp", "mail:match_smtp", (25, 587)),
         A("POP3", "Email", "tcp", "mail:match_pop3", (110,)),
+        A("IMAP", "Email", "tcp", "mail:match_imap", (143,)),
         A("Usenet", "Web", "tcp", "mail:match_usenet", (119,)),
         A("IRC", "Chat", "tcp", "messaging:match_irc", (194, 6667)),
         A("STOMP", "RPC", "tcp", "messaging:match_stomp", (61613,)),
@@ -242,6 +243,11 @@ def _rows():
         A("COAP", "IoT-Scada", "udp", "iot:match_coap", (5683, 5684)),
         A("OpenFlow", "Network", "tcp", "iot:match_openflow", (6653, 6633)),
         A("RSH", "RemoteAccess", "tcp", "remote:match_rsh", (514,)),
+        # ---- no matcher: TLS on the implicit-TLS mail ports, and the name ----
+        # ---- the upgrade pass gives a mail session that turns to TLS ---------
+        A("SMTPS", "Email", "tcp", None, (465,)),
+        A("POPS", "Email", "tcp", None, (995,)),
+        A("IMAPS", "Email", "tcp", None, (993,)),
         # ---- greedy last: RTP (version bits and a payload type) ----------------
         A("RTP", "Media", "udp", "voip:match_rtp", ()),
     ]

@@ -1,14 +1,15 @@
-"""Mail and news: SMTP, POP3, NNTP (Usenet).
+"""Mail and news: SMTP, POP3, IMAP, NNTP (Usenet).
 
 Text protocols whose server speaks first: the greeting decides the flow.
-"220" opens SMTP and FTP alike (FTP is matched first, see files.py); a
-STARTTLS later in the flow is not seen once the flow is decided, so a
-STARTTLS session stays SMTP here where nDPI says SMTPS.
+"220" opens SMTP and FTP alike (FTP is matched first, see files.py). A
+session that turns to TLS (STARTTLS, STLS) is SMTPS, POPS, IMAPS for
+nDPI: the inspector's upgrade pass (ulnet.inspect.UPGRADES) renames the
+flow when the TLS handshake follows.
 """
 
 from numba import njit
 
-from ulnet.inspect.matchers._common import has
+from ulnet.inspect.matchers._common import at, has, lower, upper
 from ulnet.inspect.words import b, head, lit
 
 _220S, _220D = lit("220 "), lit("220-")
@@ -25,6 +26,12 @@ _MODE_REA = lit("MODE REA")
 _K200 = lit("200 ")
 _K201 = lit("201 ")
 _AUTHINFO = lit("AUTHINFO")
+_STAR_OK = lit("* OK ")
+_STAR_PRE = lit("* PREAUT")
+_I_CAPA = lit("CAPABILI")
+_I_LOGIN = lit("LOGIN ")
+_I_STARTTLS = lit("STARTTLS")
+_I_AUTH = lit("AUTHENTI")
 
 
 @njit(cache=True)
@@ -88,3 +95,23 @@ def match_usenet(w, n, sp, dp, d):
     if head(w, 8) == _MODE_REA:
         return True
     return head(w, 8) == _AUTHINFO and b(w, 8) == 0x20
+
+
+@njit(cache=True)
+def match_imap(w, n, sp, dp, d):
+    """IMAP: the server's "* OK " / "* PREAUTH" greeting, or a client
+    command with its tag: CAPABILITY, LOGIN, STARTTLS, AUTHENTICATE."""
+    if n < 6:
+        return False
+    if head(w, 5) == _STAR_OK or (n >= 10 and head(w, 8) == _STAR_PRE and b(w, 8) == 0x48):
+        return True
+    k = 0
+    while k < 12:
+        c = b(w, k)
+        if not (lower(c) or upper(c) or 0x30 <= c <= 0x39 or c == 0x2E):
+            break
+        k += 1
+    if k == 0 or k == 12 or b(w, k) != 0x20:
+        return False
+    k += 1
+    return at(w, k, 8) == _I_CAPA or at(w, k, 6) == _I_LOGIN or at(w, k, 8) == _I_STARTTLS or at(w, k, 8) == _I_AUTH
