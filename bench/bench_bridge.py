@@ -116,7 +116,7 @@ def start_forwarder(t, br, kind):
                 "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
                 "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind]
         p = t.ulnet(br, "bridge", "a", "b", *args)
-    t.wait_output(p, "forwarding", timeout=120)
+    t.wait_output(p, "forwarding", timeout=400)
     return p
 
 

@@ -31,7 +31,7 @@ def topo():
 
 def start_bridge(t: Topo, br: str, *args: str):
     p = t.ulnet(br, "bridge", *args, "--stats-interval", "0.5")
-    t.wait_output(p, "forwarding", timeout=90)
+    t.wait_output(p, "forwarding", timeout=300)      # a fresh checkout compiles its kernels first
     return p
 
 

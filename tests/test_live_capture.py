@@ -34,14 +34,10 @@ def pair():
         t.close()
 
 
-def wait_ready(t: Topo, p, what: float = 4.0):
-    """The command has compiled its kernels and opened its ring when it has
-    been running a little; there is no banner on stdout to wait for."""
-    end = time.monotonic() + what
-    while time.monotonic() < end:
-        if p.poll() is not None:
-            raise AssertionError(f"exited early: {t.read_more(p, 'stderr', 0.5)}")
-        time.sleep(0.1)
+def wait_ready(t: Topo, p, timeout: float = 300):
+    """The command has opened its ring (it says so on standard error, as
+    tcpdump does): from then on no packet is missed."""
+    t.wait_output(p, "listening on", timeout=timeout)
 
 
 def test_peek_live_jsonl(pair):

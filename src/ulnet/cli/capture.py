@@ -136,6 +136,8 @@ def run(args) -> int:
     except LiveError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
+          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
     files = _Files(args)
     try:
         files.open(None)

@@ -61,10 +61,14 @@ def open_live(args, prog: str):
     """The live source for -i (a TPACKET_V3 ring), or None after printing one error line."""
     from ulnet.sources.afpacket import LiveError, RingSource
     try:
-        return RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc)
+        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc)
     except LiveError as e:
         print(f"ulnet {prog}: error: {e}", file=sys.stderr)
         return None
+    # as tcpdump does: from here on packets wait in the ring, none is missed
+    print(f"ulnet {prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
+          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
+    return src
 
 
 def print_stats(counters, file=sys.stderr) -> None:
