@@ -125,6 +125,7 @@ def stop_forwarder(t, br, kind, p):
         t.run(br, "ip", "link", "del", "br0")
         return ""
     out, err = t.stop(p)
+    Path(f"/tmp/ulnet-bench-{t.tag}.rules").unlink(missing_ok=True)
     return err
 
 
