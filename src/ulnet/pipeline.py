@@ -74,6 +74,17 @@ class Pipeline:
             r.counters = self.counters
             self.readers.append(r)
 
+    def _live_batch(self, n: int) -> PacketBatch:
+        b = self.batch
+        if self.count is not None:
+            n = min(n, self.count - self.seen)
+        b.n = n
+        decode(b, self.counters)
+        if self.flows is not None:
+            self.ended.extend(self.flows.process(b, self.counters, self._after_flow))
+        self.seen += n
+        return b
+
     def _iter_live(self) -> Iterator[PacketBatch]:
         r, b = self.live, self.batch
         r.counters = self.counters
@@ -81,16 +92,20 @@ class Pipeline:
             while self.count is None or self.seen < self.count:
                 n = r.fill(b)
                 if not n:
-                    r.wait(100)
+                    try:
+                        r.wait(100)
+                    except BaseException:
+                        # stopped by a signal: what the ring already holds still
+                        # reaches the flow table (so it is exported), not the caller
+                        for _ in range(64):
+                            n = r.fill(b)
+                            if not n or (self.count is not None and self.seen >= self.count):
+                                break
+                            self._live_batch(n)
+                            r.release()
+                        raise
                     continue
-                if self.count is not None:
-                    n = min(n, self.count - self.seen)
-                b.n = n
-                decode(b, self.counters)
-                if self.flows is not None:
-                    self.ended.extend(self.flows.process(b, self.counters, self._after_flow))
-                self.seen += n
-                yield b
+                yield self._live_batch(n)
                 r.release()
         finally:
             b.n = 0
