@@ -125,6 +125,7 @@ POSITIVE = [
     ("Source_Engine", b"\xff\xff\xff\xffTSource Engine Query\0", {}),
     ("RakNet", b"\x05" + bytes.fromhex("00ffff00fefefefefdfdfdfd12345678") + b"\x0a" + bytes(20), {}),
     ("RakNet", b"\x01" + bytes(8) + bytes.fromhex("00ffff00fefefefefdfdfdfd12345678") + bytes(8), {}),
+    ("RakNet", b"\x7b" + bytes.fromhex("00ffff00fefefefefdfdfdfd12345678") + b"\x05" + bytes(20), {}),
     ("Yojimbo", b"\0NETCODE 1.02\0" + bytes(40), {}),
     ("Controller_Area_Network", b"ISO11898\x01\x02" + bytes(30), {}),
     ("EtherSIO", b"ESIO\x00\x01" + bytes(43), {}),
@@ -200,6 +201,7 @@ POSITIVE = [
     ("ATG", b"\x01I20100\r\n", {}),
     ("Jabber", b"<?xml version='1.0'?><stream:stream to='example.com'>", {"dp": 5222}),
     ("Jabber", b"<presence to='chat@conference.example.com'/>", {"dp": 5222}),
+    ("Jabber", b"</stream:stream>", {"dp": 5222}),
     ("WSD", b'<?xml version="1.0" encoding="utf-8"?><soap:Envelope>', {"dp": 3702}),
     ("DNScrypt", b"r6fnvWj8" + bytes(40), {"d": 1}),
     ("DNScrypt", struct.pack(">HHHHHH", 0x7F42, 0x0100, 1, 0, 0, 1) + b"\x012\x0ddnscrypt-cert\x07example\x03com\x00"

@@ -48,10 +48,11 @@ ADDING AN APPLICATION
        refuses; the fuzz there covers every matcher by itself).
 
 CAVEATS
-    A flow is decided by its first matching packet and not looked at again
-    for its application: a STUN exchange that goes on with DTLS, an SMTP
-    session that upgrades with STARTTLS stay STUN and SMTP, where nDPI,
-    which keeps dissecting, reports DTLS and SMTPS. IPSec's key exchange
+    A flow is decided by its first matching packet. Continuations that nDPI
+    names differently (STUN that goes on with DTLS, a mail session that
+    turns to TLS: DTLS, SMTPS, POPS, IMAPS, FTPS) are the inspector's
+    upgrade pass (ulnet.inspect.UPGRADES): it needs both names as rows here
+    (SMTPS, POPS, IMAPS have no matcher of their own). IPSec's key exchange
     has a matcher (vpn:match_ike) but no row: IPSec's row is its ESP
     protocol number, and one row cannot hold both a protocol number and a
     matcher. RTCP has none: a lone report looks like too much else, and

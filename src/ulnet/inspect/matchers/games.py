@@ -32,14 +32,15 @@ def _raknet_magic(w, k):
 
 @njit(cache=True)
 def match_raknet(w, n, sp, dp, d):
-    """RakNet offline messages: open connection request/reply 1/2 (ids 5..8)
-    with the magic at 1, unconnected ping (1/2) with it after the time, pong
-    (0x1c) after time and GUID."""
+    """RakNet offline messages: the magic right after the message id (open
+    connection request/reply 1/2, ids 5..8, and the games' own ids),
+    unconnected ping (1/2) with it after the time, pong (0x1c) after time
+    and GUID."""
     if n < 17:
         return False
+    if _raknet_magic(w, 1):
+        return True
     t = b(w, 0)
-    if 5 <= t <= 8:
-        return _raknet_magic(w, 1)
     if t == 1 or t == 2:
         return n >= 25 and _raknet_magic(w, 9)
     if t == 0x1C:

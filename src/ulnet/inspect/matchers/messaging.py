@@ -13,6 +13,7 @@ _XML_VE = lit("<?xml ve")
 _STREAM = lit("<stream:")
 _PRESENC = lit("<presenc")
 _MESSAGE = lit("<message")
+_END_STREAM = lit("</stream")
 _NICK = lit("NICK ")
 _USER = lit("USER ")
 _NOTICE = lit("NOTICE ")
@@ -51,13 +52,13 @@ def _xmpp_port(p):
 
 @njit(cache=True)
 def match_jabber(w, n, sp, dp, d):
-    """XMPP: a stream opening ("<?xml version" or "<stream:stream") or a
-    stanza (<presence, <message, <iq) on the client or server XMPP ports (XML
-    is generic: the ports narrow it)."""
+    """XMPP: a stream opening ("<?xml version" or "<stream:stream") or end,
+    or a stanza (<presence, <message, <iq) on the client or server XMPP
+    ports (XML is generic: the ports narrow it)."""
     if n < 14 or not (_xmpp_port(sp) or _xmpp_port(dp)):
         return False
     h = head(w, 8)
-    if h == _XML_VE or h == _STREAM or h == _PRESENC or h == _MESSAGE:
+    if h == _XML_VE or h == _STREAM or h == _PRESENC or h == _MESSAGE or h == _END_STREAM:
         return True
     return head(w, 4) == _IQ
 
