@@ -22,12 +22,20 @@ DESCRIPTION
     (``none``). ``dpi_packets`` counts the payload packets inspected.
 
     Metadata: the packet that decided TLS, HTTP, DNS (MDNS, LLMNR) or DHCP
-    is read once more for the server name (TLS SNI, HTTP Host without the
-    port, DNS query name, DHCP host name; lower-cased but for DHCP), the
-    HTTP User-Agent, the TLS ALPN, the DNS query type. QUIC client Initials
-    are decrypted (RFC 9001, ulnet.inspect.quic) to read the SNI and ALPN of
-    their ClientHello. These go to a metadata slot of the flow, exported with
-    the flow record (requested_server_name, user_agent, alpn, dns_query_type).
+    is read again, in the same kernel, for the server name (TLS SNI, HTTP
+    Host without the port, DNS query name, DHCP host name), the HTTP
+    User-Agent, the TLS ALPN, the DNS query type. Applications in KEEP_OPEN
+    have their later packets read too, until their metadata is complete
+    (DNS: the last message read, up to a response; HTTP: a Host header);
+    those in UPGRADES go through the matchers again (SMTP then TLS is
+    SMTPS). QUIC client Initials are decrypted (RFC 9001, ulnet.inspect.
+    quic) to read the SNI and ALPN of their ClientHello, or a gQUIC CHLO's
+    SNI and UAID. Names follow nDPI's conventions (docs/inspect.md). These
+    go to a metadata slot of the flow, exported with the flow record
+    (requested_server_name, user_agent, alpn, dns_query_type).
+
+    See docs/inspect.md for the whole page: conventions, adding an
+    application, caveats.
 
 CAVEATS
     A TLS ClientHello split over several TCP segments yields no name unless
