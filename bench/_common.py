@@ -23,8 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER = HERE / "_worker.py"
-MAKE_CORPUS = Path("/work/shared/bench/make_corpus.py")
-CORPUS_DIR = Path("/work/shared/corpus/ndpi/pcap")
+SHARED = (ROOT / ".." / "shared").resolve()
+MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
+CORPUS_DIR = SHARED / "corpus" / "ndpi" / "pcap"
 TINY = ROOT / "samples" / "sample.pcap"
 TIME_BIN = "/usr/bin/time"
 

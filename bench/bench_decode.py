@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_decode.py [--packets 2000000] [--out bench/out]
 
 1. Builds (once; cached in --out) the benchmark capture with
-   /work/shared/bench/make_corpus.py from /work/shared/corpus/ndpi/pcap, and a
+   ../shared/bench/make_corpus.py from ../shared/corpus/ndpi/pcap, and a
    slice of its first packets/10 packets (for the memory check and Scapy).
 2. Runs every measurement as its own process pinned to one core
    (``taskset -c CPU``), under ``/usr/bin/time -v`` for the peak RSS:

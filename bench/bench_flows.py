@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_flows.py [--packets 2000000] [--out bench/out]
 
 1. Uses the benchmark capture of bench_decode.py (built once with
-   /work/shared/bench/make_corpus.py, cached in --out) and runs, each as its
+   ../shared/bench/make_corpus.py, cached in --out) and runs, each as its
    own process pinned to one core (``taskset -c CPU``) under
    ``/usr/bin/time -v``, interleaved --repeat times (median kept):
      * ``ulnet flows X --format csv -o /dev/null``
