@@ -174,6 +174,14 @@ def test_parquet_needs_a_file():
     assert p.returncode == 2 and "parquet" in p.stderr.decode()
 
 
+def _pipe_pending(fh) -> int:
+    """Bytes written into a pipe and not yet read by the other end."""
+    import array, fcntl, termios
+    n = array.array("i", [0])
+    fcntl.ioctl(fh.fileno(), termios.FIONREAD, n)
+    return n[0]
+
+
 def test_sigterm_exports_open_flows(tmp_path):
     """Feed a capture through a pipe, stop with SIGTERM while ulnet waits for
     more: every flow seen so far is written, once."""
@@ -184,20 +192,20 @@ def test_sigterm_exports_open_flows(tmp_path):
     try:
         proc.stdin.write(data)      # whole capture, but the pipe stays open
         proc.stdin.flush()
-        deadline = time.time() + 60
-        # wait until ulnet has read the input (it blocks on the open pipe afterwards)
-        while time.time() < deadline:
-            time.sleep(0.5)
-            if proc.poll() is not None:
-                break
+        # wait until ulnet has taken every byte out of the pipe and sits in
+        # read(0, ...) waiting for more, twice in a row (rchar would not do: it
+        # counts the module and cache files read at start-up too)
+        deadline, settled = time.time() + 120, 0
+        while time.time() < deadline and settled < 2 and proc.poll() is None:
+            time.sleep(0.25)
             try:
-                with open(f"/proc/{proc.pid}/io") as f:
-                    rchar = int(next(line for line in f if line.startswith("rchar")).split()[1])
+                with open(f"/proc/{proc.pid}/syscall") as f:
+                    call = f.read().split()
             except OSError:
-                rchar = 0
-            if rchar >= len(data):
-                break
-        time.sleep(3.0)
+                call = []
+            waiting = len(call) > 1 and call[0] == "0" and int(call[1], 16) == 0
+            settled = settled + 1 if waiting and _pipe_pending(proc.stdin) == 0 else 0
+        assert settled == 2, "ulnet never waited on its input"
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)         # stdin stays open: only the signal can end it
         out, err = proc.stdout.read(), proc.stderr.read()

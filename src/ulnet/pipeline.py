@@ -55,11 +55,12 @@ class Pipeline:
         out, self.ended = self.ended, []
         return out
 
-    def finish_flows(self) -> list[FlowChunk]:
-        """End of input (or shutdown): export every flow still open, once."""
+    def finish_flows(self):
+        """End of input (or shutdown): every flow still open, exported once;
+        yields chunks one at a time (write them as they come)."""
+        yield from self.take_ended()
         if self.flows is not None:
-            self.ended.extend(self.flows.flush())
-        return self.take_ended()
+            yield from self.flows.flush()
 
     def progress(self) -> int:
         r = self._current

@@ -116,6 +116,8 @@ def run(args) -> int:
         return 2
     table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout, args.close_timeout,
                       statistics=args.statistics)
+    if live is not None:
+        table.drain_rows = 1        # live: a record appears when its flow ends
     insp = None if args.no_inspect else Inspector(args.max_dpi)
     pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live)
     old = signal.signal(signal.SIGTERM, _on_term)

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from ulnet.batch.columns import (
-    H_IP_VERSION, H_PROTO, H_VLAN, H_VLAN2, H_SPORT, H_DPORT, H_TCP_FLAGS, H_FRAG, H_FRAG_OFF, H_FRAG_ID,
+    H_PAYLOAD_LEN, H_IP_VERSION, H_PROTO, H_VLAN, H_VLAN2, H_SPORT, H_DPORT, H_TCP_FLAGS, H_FRAG, H_FRAG_OFF, H_FRAG_ID,
     FRAG_IS, FRAG_MF,
 )
 from ulnet.counters import (
@@ -44,7 +44,8 @@ F_BY1 = 6         # bytes dst -> src
 F_KEY = 7         # canonical a_port << 16 | b_port | proto << 32 | ip_version << 40
                   # | (vlan + 1) << 44 | src_is_b << 57
 F_STATE = 8       # tcp state | fin_src << 4 | fin_dst << 5 | list << 8 | reason(+1) << 12
-                  # | segment epoch << 16 (see flow_batch)
+                  # | segment epoch of the last packet << 16
+                  # | segment epoch of the last packet with payload << 32 (see flow_batch)
 F_APP = 9         # inspection: see the A_* fields below
 NF = 10
 
@@ -94,7 +95,8 @@ S_NLIVE = 6        # entries in use
 S_NEXP = 7         # rows used in the export arrays
 S_SEED = 8
 S_MFREE_TOP = 9    # free metadata slots on the MFREE stack
-S_SIZE = 10
+S_FREE_TAIL = 10   # last free entry, -1 none
+S_SIZE = 11
 
 # fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
 FRAG_SLOTS = 4096
@@ -125,6 +127,14 @@ def _hash(seed, ahi, alo, bhi, blo, key):
     h *= np.uint64(0xD6E8FEB86659FD93)
     h ^= h >> np.uint64(32)
     return h
+
+
+@njit(cache=True, inline="always")
+def _pending(F, e, epoch):
+    """Flow e got packets the next stage (inspection) has not seen yet, in
+    the current segment: payload (or a non-TCP/UDP packet), and its
+    inspection is still open."""
+    return ((F[e, F_STATE] >> 32) & 0xFFFF) == epoch and ((F[e, F_APP] >> A_DONE_SHIFT) & 3) != 3
 
 
 # ---- expiry lists --------------------------------------------------------------
@@ -224,9 +234,18 @@ def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, 
     _list_unlink(S, LNK, F, e)
     _index_remove(IDX, K, F, e, S)
     F[e, F_STATE] = np.int64(LIST_FREE) << 8
-    F[e, F_APP] = 0
-    LNK[e, 1] = S[S_FREE_HEAD]
-    S[S_FREE_HEAD] = e
+    # F_APP stays as it was until the entry is reused: packets of this flow
+    # earlier in the current segment still read its (final) application.
+    # Freed entries join the free list at its tail, so an entry is reused
+    # as late as possible (FIFO), never within the segment that freed it
+    # unless the table is full.
+    LNK[e, 1] = -1
+    t = S[S_FREE_TAIL]
+    if t >= 0:
+        LNK[t, 1] = e
+    else:
+        S[S_FREE_HEAD] = e
+    S[S_FREE_TAIL] = e
     S[S_NLIVE] -= 1
 
 
@@ -277,14 +296,14 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 return i
             e = S[S_CLOSED_HEAD]
             if e >= 0 and t - F[e, F_LAST] > close_ns:
-                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
-                    return i   # touched in this segment: let the next stage see it first
+                if i > i0 and _pending(F, e, epoch):
+                    return i   # payload in this segment not inspected yet: let the next stage see it first
                 _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_TCP, stats)
                 continue
             e = S[S_LIVE_HEAD]
             if e >= 0 and t - F[e, F_LAST] > idle_ns:
-                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
-                    return i   # touched in this segment: let the next stage see it first
+                if i > i0 and _pending(F, e, epoch):
+                    return i   # payload in this segment not inspected yet: let the next stage see it first
                 _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_IDLE, stats)
                 continue
             break
@@ -386,7 +405,10 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 elif (F[e, F_STATE] & 0xF) >= TCP_CLOSED and tcpf >= 0 and (tcpf & TCP_SYN) and not (tcpf & TCP_ACK):
                     restart = END_TCP     # a new connection on a closed 5-tuple
                 if restart != -2:
-                    if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                    # (with a free entry at hand, e goes to the tail of the free
+                    # list and is not reused now: only an open flow must wait)
+                    if i > i0 and (_pending(F, e, epoch) or (
+                            S[S_FREE_HEAD] < 0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch)):
                         return i   # touched in this segment: let the next stage see it first
                     _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, restart, stats)
                     e = -1
@@ -408,6 +430,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                         j = (j + 1) & mask
                 e = S[S_FREE_HEAD]
                 S[S_FREE_HEAD] = LNK[e, 1]
+                if S[S_FREE_HEAD] < 0:
+                    S[S_FREE_TAIL] = -1
                 S[S_NLIVE] += 1
                 IDX[j] = e + 1
                 K[e, 0] = ahi
@@ -480,7 +504,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 elif s0 == TCP_NEW and d == 0 and (tcpf & TCP_ACK) and not (tcpf & TCP_SYN) and F[e, F_PK1] > 0:
                     s0 = TCP_ESTABLISHED
             F[e, F_STATE] = (st & ~np.int64(0xF)) | s0
-        F[e, F_STATE] = (F[e, F_STATE] & ~(np.int64(0xFFFF) << 16)) | (np.int64(epoch) << 16)
+        F[e, F_STATE] = (F[e, F_STATE] & ~(np.int64(0xFFFF) << 16)) | (np.int64(epoch & 0xFFFF) << 16)
+        if hdr[i, H_PAYLOAD_LEN] > 0 or proto != 6 and proto != 17:
+            F[e, F_STATE] = (F[e, F_STATE] & ~(np.int64(0xFFFF) << 32)) | (np.int64(epoch & 0xFFFF) << 32)
         # ---- keep the expiry list order (most recently seen at the tail) -------
         lst = (F[e, F_STATE] >> 8) & 0xF
         want = LIST_CLOSED if (F[e, F_STATE] & 0xF) >= TCP_CLOSED else LIST_LIVE
@@ -495,11 +521,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
 
 
 @njit(cache=True)
-def flush_all(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason):
-    """Export live flows (oldest id first, up to the export space); returns
-    how many remain."""
-    xcap = XF.shape[0]
-    # order by flow id: collect entries in use
+def live_entries(F, LNK, S):
+    """Entries in use, oldest flow id first (for the end-of-input flush)."""
     cnt = 0
     ids = np.empty(S[S_NLIVE], dtype=np.int64)
     ents = np.empty(S[S_NLIVE], dtype=np.int64)
@@ -510,9 +533,15 @@ def flush_all(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, s
             ents[cnt] = e
             cnt += 1
             e = LNK[e, 1]
-    order = np.argsort(ids[:cnt])
-    for k in order:
-        if S[S_NEXP] >= xcap:
-            break
+    return ents[np.argsort(ids[:cnt])]
+
+
+@njit(cache=True)
+def export_entries(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason, ents, k0):
+    """Export ents[k0:] until the export arrays are full; returns the next k."""
+    xcap = XF.shape[0]
+    k = k0
+    while k < len(ents) and S[S_NEXP] < xcap:
         _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, ents[k], reason, stats)
-    return S[S_NLIVE]
+        k += 1
+    return k

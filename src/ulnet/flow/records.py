@@ -43,12 +43,31 @@ CONFIDENCE_NAMES = ("none", "port", "payload", "protocol")
 
 
 def _text(META, field, width) -> list[str]:
-    """A length-prefixed text field of each metadata row."""
+    """A length-prefixed text field of each metadata row (Python work only
+    for the rows that have one)."""
     lens = META[:, field].astype(np.int64)
-    out = []
-    for k, m in enumerate(lens.tolist()):
-        out.append(META[k, field + 1:field + 1 + min(m, width)].tobytes().decode("utf-8", "replace") if m else "")
+    out = [""] * len(lens)
+    for k in np.flatnonzero(lens).tolist():
+        m = min(int(lens[k]), width)
+        out[k] = META[k, field + 1:field + 1 + m].tobytes().decode("utf-8", "replace")
     return out
+
+
+_OCTETS = np.array([str(v) for v in range(256)], dtype=object)
+
+
+def addresses(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> list[str]:
+    """Text of many addresses: IPv4 vectorised (object-array string joins),
+    IPv6 one by one through the cached formatter."""
+    out = np.empty(len(lo), dtype=object)
+    v4 = ver == 4
+    if v4.any():
+        a = lo[v4] & np.uint64(0xFFFFFFFF)
+        parts = [_OCTETS[((a >> np.uint64(s)) & np.uint64(0xFF)).astype(np.int64)] for s in (24, 16, 8, 0)]
+        out[v4] = parts[0] + "." + parts[1] + "." + parts[2] + "." + parts[3]
+    for k in np.flatnonzero(~v4).tolist():
+        out[k] = to_text(int(hi[k]), int(lo[k]), 6)
+    return out.tolist()
 
 
 def app_ids(c: FlowChunk) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +123,10 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
     pb = key & 0xFFFF
     sport = np.where(src_is_b, pb, pa)
     dport = np.where(src_is_b, pa, pb)
-    shi = np.where(src_is_b, KK[:, 2], KK[:, 0]).tolist()
-    slo = np.where(src_is_b, KK[:, 3], KK[:, 1]).tolist()
-    dhi = np.where(src_is_b, KK[:, 0], KK[:, 2]).tolist()
-    dlo = np.where(src_is_b, KK[:, 1], KK[:, 3]).tolist()
-    vl = ver.tolist()
+    shi = np.where(src_is_b, KK[:, 2], KK[:, 0])
+    slo = np.where(src_is_b, KK[:, 3], KK[:, 1])
+    dhi = np.where(src_is_b, KK[:, 0], KK[:, 2])
+    dlo = np.where(src_is_b, KK[:, 1], KK[:, 3])
     first_ms = F[:, K.F_FIRST] // 1_000_000
     last_ms = F[:, K.F_LAST] // 1_000_000
     reason = ((F[:, K.F_STATE] >> 12) & 0xF) - 1
@@ -117,9 +135,9 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
     cols: dict[str, object] = {
         "id": F[:, K.F_ID],
         "expiration_id": reason,
-        "src_ip": [to_text(shi[k], slo[k], vl[k]) for k in range(n)],
+        "src_ip": addresses(shi, slo, ver),
         "src_port": np.where(has_ports, sport, 0),
-        "dst_ip": [to_text(dhi[k], dlo[k], vl[k]) for k in range(n)],
+        "dst_ip": addresses(dhi, dlo, ver),
         "dst_port": np.where(has_ports, dport, 0),
         "protocol": proto,
         "ip_version": ver,
@@ -134,7 +152,7 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
         "dst2src_packets": F[:, K.F_PK1],
         "dst2src_bytes": F[:, K.F_BY1],
         **_app_columns(F, c.META, proto, sport, dport, has_ports),
-        "tcp_state": [TCP_STATE_NAMES[s] for s in state.tolist()],
+        "tcp_state": np.asarray(TCP_STATE_NAMES, dtype=object)[state].tolist(),
     }
     for di, d in enumerate(("src2dst", "dst2src")):
         for b, f in enumerate(TCP_FLAG_NAMES):
