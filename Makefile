@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 ULNET  := $(VENV)/bin/ulnet
 SAMPLE := samples/sample.pcap
+RULES  := samples/sample.rules
 
 .PHONY: run test setup setup-test bench clean
 
@@ -29,6 +30,12 @@ run: setup
 	$(ULNET) peek $(SAMPLE)
 	@echo "== ulnet flows $(SAMPLE)"
 	$(ULNET) flows --format jsonl $(SAMPLE)
+	@echo "== ulnet stats $(SAMPLE)"
+	$(ULNET) stats $(SAMPLE)
+	@echo "== ulnet run --rules $(RULES) (policy enforced offline; output in build/)"
+	@mkdir -p build
+	$(ULNET) check -v $(RULES)
+	$(ULNET) run --rules $(RULES) --in lan=$(SAMPLE) --out wan=build/sample-policy.pcap
 	@echo "== counters"
 	$(ULNET) peek --stats $(SAMPLE) > /dev/null
 

@@ -22,7 +22,7 @@ from ndpi_results import parse  # noqa: E402
 NDPI = CORPUS / "ndpi"
 DIFFS = ROOT / "tests" / "golden" / "ndpi_flow_differences.tsv"
 # Captures whose link type ulnet does not decode yet: all their flows are differences.
-UNSUPPORTED_LINKTYPE = {"BGP_redist.pcap": 104, "dlt_ppp.pcap": 9}
+UNSUPPORTED_LINKTYPE: dict[str, int] = {}
 
 
 def test_flows_match_ndpi(corpus_available):

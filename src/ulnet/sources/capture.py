@@ -67,7 +67,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 LINKTYPES = {
     0: "NULL (BSD loopback)",
     1: "EN10MB (Ethernet)",
+    9: "PPP",
+    12: "RAW (raw IP, as OpenBSD numbers it)",
+    14: "RAW (raw IP, as BSD/OS numbers it)",
+    50: "PPP_HDLC (PPP in HDLC-like framing)",
     101: "RAW (raw IP)",
+    104: "C_HDLC (Cisco HDLC)",
     108: "LOOP (OpenBSD loopback)",
     113: "LINUX_SLL (Linux cooked)",
     228: "IPV4 (raw IPv4)",
