@@ -22,8 +22,11 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(VENV)/.installed $@
 
+# compile every kernel once, on every core (numba caches them; a no-op when warm)
 setup: $(VENV)/.installed
+	$(ULNET) warm
 setup-test: $(VENV)/.installed-test
+	$(ULNET) warm
 
 run: setup
 	@echo "== ulnet peek $(SAMPLE)"

@@ -14,7 +14,7 @@ from ulnet import __version__
 from ulnet.cli import bridge, capture, flows, peek, replay
 from ulnet.cli import stats
 from ulnet.cli import check as check_cmd, run as run_cmd
-from ulnet.cli import apps
+from ulnet.cli import apps, warm
 
 COMMANDS = {
     "peek": peek,
@@ -26,7 +26,11 @@ COMMANDS = {
     "run": run_cmd,
     "apps": apps,
     "stats": stats,
+    "warm": warm,
 }
+
+# commands that run the compiled stages (a terminal is told when they must compile first)
+COLD_NOTICE = {"peek", "flows", "bridge", "capture", "replay", "run", "stats"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2
+    if args.command in COLD_NOTICE and sys.stderr.isatty():
+        from ulnet.warm import cache_is_warm
+        if not cache_is_warm():
+            print("ulnet: first run with these sources: compiling kernels (a minute or two, once; "
+                  "`ulnet warm` does it ahead of time, on every core)", file=sys.stderr, flush=True)
     try:
         return args._run(args)
     except BrokenPipeError:
