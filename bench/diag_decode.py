@@ -161,7 +161,7 @@ def probe_walk(capture: str | None, bs: int = 4096) -> None:
     pbuf = np.tile(rec, bs).copy()
 
     def walk(buf, pos, end):
-        return K.pcap_walk(buf, pos, end, False, False, 16, 1, 0, K.MAX_CAPLEN, b.off, b.caplen, b.wirelen,
+        return K.pcap_walk(buf, pos, end, False, False, 16, 0, 1, 0, K.MAX_CAPLEN, b.off, b.caplen, b.wirelen,
                            b.ts, b.linktype, b.port, 0, bs, c, out)
 
     hot = _ns(walk, (pbuf, 0, len(pbuf)), max(1, 1_000_000 // bs), bs)

@@ -55,15 +55,17 @@ class Rec:
         return len(self.data) if self.wirelen is None else self.wirelen
 
 
-def pcap_bytes(recs, linktype=1, big=False, nano=False, kuznetsov=False, snaplen=262144) -> bytes:
+def pcap_bytes(recs, linktype=1, big=False, nano=False, kuznetsov=False, snaplen=262144,
+               minor=4, swapped=False) -> bytes:
+    """swapped: write orig_len before incl_len (as pcap 2.0-2.2 did)."""
     e = ">" if big else "<"
     magic = 0xA1B2CD34 if kuznetsov else (0xA1B23C4D if nano else 0xA1B2C3D4)
-    out = [struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    out = [struct.pack(e + "IHHiIII", magic, 2, minor, 0, 0, snaplen, linktype)]
     for r in recs:
         sec, ns = divmod(r.ts, 1_000_000_000)
         frac = ns if nano else ns // 1000
         cl = len(r.data) if r.caplen is None else r.caplen
-        out.append(struct.pack(e + "IIII", sec, frac, cl, r.wl))
+        out.append(struct.pack(e + "IIII", sec, frac, *((r.wl, cl) if swapped else (cl, r.wl))))
         if kuznetsov:
             out.append(struct.pack(e + "IHBB", 3, 0x0800, 0, 0))
         out.append(r.data)

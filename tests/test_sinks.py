@@ -34,11 +34,7 @@ CORPUS = NDPI_PCAPS + LIBPEAK_CAPTURES
 REJECTED_AT_OPEN: dict[str, str] = {}
 # Captures whose reading stops at a corrupt record (the packets before it
 # round-trip like any other).
-STOPS_AT_CORRUPT_RECORD = {
-    # snaplen 0 in the header, first record claims 524501 captured bytes
-    # (above libpcap's 262144 limit): corrupt record at byte 24.
-    "fuzz-2021-10-13.pcap": "byte offset 24",
-}
+STOPS_AT_CORRUPT_RECORD: dict[str, str] = {}
 
 
 def _written_by(writer, src, batch_size=256, mask_of=None):

@@ -358,6 +358,17 @@ def test_unknown_magic(tmp_path):
     _one_error_line(run_ulnet("peek", f), str(f), "byte offset 0", "not a capture file")
 
 
+@pytest.mark.parametrize("minor,swapped", [(0, True), (2, True), (3, True), (3, False), (4, False)])
+def test_pcap_length_order_by_version(tmp_path, minor, swapped):
+    """pcap 2.0-2.2 wrote orig_len before incl_len; 2.3 files come either
+    way (swapped where incl_len > orig_len); 2.4 is the order everyone reads."""
+    recs = [Rec(E4[:30], T0, wirelen=len(E4)), Rec(E4, T0 + 10**9)]
+    p = _write(tmp_path, "v.pcap", pcap_bytes(recs, minor=minor, swapped=swapped))
+    got = read_capture(p)
+    assert not got.problems
+    assert [(r[1], r[2]) for r in got.rows()] == [(30, len(E4)), (len(E4), len(E4))]
+
+
 def test_unsupported_link_type(tmp_path):
     f = _write(tmp_path, "user0.pcap", pcap_bytes([Rec(U4, T0)], linktype=147))
     _one_error_line(run_ulnet("peek", f), str(f), "byte offset 20", "link type 147")

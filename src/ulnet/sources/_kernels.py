@@ -76,9 +76,12 @@ def _emit(i, o, cl, wl, t, lt, portval, off, caplen, wirelen, ts, linktype, port
 
 
 @njit(cache=True)
-def pcap_walk(buf, pos, end, big, nano, rec_hdr, lt, portval, maxcap,
+def pcap_walk(buf, pos, end, big, nano, rec_hdr, swap, lt, portval, maxcap,
               off, caplen, wirelen, ts, linktype, port, n0, nmax, counters, out):
-    """Classic pcap records (rec_hdr is 16, or 24 for the Kuznetsov variant)."""
+    """Classic pcap records (rec_hdr is 16, or 24 for the Kuznetsov variant).
+    swap: 0 lengths in 2.4 order; 1 always swapped (files of version 2.0 to
+    2.2 write orig_len before incl_len); 2 swapped where incl_len > orig_len
+    (version 2.3, either order) -- libpcap's and wiretap's rule."""
     n = n0
     status = ST_FULL
     mult = 1 if nano else 1000
@@ -93,6 +96,8 @@ def pcap_walk(buf, pos, end, big, nano, rec_hdr, lt, portval, maxcap,
         frac = _u32(buf, pos + 4, big)
         cl = _u32(buf, pos + 8, big)
         wl = _u32(buf, pos + 12, big)
+        if swap == 1 or (swap == 2 and cl > wl):
+            cl, wl = wl, cl
         if cl > maxcap:
             status = ST_BAD
             break

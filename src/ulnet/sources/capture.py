@@ -254,6 +254,7 @@ class CaptureReader:
             if vmaj != 2:
                 raise CaptureError(f"{self.name}: byte offset 4: unsupported pcap version {vmaj}.{vmin}")
             self.big = big
+            self.swap = 1 if vmin < 3 else 2 if vmin == 3 else 0     # see pcap_walk
             self.linktype = lt & 0xFFFF     # upper bits may carry FCS length
             self.snaplen = snap
             self.maxcap = min(max(snap, 262144), K.MAX_CAPLEN)
@@ -334,7 +335,7 @@ class CaptureReader:
         w, b, out = self.win, batch, self._out
         cap = b.capacity
         if self.kind == "pcap":
-            got = K.pcap_walk(w.buf, self.pos, w.end, self.big, self.nano, self.rec_hdr, self.linktype,
+            got = K.pcap_walk(w.buf, self.pos, w.end, self.big, self.nano, self.rec_hdr, self.swap, self.linktype,
                               self.port, self.maxcap, b.off, b.caplen, b.wirelen, b.ts, b.linktype, b.port,
                               n0, cap, self.counters, out)
         elif self.kind == "pcapng":
