@@ -128,7 +128,13 @@ def test_two_rules_share_the_names(tmp_path, corpus_available):
 
 @pytest.mark.parametrize("name", ["instagram.pcap", "tumblr.pcap"])
 def test_batch_size_independence(tmp_path, corpus_available, name):
+    # the names' rows do not depend on the batch size; a give-up shows from the
+    # flow table's segment on (docs/rules.md CAVEATS), so between "(not yet
+    # known)" and "(none)" packets may move, not in total
     out = {}
     for bs in (1, 64, 4096):
-        out[bs] = _enforce(PCAPS / name, RULES, batch_size=bs, tmp=tmp_path)
+        hc = _enforce(PCAPS / name, RULES, batch_size=bs, tmp=tmp_path)
+        out[bs] = {r: ({h: v for h, v in rows.items() if h not in HOST_SPECIAL},
+                       sum(rows.get(h, (0, 0, 0))[0] for h in HOST_SPECIAL))
+                   for r, rows in hc.items()}
     assert out[1] == out[64] == out[4096]
