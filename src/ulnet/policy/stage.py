@@ -114,10 +114,11 @@ class PolicyStage:
         K.decide_batch(i0, i1, b.hdr, b.addr, b.wirelen, b.port, b.flow_entry, b.flow_id, b.flow_dir,
                        app if use_app else self._zero_app, t.F, t.META, *self.arrays,
                        self.APPCAT, self.PEER, self.c.has_app and use_app, use_app, self.V, self.MS, self.RSTAT,
-                       self.CBA,
-                       self.S, self.LOGB, self.host_cap, self.HNAME, self.HLEN, self.HHASH, self.HIX, self.PIX,
-                       self.PKEY, self.PC, self.NHR, self.HSPEC, self.HST, self.rule, self.act, self.out, self.inp, self.police, self.shape,
-                       self.capture, self.cand, self.mset)
+                       self.CBA, self.S, self.LOGB,
+                       self.host_cap, self.HNAME, self.HLEN, self.HHASH, self.HIX, self.PIX, self.PKEY, self.PC,
+                       self.NHR, self.HSPEC, self.HST,
+                       self.rule, self.act, self.out, self.inp, self.police, self.shape, self.capture, self.cand,
+                       self.mset)
 
     def log_events(self):
         """(packet row, rule, 0 decided / 1 decided again with the application, tags) since process()."""
