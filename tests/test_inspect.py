@@ -390,6 +390,24 @@ def test_http_proxy_matcher():
     assert not web.match_http_proxy(words(p), len(p), 1, 80, 0)
 
 
+@pytest.mark.parametrize("capture", ["esp.pcapng", "ah.pcapng"])
+def test_ipsec_is_ike_and_esp_or_ah(capture):
+    # nDPI: the IKE exchange on UDP 500 and the ESP or AH flow are all IPSec
+    if not (NDPI / capture).exists():
+        pytest.skip("corpus capture missing")
+    got = sorted((f.protocol, f.application_name, f.application_confidence) for f in ulnet.flows(str(NDPI / capture)))
+    assert got == sorted([(17, "IPSec", "payload"), (50 if capture == "esp.pcapng" else 51, "IPSec", "protocol")])
+
+
+def test_http_proxy_flow_has_its_host():
+    # KakaoTalk_talk.pcap: "POST http://hkminorshort.weixin.qq.com/..." to port 80 (nDPI: HTTP_Proxy.QQ)
+    if not (NDPI / "KakaoTalk_talk.pcap").exists():
+        pytest.skip("corpus capture missing")
+    got = {(f.dst_port, f.requested_server_name) for f in ulnet.flows(str(NDPI / "KakaoTalk_talk.pcap"))
+           if f.application_name == "HTTP_Proxy" and f.application_confidence == "payload"}
+    assert got == {(80, "hkminorshort.weixin.qq.com")}
+
+
 @FUZZ
 @given(st.binary(max_size=300))
 def test_fuzz_http_random(data):

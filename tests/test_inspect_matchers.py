@@ -25,8 +25,6 @@ for _a in APPS:
     if _a.matcher is not None and not isinstance(_a.transport, int):
         _mod, _fn = _a.matcher.split(":")
         MATCHERS[_a.name] = getattr(importlib.import_module("ulnet.inspect.matchers." + _mod), _fn)
-# matchers waiting for a registry row (see the registry's CAVEATS)
-MATCHERS["IKE"] = importlib.import_module("ulnet.inspect.matchers.vpn").match_ike
 
 
 def words(payload: bytes):
@@ -236,8 +234,8 @@ POSITIVE = [
     ("S7CommPlus", cotp_cr(b"\xc1\x02\x06\x20\xc2\x10SIMATIC-ROOT-HMI\xc0\x01\x0a"), {}),
     ("S7Comm", cotp_dt(b"\x32\x01\x00\x00\x02\x00\x00\x08\x00\x00\xf0\x00"), {}),
     ("S7Comm", tpkt(bytes.fromhex("11e00000000700c1020100c2020102c0010a")), {"dp": 102}),
-    ("IKE", bytes(range(1, 9)) + bytes(8) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 28), {"dp": 500}),
-    ("IKE", bytes(4) + bytes(range(1, 9)) + bytes(8) + b"\x01\x10\x02\x00" + struct.pack(">II", 0, 28), {"dp": 4500}),
+    ("IPSec", bytes(range(1, 9)) + bytes(8) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 28), {"dp": 500}),
+    ("IPSec", bytes(4) + bytes(range(1, 9)) + bytes(8) + b"\x01\x10\x02\x00" + struct.pack(">II", 0, 28), {"dp": 4500}),
     ("OpenVPN", b"\x38" + bytes(range(1, 9)) + b"\x00" + bytes(4), {}),
     ("OpenVPN", struct.pack(">H", 14) + b"\x38" + bytes(range(1, 9)) + b"\x00" + bytes(4), {}),
     ("OpenVPN", b"\x38" + bytes(range(1, 9)) + bytes(range(100, 120)) + b"\x00\x00\x00\x01" + bytes(9), {}),
@@ -443,8 +441,8 @@ NEGATIVE = [
     ("S7CommPlus", cotp_dt(b"\x32\x01\x00\x00\x02\x00\x00\x08\x00\x00\xf0\x00"), {}),
     ("S7Comm", tpkt(bytes.fromhex("11e00000000700c1020100c2020102c0010a")), {"dp": 103}),
     ("S7Comm", cotp_dt(b"\x72\x01\x00\x20" + bytes(20)), {}),
-    ("IKE", bytes(16) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 28), {"dp": 500}),
-    ("IKE", bytes(range(1, 9)) + bytes(8) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 29), {"dp": 500}),
+    ("IPSec", bytes(16) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 28), {"dp": 500}),
+    ("IPSec", bytes(range(1, 9)) + bytes(8) + b"\x21\x20\x22\x08" + struct.pack(">II", 0, 29), {"dp": 500}),
     ("OpenVPN", b"\x38" + bytes(range(1, 9)) + b"\x00" + bytes(5), {}),
     ("OpenVPN", b"\x38" + bytes(range(1, 9)) + b"\x01" + bytes(4), {}),
     ("WireGuard", b"\x01\x00\x00\x00" + bytes(range(1, 29)), {"n": 149}),

@@ -150,7 +150,7 @@ def test_kernel_matches_the_naive_twin(tmp_path, seed):
 # ---- batch size does not matter ---------------------------------------------------------
 
 @pytest.mark.parametrize("case", ["run-two-ports", "run-shape", "run-reject", "run-police", "run-capture-count-log",
-                                  "run-app", "run-balance"])
+                                  "run-app", "run-balance", "run-count-host"])
 def test_batch_size_independence(tmp_path, case):
     spec_args = __import__("tomllib").loads((CASES / case / "case.toml").read_text())["args"]
     outs = {}

@@ -8,12 +8,14 @@ DESCRIPTION
     matchers run: the application name (nDPI's spelling), its category
     (nDPI's category name), how it is recognised (``tcp``, ``udp`` or
     ``both``: a payload matcher on that transport; ``ip N``: the IP
-    protocol number) and the ports tried as a last resort for flows no
+    protocol number; a row can have both, as IPSec: ``udp ip 50 ip 51``)
+    and the ports tried as a last resort for flows no
     matcher decided (confidence ``port``).
 
     --format json writes one JSON array of objects with the keys ``id``,
     ``name``, ``category``, ``transport``, ``matcher`` (true when a payload
-    matcher exists) and ``ports``. The text format is a table on a terminal
+    matcher exists), ``ip`` (IP protocol numbers that decide it) and
+    ``ports``. The text format is a table on a terminal
     and tab-separated columns otherwise.
 """
 
@@ -39,6 +41,7 @@ def rows() -> list[dict]:
             "name": a.name,
             "category": a.category,
             "transport": f"ip {a.transport}" if isinstance(a.transport, int) else a.transport,
+            "ip": [a.transport] if isinstance(a.transport, int) else list(a.ip),
             "matcher": a.matcher is not None,
             "ports": list(a.ports),
         })
@@ -58,10 +61,12 @@ def run(args) -> int:
         for col, just in (("application", "left"), ("category", "left"), ("by", "left"), ("last-resort ports", "left")):
             t.add_column(col, justify=just)
         for r in data:
-            t.add_row(r["name"], r["category"], r["transport"] if r["matcher"] or r["transport"].startswith("ip")
-                      else "port", " ".join(map(str, r["ports"])))
+            by = r["transport"] if r["matcher"] or r["transport"].startswith("ip") else "port"
+            by += "".join(f" ip {p}" for p in r["ip"] if not r["transport"].startswith("ip"))
+            t.add_row(r["name"], r["category"], by, " ".join(map(str, r["ports"])))
         Console().print(t)
         return 0
     for r in data:
-        sys.stdout.write(f"{r['name']}\t{r['category']}\t{r['transport']}\t{' '.join(map(str, r['ports']))}\n")
+        by = r["transport"] + "".join(f" ip {p}" for p in r["ip"] if not r["transport"].startswith("ip"))
+        sys.stdout.write(f"{r['name']}\t{r['category']}\t{by}\t{' '.join(map(str, r['ports']))}\n")
     return 0

@@ -23,8 +23,10 @@ DESCRIPTION
     the run with a message and nothing is applied.
 
     At the end, a table of rules with packets, bytes and flows goes to
-    standard error (-q: not), and with --stats-json to FILE as JSON (rules,
-    action arcs, policy counters, packets per output, count by app).
+    standard error (-q: not), then for each rule with ``count by host`` its
+    busiest server names (at most 10; FILE has them all), and with
+    --stats-json to FILE as JSON (rules, action arcs, policy counters,
+    packets per output, count_by_app, count_by_host).
     --log FILE writes the log lines of rules with ``log`` (default:
     standard error).
 
@@ -48,6 +50,7 @@ from ulnet.policy.errors import PolicyError
 from ulnet.policy.parse import parse
 from ulnet.sources import CaptureError
 
+TOP_HOSTS = 10
 HELP = "enforce a rules file on capture files (ports bound to files)"
 
 
@@ -165,6 +168,21 @@ def run(args) -> int:
         print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
         for r in st["rules"]:
             print(f"{r['line']:>5} {r['packets']:>10} {r['bytes']:>12} {r['flows']:>8}  {r['text']}", file=sys.stderr)
+        from ulnet.policy.stage import HOST_SPECIAL
+        lines = {r["rule"]: r for r in st["rules"]}
+        for ri, rows in st.get("count_by_host", {}).items():
+            r = lines[int(ri)]
+            names = [h for h in rows if h not in HOST_SPECIAL]
+            named = len(names)
+            print(f"count by host, line {r['line']} ({named} name{'s' if named != 1 else ''}): {r['text']}",
+                  file=sys.stderr)
+            for h in names[:TOP_HOSTS] + ([f"... {named - TOP_HOSTS} more"] if named > TOP_HOSTS else []) \
+                    + [h for h in rows if h in HOST_SPECIAL]:
+                v = rows.get(h)
+                if v is None:
+                    print(f"      {h} (--stats-json has them all)", file=sys.stderr)
+                else:
+                    print(f"      {v['packets']:>10} {v['bytes']:>12} {v['flows']:>8}  {h}", file=sys.stderr)
         arcs = ", ".join(f"{k} {v}" for k, v in st["actions"].items() if v)
         print(f"packets {st['packets']}: {arcs}", file=sys.stderr)
     if args.stats_json:

@@ -21,9 +21,9 @@ DESCRIPTION
     from the registry's port list (confidence ``port``), or stays Unknown
     (``none``). ``dpi_packets`` counts the payload packets inspected.
 
-    Metadata: the packet that decided TLS, HTTP, DNS (MDNS, LLMNR) or DHCP
-    is read again, in the same kernel, for the server name (TLS SNI, HTTP
-    Host without the port, DNS query name, DHCP host name), the HTTP
+    Metadata: the packet that decided TLS, HTTP (and HTTP_Proxy), DNS
+    (MDNS, LLMNR) or DHCP is read again, in the same kernel, for the server
+    name (TLS SNI, HTTP Host without the port, DNS query name, DHCP host name), the HTTP
     User-Agent, the TLS ALPN, the DNS query type. Applications in KEEP_OPEN
     have their later packets read too, until their metadata is complete
     (DNS: the last message read, up to a response; HTTP: a Host header);
@@ -125,10 +125,10 @@ _QUIC_PENDING_MAX = 4096
 
 # Applications whose metadata needs more packets than the one that decided
 # them, and from which directions (bit 0 the client, bit 1 the server): DNS
-# (the response's question, as nDPI reports it), HTTP (a Host header in a
-# later segment, or after a response seen first), QUIC (a ClientHello split
+# (the response's question, as nDPI reports it), HTTP and HTTP_Proxy (a Host
+# header in a later segment, or after a response seen first), QUIC (a ClientHello split
 # over several Initials).
-KEEP_OPEN = {"DNS": 3, "MDNS": 3, "LLMNR": 3, "HTTP": 3, "QUIC": 1}
+KEEP_OPEN = {"DNS": 3, "MDNS": 3, "LLMNR": 3, "HTTP": 3, "HTTP_Proxy": 3, "QUIC": 1}
 
 # A flow that changes protocol on the way, as nDPI names it: (decided as,
 # then a packet the matchers call) -> the flow's application. A plain-text
@@ -156,7 +156,7 @@ class Inspector:
         self._sni = np.zeros(4, dtype=np.int64)
         g = ID.get
         self._ids = np.array([g("TLS", -1), g("HTTP", -1), g("DNS", -1), g("MDNS", -1), g("LLMNR", -1),
-                              g("DHCP", -1), g("QUIC", -1)], dtype=np.int64)
+                              g("DHCP", -1), g("QUIC", -1), g("HTTP_Proxy", -1)], dtype=np.int64)
         assert len(self._ids) == K.N_IDS
         self._quic = g("QUIC", -1)
         self._keep_open = np.zeros(len(NAMES), dtype=np.uint8)

@@ -136,6 +136,7 @@ from ulnet.inspect.matchers.voip import match_sip as voip_match_sip
 from ulnet.inspect.matchers.voip import match_skinny as voip_match_skinny
 from ulnet.inspect.matchers.voip import match_stun as voip_match_stun
 from ulnet.inspect.matchers.vpn import match_haproxy as vpn_match_haproxy
+from ulnet.inspect.matchers.vpn import match_ike as vpn_match_ike
 from ulnet.inspect.matchers.vpn import match_l2tp as vpn_match_l2tp
 from ulnet.inspect.matchers.vpn import match_openvpn as vpn_match_openvpn
 from ulnet.inspect.matchers.vpn import match_pptp as vpn_match_pptp
@@ -145,6 +146,7 @@ from ulnet.inspect.matchers.vpn import match_wireguard as vpn_match_wireguard
 from ulnet.inspect.matchers.web import match_dtls as web_match_dtls
 from ulnet.inspect.matchers.web import match_http as web_match_http
 from ulnet.inspect.matchers.web import match_http_connect as web_match_http_connect
+from ulnet.inspect.matchers.web import match_http_proxy as web_match_http_proxy
 from ulnet.inspect.matchers.web import match_quic as web_match_quic
 from ulnet.inspect.matchers.web import match_tls as web_match_tls
 
@@ -154,65 +156,67 @@ def dispatch(w, n, sp, dp, d, l4):
     """Application id for one payload (0: no matcher said yes)."""
     if l4 == 6:
         if web_match_tls(w, n, sp, dp, d):
-            return 10  # TLS
+            return 9  # TLS
         if remote_match_ssh(w, n, sp, dp, d):
-            return 13  # SSH
+            return 12  # SSH
         if p2p_match_bittorrent(w, n, sp, dp, d):
-            return 14  # BitTorrent
+            return 13  # BitTorrent
         if p2p_match_gnutella(w, n, sp, dp, d):
-            return 15  # Gnutella
+            return 14  # Gnutella
         if p2p_match_syncthing(w, n, sp, dp, d):
-            return 16  # Syncthing
+            return 15  # Syncthing
         if p2p_match_bitcoin(w, n, sp, dp, d):
-            return 17  # BITCOIN
+            return 16  # BITCOIN
         if p2p_match_monero(w, n, sp, dp, d):
-            return 18  # Monero
+            return 17  # Monero
         if vpn_match_haproxy(w, n, sp, dp, d):
-            return 20  # HAProxy
+            return 19  # HAProxy
         if media_match_http2(w, n, sp, dp, d):
-            return 21  # HTTP2
+            return 20  # HTTP2
         if files_match_rsync(w, n, sp, dp, d):
-            return 22  # RSYNC
+            return 21  # RSYNC
         if files_match_git(w, n, sp, dp, d):
-            return 23  # Git
+            return 22  # Git
         if system_match_munin(w, n, sp, dp, d):
-            return 24  # Munin
+            return 23  # Munin
         if system_match_checkmk(w, n, sp, dp, d):
-            return 25  # CHECKMK
+            return 24  # CHECKMK
         if system_match_zabbix(w, n, sp, dp, d):
-            return 26  # Zabbix
+            return 25  # Zabbix
         if system_match_tivoconnect(w, n, sp, dp, d):
-            return 27  # TiVoConnect
+            return 26  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
-            return 28  # Spotify
+            return 27  # Spotify
         if messaging_match_corba(w, n, sp, dp, d):
-            return 35  # Corba
+            return 34  # Corba
         if messaging_match_hl7(w, n, sp, dp, d):
-            return 36  # HL7
+            return 35  # HL7
         if messaging_match_openwire(w, n, sp, dp, d):
-            return 37  # OpenWire
+            return 36  # OpenWire
         if messaging_match_fix(w, n, sp, dp, d):
-            return 38  # FIX
+            return 37  # FIX
         if vpn_match_pptp(w, n, sp, dp, d):
-            return 39  # PPTP
+            return 38  # PPTP
         if remote_match_citrix(w, n, sp, dp, d):
-            return 40  # Citrix
+            return 39  # Citrix
         if remote_match_vnc(w, n, sp, dp, d):
-            return 41  # VNC
+            return 40  # VNC
         if netops_match_avast(w, n, sp, dp, d):
-            return 42  # AVAST
+            return 41  # AVAST
         if netops_match_bgp(w, n, sp, dp, d):
-            return 46  # BGP
+            return 45  # BGP
         if messaging_match_whatsapp(w, n, sp, dp, d):
-            return 47  # WhatsApp
+            return 46  # WhatsApp
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 48  # Roughtime
+            return 47  # Roughtime
         if media_match_rtsp(w, n, sp, dp, d):
-            return 49  # RTSP
+            return 48  # RTSP
         if voip_match_sip(w, n, sp, dp, d):
-            return 50  # SIP
+            return 49  # SIP
         if messaging_match_nats(w, n, sp, dp, d):
-            return 51  # Nats
+            return 50  # Nats
+        if web_match_http_proxy(w, n, sp, dp, d):
+            return 51  # HTTP_Proxy
         if web_match_http_connect(w, n, sp, dp, d):
             return 52  # HTTP_Connect
         if web_match_http(w, n, sp, dp, d):
@@ -274,117 +278,117 @@ def dispatch(w, n, sp, dp, d, l4):
         if iot_match_s7comm(w, n, sp, dp, d):
             return 89  # S7Comm
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 90  # OpenVPN
+            return 91  # OpenVPN
         if vpn_match_socks(w, n, sp, dp, d):
-            return 93  # SOCKS
+            return 94  # SOCKS
         if database_match_postgresql(w, n, sp, dp, d):
-            return 94  # PostgreSQL
+            return 95  # PostgreSQL
         if database_match_mysql(w, n, sp, dp, d):
-            return 95  # MySQL
+            return 96  # MySQL
         if database_match_mssql_tds(w, n, sp, dp, d):
-            return 96  # MsSQL-TDS
+            return 97  # MsSQL-TDS
         if database_match_oracle(w, n, sp, dp, d):
-            return 97  # Oracle
+            return 98  # Oracle
         if database_match_mongodb(w, n, sp, dp, d):
-            return 98  # MongoDB
+            return 99  # MongoDB
         if database_match_memcached(w, n, sp, dp, d):
-            return 99  # Memcached
+            return 100  # Memcached
         if database_match_cassandra(w, n, sp, dp, d):
-            return 100  # Cassandra
+            return 101  # Cassandra
         if database_match_elasticsearch(w, n, sp, dp, d):
-            return 101  # Elasticsearch
+            return 102  # Elasticsearch
         if messaging_match_mqtt(w, n, sp, dp, d):
-            return 102  # MQTT
+            return 103  # MQTT
         if messaging_match_amqp(w, n, sp, dp, d):
-            return 103  # AMQP
+            return 104  # AMQP
         if messaging_match_kafka(w, n, sp, dp, d):
-            return 104  # Kafka
+            return 105  # Kafka
         if messaging_match_smpp(w, n, sp, dp, d):
-            return 105  # SMPP
+            return 106  # SMPP
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 106  # Thrift
+            return 107  # Thrift
         if netops_match_diameter(w, n, sp, dp, d):
-            return 108  # Diameter
+            return 109  # Diameter
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 115  # TeamViewer
+            return 116  # TeamViewer
         if remote_match_telnet(w, n, sp, dp, d):
-            return 116  # Telnet
+            return 117  # Telnet
         if iot_match_modbus(w, n, sp, dp, d):
-            return 117  # Modbus
+            return 118  # Modbus
         if iot_match_dnp3(w, n, sp, dp, d):
-            return 119  # DNP3
+            return 120  # DNP3
         if iot_match_iec60870(w, n, sp, dp, d):
-            return 120  # IEC60870
+            return 121  # IEC60870
         if iot_match_ethernetip(w, n, sp, dp, d):
-            return 121  # EthernetIP
+            return 122  # EthernetIP
         if iot_match_hislip(w, n, sp, dp, d):
-            return 123  # HiSLIP
+            return 124  # HiSLIP
         if iot_match_knxnet_ip(w, n, sp, dp, d):
-            return 124  # KNXnet_IP
+            return 125  # KNXnet_IP
         if iot_match_ieee_c37118(w, n, sp, dp, d):
-            return 125  # IEEE-C37118
+            return 126  # IEEE-C37118
         if iot_match_beckhoff_ads(w, n, sp, dp, d):
-            return 126  # BeckhoffADS
+            return 127  # BeckhoffADS
         if iot_match_iec62056(w, n, sp, dp, d):
-            return 127  # IEC62056
+            return 128  # IEC62056
         if iot_match_someip(w, n, sp, dp, d):
-            return 128  # SOMEIP
+            return 129  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
-            return 129  # TPLINK_SHP
+            return 130  # TPLINK_SHP
         if voip_match_skinny(w, n, sp, dp, d):
-            return 130  # CiscoSkinny
+            return 131  # CiscoSkinny
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 131  # BFCP
+            return 132  # BFCP
         if media_match_rtmp(w, n, sp, dp, d):
-            return 135  # RTMP
+            return 136  # RTMP
         if iot_match_hart_ip(w, n, sp, dp, d):
-            return 149  # HART-IP
+            return 150  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
-            return 150  # FINS
+            return 151  # FINS
         if iot_match_openflow(w, n, sp, dp, d):
-            return 152  # OpenFlow
+            return 153  # OpenFlow
         if remote_match_rsh(w, n, sp, dp, d):
-            return 153  # RSH
+            return 154  # RSH
         return 0
     if l4 == 17:
         if web_match_quic(w, n, sp, dp, d):
-            return 11  # QUIC
+            return 10  # QUIC
         if web_match_dtls(w, n, sp, dp, d):
-            return 12  # DTLS
+            return 11  # DTLS
         if p2p_match_bittorrent(w, n, sp, dp, d):
-            return 14  # BitTorrent
+            return 13  # BitTorrent
         if p2p_match_syncthing(w, n, sp, dp, d):
-            return 16  # Syncthing
+            return 15  # Syncthing
         if vpn_match_tailscale(w, n, sp, dp, d):
-            return 19  # Tailscale
+            return 18  # Tailscale
         if system_match_tivoconnect(w, n, sp, dp, d):
-            return 27  # TiVoConnect
+            return 26  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
-            return 28  # Spotify
+            return 27  # Spotify
         if games_match_source_engine(w, n, sp, dp, d):
-            return 29  # Source_Engine
+            return 28  # Source_Engine
         if games_match_raknet(w, n, sp, dp, d):
-            return 30  # RakNet
+            return 29  # RakNet
         if games_match_yojimbo(w, n, sp, dp, d):
-            return 31  # Yojimbo
+            return 30  # Yojimbo
         if iot_match_can(w, n, sp, dp, d):
-            return 32  # Controller_Area_Network
+            return 31  # Controller_Area_Network
         if iot_match_ethersio(w, n, sp, dp, d):
-            return 33  # EtherSIO
+            return 32  # EtherSIO
         if iot_match_rtps(w, n, sp, dp, d):
-            return 34  # RTPS
+            return 33  # RTPS
         if messaging_match_corba(w, n, sp, dp, d):
-            return 35  # Corba
+            return 34  # Corba
         if netops_match_ripeatlas(w, n, sp, dp, d):
-            return 43  # RipeAtlas
+            return 42  # RipeAtlas
         if system_match_bjnp(w, n, sp, dp, d):
-            return 44  # BJNP
+            return 43  # BJNP
         if iot_match_tuyalp(w, n, sp, dp, d):
-            return 45  # TuyaLP
+            return 44  # TuyaLP
         if netops_match_roughtime(w, n, sp, dp, d):
-            return 48  # Roughtime
+            return 47  # Roughtime
         if voip_match_sip(w, n, sp, dp, d):
-            return 50  # SIP
+            return 49  # SIP
         if system_match_ssdp(w, n, sp, dp, d):
             return 54  # SSDP
         if voip_match_mgcp(w, n, sp, dp, d):
@@ -423,90 +427,92 @@ def dispatch(w, n, sp, dp, d, l4):
             return 86  # H323
         if remote_match_rdp(w, n, sp, dp, d):
             return 87  # RDP
+        if vpn_match_ike(w, n, sp, dp, d):
+            return 90  # IPSec
         if vpn_match_openvpn(w, n, sp, dp, d):
-            return 90  # OpenVPN
+            return 91  # OpenVPN
         if vpn_match_wireguard(w, n, sp, dp, d):
-            return 91  # WireGuard
+            return 92  # WireGuard
         if vpn_match_l2tp(w, n, sp, dp, d):
-            return 92  # L2TP
+            return 93  # L2TP
         if database_match_memcached(w, n, sp, dp, d):
-            return 99  # Memcached
+            return 100  # Memcached
         if messaging_match_thrift(w, n, sp, dp, d):
-            return 106  # Thrift
+            return 107  # Thrift
         if messaging_match_oicq(w, n, sp, dp, d):
-            return 107  # OICQ
+            return 108  # OICQ
         if system_match_collectd(w, n, sp, dp, d):
-            return 109  # collectd
+            return 110  # collectd
         if netops_match_radius(w, n, sp, dp, d):
-            return 110  # Radius
+            return 111  # Radius
         if netops_match_netflow(w, n, sp, dp, d):
-            return 111  # NetFlow
+            return 112  # NetFlow
         if netops_match_sflow(w, n, sp, dp, d):
-            return 112  # sFlow
+            return 113  # sFlow
         if netops_match_teredo(w, n, sp, dp, d):
-            return 113  # Teredo
+            return 114  # Teredo
         if remote_match_xdmcp(w, n, sp, dp, d):
-            return 114  # XDMCP
+            return 115  # XDMCP
         if remote_match_teamviewer(w, n, sp, dp, d):
-            return 115  # TeamViewer
+            return 116  # TeamViewer
         if iot_match_bacnet(w, n, sp, dp, d):
-            return 118  # BACnet
+            return 119  # BACnet
         if iot_match_ethernetip(w, n, sp, dp, d):
-            return 121  # EthernetIP
+            return 122  # EthernetIP
         if iot_match_cip(w, n, sp, dp, d):
-            return 122  # CIP
+            return 123  # CIP
         if iot_match_knxnet_ip(w, n, sp, dp, d):
-            return 124  # KNXnet_IP
+            return 125  # KNXnet_IP
         if iot_match_ieee_c37118(w, n, sp, dp, d):
-            return 125  # IEEE-C37118
+            return 126  # IEEE-C37118
         if iot_match_iec62056(w, n, sp, dp, d):
-            return 127  # IEC62056
+            return 128  # IEC62056
         if iot_match_someip(w, n, sp, dp, d):
-            return 128  # SOMEIP
+            return 129  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
-            return 129  # TPLINK_SHP
+            return 130  # TPLINK_SHP
         if voip_match_bfcp(w, n, sp, dp, d):
-            return 131  # BFCP
+            return 132  # BFCP
         if games_match_i3d(w, n, sp, dp, d):
-            return 132  # i3D
+            return 133  # i3D
         if voip_match_discord(w, n, sp, dp, d):
-            return 133  # Discord
+            return 134  # Discord
         if system_match_rmcp(w, n, sp, dp, d):
-            return 134  # RMCP
+            return 135  # RMCP
         if media_match_mpeg_ts(w, n, sp, dp, d):
-            return 136  # MPEG_TS
+            return 137  # MPEG_TS
         if files_match_tftp(w, n, sp, dp, d):
-            return 137  # TFTP
+            return 138  # TFTP
         if system_match_dhcp(w, n, sp, dp, d):
-            return 138  # DHCP
+            return 139  # DHCP
         if system_match_dhcpv6(w, n, sp, dp, d):
-            return 139  # DHCPV6
+            return 140  # DHCPV6
         if system_match_ntp(w, n, sp, dp, d):
-            return 140  # NTP
+            return 141  # NTP
         if system_match_dropbox(w, n, sp, dp, d):
-            return 141  # Dropbox
+            return 142  # Dropbox
         if netops_match_hsrp(w, n, sp, dp, d):
-            return 142  # HSRP
+            return 143  # HSRP
         if netops_match_ubntac2(w, n, sp, dp, d):
-            return 143  # UBNTAC2
+            return 144  # UBNTAC2
         if netops_match_natpmp(w, n, sp, dp, d):
-            return 144  # NAT-PMP
+            return 145  # NAT-PMP
         if netops_match_gtp(w, n, sp, dp, d):
-            return 145  # GTP
+            return 146  # GTP
         if netops_match_capwap(w, n, sp, dp, d):
-            return 146  # CAPWAP
+            return 147  # CAPWAP
         if voip_match_iax(w, n, sp, dp, d):
-            return 147  # IAX
+            return 148  # IAX
         if voip_match_mumble(w, n, sp, dp, d):
-            return 148  # Mumble
+            return 149  # Mumble
         if iot_match_hart_ip(w, n, sp, dp, d):
-            return 149  # HART-IP
+            return 150  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
-            return 150  # FINS
+            return 151  # FINS
         if iot_match_coap(w, n, sp, dp, d):
-            return 151  # COAP
+            return 152  # COAP
         if voip_match_rtp(w, n, sp, dp, d):
-            return 157  # RTP
+            return 158  # RTP
         return 0
     return 0
 
@@ -518,18 +524,20 @@ def proto_app(proto):
         return 1  # ICMP
     if proto == 2:
         return 2  # IGMP
+    if proto == 47:
+        return 4  # GRE
+    if proto == 50:
+        return 90  # IPSec
+    if proto == 51:
+        return 90  # IPSec
     if proto == 58:
         return 3  # ICMPV6
-    if proto == 50:
-        return 4  # IPSec
-    if proto == 47:
-        return 5  # GRE
     if proto == 89:
-        return 6  # OSPF
+        return 5  # OSPF
     if proto == 103:
-        return 7  # IP_PIM
+        return 6  # IP_PIM
     if proto == 112:
-        return 8  # VRRP
+        return 7  # VRRP
     if proto == 132:
-        return 9  # SCTP
+        return 8  # SCTP
     return 0

@@ -337,8 +337,8 @@ def hello_meta(buf, p, end, F, e, META, MFREE, S, counters, sni):
 
 
 # positions in the ``ids`` array: the application ids the extractors serve
-I_TLS, I_HTTP, I_DNS, I_MDNS, I_LLMNR, I_DHCP, I_QUIC = 0, 1, 2, 3, 4, 5, 6
-N_IDS = 7
+I_TLS, I_HTTP, I_DNS, I_MDNS, I_LLMNR, I_DHCP, I_QUIC, I_HTTP_PROXY = 0, 1, 2, 3, 4, 5, 6, 7
+N_IDS = 8
 
 
 @njit(cache=True)
@@ -348,7 +348,7 @@ def _extract(r, buf, p, end, tcp, F, e, META, MFREE, S, counters, ids, sni):
     if r == ids[I_TLS]:
         if end - p > 5 and buf[p] == 0x16:
             hello_meta(buf, p + 5, end, F, e, META, MFREE, S, counters, sni)
-    elif r == ids[I_HTTP]:
+    elif r == ids[I_HTTP] or r == ids[I_HTTP_PROXY]:
         _http(buf, p, end, F, e, META, MFREE, S, counters)
     elif r == ids[I_DNS] or r == ids[I_MDNS] or r == ids[I_LLMNR]:
         _dns(buf, p + 2 if tcp else p, end, F, e, META, MFREE, S, counters)

@@ -23,6 +23,8 @@ def render() -> str:
     seen = set()
     tcp, udp, proto = [], [], []
     for i, a in enumerate(APPS, start=1):
+        for p in a.ip:
+            proto.append((p, i, a.name))
         if isinstance(a.transport, int):
             proto.append((a.transport, i, a.name))
             continue
@@ -51,7 +53,7 @@ def render() -> str:
         lines += [f"        if {alias}(w, n, sp, dp, d):", f"            return {i}  # {name}"]
     lines += ["        return 0", "    return 0", "", "", "@njit(cache=True)", "def proto_app(proto):",
               '    """Application id decided by the IP protocol number alone (0: none)."""']
-    for p, i, name in proto:
+    for p, i, name in sorted(proto):
         lines += [f"    if proto == {p}:", f"        return {i}  # {name}"]
     lines += ["    return 0", ""]
     return "\n".join(lines)

@@ -118,7 +118,7 @@ class LivePolicy:
         acts = Actions(compiled, self.ports, {}, self.peer, self.capacity, self.table.capacity, nanosecond=True)
         acts.HASOUT[:] = True                 # every port is an interface: forwarding never lacks an output
         inspector = None
-        if (checked.has_app_rules or any(r.count == "app" for r in checked.rules)) and apps:
+        if (checked.has_app_rules or any(r.count in ("app", "host") for r in checked.rules)) and apps:
             from ulnet.inspect import Inspector
             inspector = Inspector()
         old = getattr(self, "acts", None)

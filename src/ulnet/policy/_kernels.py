@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from ulnet.batch.columns import (H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT, H_TCP_FLAGS, H_VLAN, H_VLAN2)
-from ulnet.flow._kernels import (F_STATE, F_PK1, F_APP, A_DONE_SHIFT, A_APP_SHIFT, A_META_SHIFT, M_NAME)
+from ulnet.flow._kernels import (F_STATE, F_PK1, F_APP, A_DONE_SHIFT, A_APP_SHIFT, A_META_SHIFT, M_NAME, M_NAME_MAX)
 from ulnet.policy.compile import (
     RT_ACTION, RT_AF, RT_DIR, RT_ONMASK, RT_FLV, RT_FLM, RT_VLAN_OFF, RT_VLAN_N, RT_LEN_OFF, RT_LEN_N,
     RT_STATE, RT_TAGGED, RT_TAGGED_NEG, RT_TAGSET, RT_APP_MODE, RT_APP_NEG, RT_APP_OFF, RT_APP_N,
@@ -41,8 +41,15 @@ V_SHAPE = 8      # shape rule, -1 none
 V_CAPTURE = 9    # capture files (bit per capture id)
 V_TAGS = 10      # tags set
 V_LOG = 11       # 1: some rule of the verdict logs
-V_COUNTAPP = 12  # 1: some rule of the verdict counts by app or host
-NV = 13
+V_COUNTAPP = 12  # bit 0: some rule of the verdict counts by app; bit 1: some rule counts by host
+V_HOST = 13      # the flow's host for count by host: -1 not yet known, -2 none, -3 over the cap, else its id
+NV = 14
+
+# count by host: special rows per rule (HSPEC [R + 1, 3, 3]: row, packets/bytes/flows)
+H_NOTYET, H_NONE, H_OTHER = 0, 1, 2
+# count by host state (HST int64)
+HST_NAMES, HST_PAIRS = 0, 1
+NHST = 2
 
 # stage state (S int64)
 S_DECISIONS, S_REDECISIONS, S_NON_IP, S_NLOG = 0, 1, 2, 3
@@ -217,9 +224,96 @@ def _sym_hash(shi, slo, dhi, dlo, sp, dp, proto):
 
 
 @njit(cache=True)
+def _intern_host(META, ms, hn, HNAME, HLEN, HHASH, HIX, HST):
+    """Id of the (ASCII lower-cased) name META[ms, M_NAME+1 : +hn] in the host
+    table, added if new; -3 when the table is full."""
+    h = np.uint64(0xCBF29CE484222325)
+    for k in range(hn):
+        c = META[ms, M_NAME + 1 + k]
+        if 0x41 <= c <= 0x5A:
+            c += 32
+        h ^= np.uint64(c)
+        h *= np.uint64(0x100000001B3)
+    mask = HIX.shape[0] - 1
+    j = np.int64(h & np.uint64(mask))
+    while True:
+        x = HIX[j]
+        if x < 0:
+            break
+        if HHASH[x] == h and HLEN[x] == hn:
+            same = True
+            for k in range(hn):
+                c = META[ms, M_NAME + 1 + k]
+                if 0x41 <= c <= 0x5A:
+                    c += 32
+                if HNAME[x, k] != c:
+                    same = False
+                    break
+            if same:
+                return x
+        j = (j + 1) & mask
+    n = HST[HST_NAMES]
+    if n >= HNAME.shape[0]:
+        return -3
+    for k in range(hn):
+        c = META[ms, M_NAME + 1 + k]
+        if 0x41 <= c <= 0x5A:
+            c += 32
+        HNAME[n, k] = c
+    HLEN[n] = hn
+    HHASH[n] = h
+    HIX[j] = n
+    HST[HST_NAMES] = n + 1
+    return n
+
+
+@njit(cache=True)
+def _count_host(r, hid, newflow, wl, HCAP, NN, PIX, PKEY, PC, NHR, HSPEC, HST):
+    """Count one packet of rule r under host hid (see V_HOST); newflow: the
+    flow's first packet in that row. A rule has at most HCAP host rows, then
+    (other); NN is the host table's size."""
+    if hid < 0:
+        s = H_NOTYET if hid == -1 else (H_NONE if hid == -2 else H_OTHER)
+        HSPEC[r, s, 0] += 1
+        HSPEC[r, s, 1] += wl
+        if newflow:
+            HSPEC[r, s, 2] += 1
+        return
+    key = r * NN + hid
+    mask = PIX.shape[0] - 1
+    j = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask
+    while True:
+        x = PIX[j]
+        if x < 0:
+            break
+        if PKEY[x] == key:
+            PC[x, 0] += 1
+            PC[x, 1] += wl
+            if newflow:
+                PC[x, 2] += 1
+            return
+        j = (j + 1) & mask
+    n = HST[HST_PAIRS]
+    if NHR[r] >= HCAP or n >= PKEY.shape[0]:
+        HSPEC[r, H_OTHER, 0] += 1
+        HSPEC[r, H_OTHER, 1] += wl
+        if newflow:
+            HSPEC[r, H_OTHER, 2] += 1
+        return
+    PKEY[n] = key
+    PIX[j] = n
+    PC[n, 0] = 1
+    PC[n, 1] = wl
+    PC[n, 2] = 1 if newflow else 0
+    NHR[r] += 1
+    HST[HST_PAIRS] = n + 1
+
+
+@njit(cache=True)
 def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, META,
                  PB, SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE,
                  APPCAT, PEER, has_app, use_app, V, MS, RSTAT, CBA, S, LOGB,
+                 HCAP, HNAME, HLEN, HHASH, HIX, PIX, PKEY, PC, NHR, HSPEC, HST,
                  o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset):
     """Decide flows and fill the per-packet verdict columns o_* for packets i0..i1."""
     R = RT.shape[0] - 1
@@ -250,6 +344,7 @@ def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, M
             fa = F[e, F_APP]
             known = pa > 0 or (((fa >> A_DONE_SHIFT) & 3) == 3 and ((fa >> A_APP_SHIFT) & 0x3FF) == 0)
         fresh = V[e, V_FID] != fid[i]
+        first = fresh
         if fresh or (has_app and known and V[e, V_KNOWN] == 0):
             d = fdir[i]
             if fresh:
@@ -258,6 +353,7 @@ def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, M
                 V[e, V_FLAGS] = hdr[i, H_TCP_FLAGS]
                 V[e, V_LEN] = wl
                 V[e, V_RULE] = -1
+                V[e, V_HOST] = -1
                 for w in range(MW):
                     MS[e, w] = 0
                 S[S_DECISIONS] += 1
@@ -360,7 +456,9 @@ def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, M
                 if RT[r, RT_LOG] == 1:
                     lg = 1
                 if RT[r, RT_COUNT] == 2:
-                    cnt = 1
+                    cnt |= 1
+                elif RT[r, RT_COUNT] == 3:
+                    cnt |= 2
             V[e, V_RULE] = rule
             V[e, V_KNOWN] = 1 if known else 0
             V[e, V_OUT] = out
@@ -380,11 +478,32 @@ def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, M
         rule = V[e, V_RULE]
         RSTAT[rule, 0] += 1
         RSTAT[rule, 1] += wl
-        cnt = V[e, V_COUNTAPP] == 1
+        cf = V[e, V_COUNTAPP]
+        cnt = (cf & 1) == 1
         ab = pa if known and pa <= napp - 1 else napp
         if cnt and RT[rule, RT_COUNT] == 2:
             CBA[rule, ab, 0] += 1
             CBA[rule, ab, 1] += wl
+        # count by host: the flow's name is fixed once it is known and has a name, or inspection is over
+        hcnt = (cf & 2) == 2
+        hid = np.int64(-1)
+        hnew = first
+        if hcnt:
+            hid = V[e, V_HOST]
+            if hid == -1 and known:
+                ms = (F[e, F_APP] >> A_META_SHIFT) - 1
+                hn = np.int64(META[ms, M_NAME]) if ms >= 0 else 0
+                if hn > M_NAME_MAX:
+                    hn = M_NAME_MAX
+                if hn > 0:
+                    hid = _intern_host(META, ms, hn, HNAME, HLEN, HHASH, HIX, HST)
+                elif ((F[e, F_APP] >> A_DONE_SHIFT) & 3) == 3:
+                    hid = -2        # no name, and inspection is over: none will come
+                if hid != -1:       # else the metadata is still open (HTTP, QUIC, DNS): wait for the name
+                    V[e, V_HOST] = hid
+                    hnew = True
+            if RT[rule, RT_COUNT] == 3:
+                _count_host(rule, hid, hnew, wl, HCAP, HNAME.shape[0], PIX, PKEY, PC, NHR, HSPEC, HST)
         for w in range(MW):
             bits = np.uint64(MS[e, w])
             while bits != 0:
@@ -396,6 +515,8 @@ def decide_batch(i0, i1, hdr, addr, wirelen, port, fentry, fid, fdir, papp, F, M
                 if cnt and RT[r, RT_COUNT] == 2:
                     CBA[r, ab, 0] += 1
                     CBA[r, ab, 1] += wl
+                if hcnt and RT[r, RT_COUNT] == 3:
+                    _count_host(r, hid, hnew, wl, HCAP, HNAME.shape[0], PIX, PKEY, PC, NHR, HSPEC, HST)
         o_rule[i] = rule
         o_act[i] = RT[rule, RT_ACTION]
         o_out[i] = V[e, V_OUT]

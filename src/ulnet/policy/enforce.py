@@ -157,7 +157,7 @@ class Enforcer:
                      or any(r.shape is not None for r in checked.rules))
         self.table = FlowTable(max_flows=max_flows)
         self.inspector = None
-        needs_app = checked.has_app_rules or any(r.count == "app" for r in checked.rules)
+        needs_app = checked.has_app_rules or any(r.count in ("app", "host") for r in checked.rules)
         if needs_app and app_names:
             from ulnet.inspect import Inspector
             self.inspector = Inspector()
@@ -225,4 +225,9 @@ class Enforcer:
                     by[str(r.index)] = {names[a]: {"packets": int(cba[r.index, a, 0]), "bytes": int(cba[r.index, a, 1])}
                                         for a in range(cba.shape[1]) if cba[r.index, a, 0]}
             out["count_by_app"] = by
+        hc = self.stage.host_counts()
+        if hc:
+            out["count_by_host"] = {str(r): {name: {"packets": p, "bytes": b, "flows": f}
+                                             for name, (p, b, f) in rows.items()}
+                                    for r, rows in hc.items()}
         return out
