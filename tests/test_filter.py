@@ -399,3 +399,70 @@ def test_filter_error_messages(tmp_path, corpus_available):
     assert p.returncode == 2 and p.stderr.decode().startswith("ulnet peek: error: filter: ")
     p = run_ulnet("peek", "no-such-file.pcap", "tcp")
     assert p.returncode == 2 and "no-such-file.pcap" in p.stderr.decode()
+
+
+# ---- live: the kernel runs the program (root, network namespaces) --------------------------------
+
+def _pair():
+    from netns import Topo
+    t = Topo()
+    a, b = t.ns("a"), t.ns("b")
+    for ns in (a, b):
+        t.run(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+    t.veth(a, "eth0", b, "eth0")
+    t.addr(a, "eth0", "10.196.0.1/24")
+    t.addr(b, "eth0", "10.196.0.2/24")
+    return t, a, b
+
+
+_SEND_UDP = ("import socket, time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "for _ in range(5): s.sendto(b'x'*100, ('10.196.0.1', 7777)); time.sleep(0.05)")
+
+_live = pytest.mark.skipif(__import__("os").geteuid() != 0, reason="live tests need root (network namespaces)")
+
+
+@_live
+def test_capture_live_kernel_filter(tmp_path):
+    t, a, b = _pair()
+    try:
+        out = tmp_path / "out.pcap"
+        # (UDP to a closed port draws ICMP port unreachables: echo only)
+        p = t.ulnet(a, "capture", "-i", "eth0", "-w", str(out), "-c", "8",
+                    "icmp[icmptype]", "=", "icmp-echo", "or", "icmp[icmptype]", "=", "icmp-echoreply")
+        t.wait_output(p, "listening on", timeout=300)
+        t.run(b, "python3", "-c", _SEND_UDP, timeout=20)                  # sent alongside: must not be captured
+        t.run(b, "ping", "-c", "4", "-i", "0.2", "10.196.0.1", check=False, timeout=20)
+        t.run(b, "python3", "-c", _SEND_UDP, timeout=20)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        _, err = t.stop(p)
+        assert p.returncode == 0, err
+        assert "8 packets captured, 8 received" in err, err        # the rest never reached the ring
+        frames = _frames_of(out)
+        assert len(frames) == 8
+        for _ts, _cl, _wl, data in frames:
+            assert data[12:14] == b"\x08\x00" and data[23] == 1 and data[34] in (0, 8)   # IPv4 ICMP echo
+    finally:
+        t.close()
+
+
+@_live
+def test_peek_live_kernel_filter():
+    import json
+    t, a, b = _pair()
+    try:
+        p = t.ulnet(a, "peek", "-i", "eth0", "-c", "3", "--format", "jsonl", "udp", "port", "7777")
+        t.wait_output(p, "listening on", timeout=300)
+        t.run(b, "ping", "-c", "2", "-i", "0.2", "10.196.0.1", check=False, timeout=20)
+        t.run(b, "python3", "-c", _SEND_UDP, timeout=20)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        out, err = t.stop(p)
+        rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+        assert len(rows) == 3 and all(r["protocol"] == 17 and r["dst_port"] == 7777 for r in rows), (out, err)
+    finally:
+        t.close()
