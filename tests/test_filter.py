@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from numba import njit
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ulnet.batch import PacketBatch
@@ -122,8 +123,12 @@ def _bpf(insns, pkt: bytes, wirelen: int | None = None) -> int:
     prog = np.array(insns, dtype=BPF_INSN)
     buf = np.frombuffer(b"\xee" * 5 + pkt + b"\xee" * 8, dtype=np.uint8).copy()   # bytes outside must not be seen
     mem = np.zeros(16, dtype=np.int64)
-    return int(K.run_program(prog["code"].copy(), prog["jt"].copy(), prog["jf"].copy(), prog["k"].copy(),
-                             0, len(prog), buf, 5, len(pkt), len(pkt) if wirelen is None else wirelen, mem))
+    return int(_run(K.as_table(prog), len(prog), buf, len(pkt), len(pkt) if wirelen is None else wirelen, mem))
+
+
+@njit
+def _run(P, plen, buf, caplen, wirelen, mem):
+    return K.run_program(P, 0, plen, buf, 5, caplen, wirelen, mem)
 
 
 LD_W_ABS, LD_H_ABS, LD_B_ABS = 0x20, 0x28, 0x30

@@ -92,7 +92,7 @@ class Filter:
         self._start = np.append(self._start, len(self._flat))
         self._len = np.append(self._len, len(prog))
         self._flat = np.concatenate([self._flat, prog])
-        self._cols = tuple(np.ascontiguousarray(self._flat[f]) for f in ("code", "jt", "jf", "k"))
+        self._cols = K.as_table(self._flat)
         self.ltmap[linktype] = len(self._len) - 1
 
     def _late(self, linktype: int) -> None:
@@ -115,8 +115,7 @@ class Filter:
             if self._cols is None:
                 self._late(int(batch.linktype[i]))
                 continue
-            code, jt, jf, k = self._cols
-            i = K.filter_batch(code, jt, jf, k, self._start, self._len, self.ltmap, batch.buf, batch.off,
+            i = K.filter_batch(self._cols, self._start, self._len, self.ltmap, batch.buf, batch.off,
                                batch.caplen, batch.wirelen, batch.linktype, i, n, keep)
             if i >= n:
                 return keep[:n]

@@ -48,10 +48,17 @@ def _load(buf, base, caplen, at, size):
     return np.int64(buf[p])
 
 
-@njit(cache=True)
-def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
-    """Run the program at ``start`` (``plen`` instructions) on one packet;
-    its return value (0 rejects). ``mem`` is 16 int64 words of scratch."""
+def as_table(prog) -> np.ndarray:
+    """A BPF_INSN array as the kernels take it: int64 rows (code, jt, jf, k)."""
+    return np.stack([np.asarray(prog[f], dtype=np.int64) for f in ("code", "jt", "jf", "k")], axis=1) \
+        if len(prog) else np.zeros((0, 4), dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def run_program(P, start, plen, buf, base, caplen, wirelen, mem):
+    """Run the program in rows start..start+plen-1 of ``P`` (int64 rows:
+    code, jt, jf, k) on one packet; its return value (0 rejects). ``mem``
+    is 16 int64 words of scratch."""
     for j in range(16):
         mem[j] = 0
     a = np.int64(0)
@@ -61,33 +68,49 @@ def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
     while pc < plen and steps < MAX_STEPS:
         steps += 1
         i = start + pc
-        c = np.int64(code[i])
-        k = np.int64(kk[i])
-        cls = c & 7
+        c = P[i, 0]
+        k = P[i, 3]
         pc += 1
-        if cls == 0:                                   # LD
-            mode = c & 0xE0
-            sz = c & 0x18
-            size = 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 0))
-            if mode == 0x20 or mode == 0x40:           # ABS / IND
-                if size == 0:
-                    return 0
-                at = k if mode == 0x20 else x + k
-                v = _load(buf, base, caplen, at, size)
-                if v < 0:
-                    return 0
-                a = v
-            elif c == 0x00:                            # IMM (word size only)
+        # what libpcap's compiler emits most, tested first, by exact opcode
+        if c == 0x28 or c == 0x30 or c == 0x20:                # ldh / ldb / ld [k]
+            v = _load(buf, base, caplen, k, 2 if c == 0x28 else (1 if c == 0x30 else 4))
+            if v < 0:
+                return 0
+            a = v
+            continue
+        if c == 0x15:                                          # jeq #k
+            pc += P[i, 1] if a == k else P[i, 2]
+            continue
+        if c == 0x06:                                          # ret #k
+            return k
+        if c == 0x45:                                          # jset #k
+            pc += P[i, 1] if (a & k) != 0 else P[i, 2]
+            continue
+        if c == 0xB1:                                          # ldx 4*([k]&0xf)
+            v = _load(buf, base, caplen, k, 1)
+            if v < 0:
+                return 0
+            x = (v & 0xF) << 2
+            continue
+        if c == 0x48 or c == 0x50 or c == 0x40:                # ldh / ldb / ld [x + k]
+            v = _load(buf, base, caplen, x + k, 2 if c == 0x48 else (1 if c == 0x50 else 4))
+            if v < 0:
+                return 0
+            a = v
+            continue
+        cls = c & 7
+        if cls == 0:                                           # LD, the other modes
+            if c == 0x00:
                 a = k
-            elif c == 0x80:                            # LEN
+            elif c == 0x80:
                 a = wirelen
-            elif c == 0x60:                            # MEM
+            elif c == 0x60:
                 if k >= 16:
                     return 0
                 a = mem[k]
             else:
                 return 0
-        elif cls == 1:                                 # LDX
+        elif cls == 1:                                         # LDX
             if c == 0x01:
                 x = k
             elif c == 0x81:
@@ -96,18 +119,13 @@ def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
                 if k >= 16:
                     return 0
                 x = mem[k]
-            elif c == 0xB1:                            # MSH: 4 * (P[k] & 0xf)
-                v = _load(buf, base, caplen, k, 1)
-                if v < 0:
-                    return 0
-                x = (v & 0xF) << 2
             else:
                 return 0
-        elif cls == 2 or cls == 3:                     # ST / STX
+        elif cls == 2 or cls == 3:                             # ST / STX
             if c != cls or k >= 16:
                 return 0
             mem[k] = a if cls == 2 else x
-        elif cls == 4:                                 # ALU
+        elif cls == 4:                                         # ALU
             op = c & 0xF0
             s = x if c & 0x08 else k
             if op == 0x00:
@@ -138,11 +156,11 @@ def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
                 a = (-a) & M32
             else:
                 return 0
-        elif cls == 5:                                 # JMP
-            op = c & 0xF0
+        elif cls == 5:                                         # JMP
             if c == 0x05:
                 pc += k
                 continue
+            op = c & 0xF0
             s = x if c & 0x08 else k
             if op == 0x10:
                 t = a == s
@@ -154,14 +172,12 @@ def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
                 t = (a & s) != 0
             else:
                 return 0
-            pc += np.int64(jt[i]) if t else np.int64(jf[i])
-        elif cls == 6:                                 # RET
-            if c == 0x06:
-                return k
+            pc += P[i, 1] if t else P[i, 2]
+        elif cls == 6:                                         # RET
             if c == 0x16:
                 return a
             return 0
-        else:                                          # MISC
+        else:                                                  # MISC
             if c == 0x07:
                 x = a
             elif c == 0x87:
@@ -172,7 +188,7 @@ def run_program(code, jt, jf, kk, start, plen, buf, base, caplen, wirelen, mem):
 
 
 @njit(cache=True)
-def filter_batch(code, jt, jf, kk, pstart, plen, ltmap, buf, off, caplen, wirelen, linktype, i0, n, keep):
+def filter_batch(P, pstart, plen, ltmap, buf, off, caplen, wirelen, linktype, i0, n, keep):
     """keep[i] = program of packet i's link type accepts it, for i in i0..n-1.
     Stops at the first packet whose link type has no program yet
     (``ltmap[lt] == -1``) and returns its index; n when all are done."""
@@ -181,7 +197,7 @@ def filter_batch(code, jt, jf, kk, pstart, plen, ltmap, buf, off, caplen, wirele
         p = ltmap[linktype[i]]
         if p < 0:
             return i
-        keep[i] = run_program(code, jt, jf, kk, pstart[p], plen[p], buf, off[i],
+        keep[i] = run_program(P, pstart[p], plen[p], buf, off[i],
                               np.int64(caplen[i]), np.int64(wirelen[i]), mem) != 0
     return n
 
