@@ -404,6 +404,8 @@ def test_filter_error_messages(tmp_path, corpus_available):
     assert p.returncode == 2 and p.stderr.decode().startswith("ulnet peek: error: filter: ")
     p = run_ulnet("peek", "no-such-file.pcap", "tcp")
     assert p.returncode == 2 and "no-such-file.pcap" in p.stderr.decode()
+    p = run_ulnet("peek", src, "missing.pcap", "tcp")           # a capture-file name: an input, not a filter word
+    assert p.returncode == 2 and "missing.pcap: cannot open" in p.stderr.decode()
 
 
 # ---- live: the kernel runs the program (root, network namespaces) --------------------------------

@@ -4,7 +4,8 @@ Inputs and the filter expression share the positional words, as in
 tcpdump: with ``-r FILE`` or ``-i IFACE`` every word is the expression;
 without them the leading words that name existing files (or ``-``) are the
 inputs and the first word that does not starts the expression (the very
-first word is always an input, so a missing file is reported as such). A
+first word is always an input, and so is a word ending in .pcap, .pcapng,
+.cap, .erf or .gz, so a missing file is reported as such). A
 file named like a filter word (``tcp``) in the current directory is read
 as an input: write ``-r FILE`` to be unambiguous. ``-F FILE`` reads the
 expression from a file (``#`` starts a comment).
@@ -55,6 +56,9 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     add_filter_file_argument(p)
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".erf", ".gz")
+
+
 def add_filter_file_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("-F", dest="filter_file", metavar="FILE",
                    help="read the filter expression from FILE (like tcpdump -F)")
@@ -69,6 +73,9 @@ def split_words(args) -> tuple[list[str], list[str]]:
     while words and (words[0] == "-" or (os.path.exists(words[0]) and not os.path.isdir(words[0]))):
         files.append(words.pop(0))
     if not files and words:
+        files.append(words.pop(0))
+    # a missing capture file is reported as such, not as a filter syntax error
+    while words and words[0].lower().endswith(CAPTURE_SUFFIXES):
         files.append(words.pop(0))
     return files, words
 
