@@ -107,6 +107,8 @@ _TABLE = (
     ("C_LIVE_TX_WRONG_FORMAT", "live.tx.wrong_format", "the kernel refused a TX frame (TP_STATUS_WRONG_FORMAT): packet dropped"),
     ("C_LIVE_TAP_WRITE_FAILED", "live.tap.write_failed", "write to a TAP device failed (queue full or device down): packet dropped"),
     ("C_LIVE_POLICY_DROPPED", "live.policy.dropped", "packets the policy stage did not forward"),
+    # --- filter (tcpdump expressions) -------------------------------------
+    ("C_FILTER_REJECTED", "filter.rejected", "packet rejected by the filter expression: dropped before decode (kernel-side rejections on live sockets are not seen)"),
 )
 
 NAMES: tuple[str, ...] = tuple(row[1] for row in _TABLE)
@@ -194,6 +196,7 @@ C_LIVE_TX_SEND_FAILED = 75
 C_LIVE_TX_WRONG_FORMAT = 76
 C_LIVE_TAP_WRITE_FAILED = 77
 C_LIVE_POLICY_DROPPED = 78
+C_FILTER_REJECTED = 79
 
 for _i, _row in enumerate(_TABLE):
     assert globals()[_row[0]] == _i, _row

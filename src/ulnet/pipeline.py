@@ -1,6 +1,6 @@
 """pipeline -- the stages in data-path order; the one module that wires them.
 
-    sources  ->  decode  ->  (flow -> inspect -> policy -> actions: later stages)  ->  sinks
+    sources  ->  [filter]  ->  decode  ->  (flow -> inspect -> policy -> actions: later stages)  ->  sinks
 
 ``Pipeline`` reads one or more inputs in order as one continuous stream,
 fills a reused PacketBatch, runs the stages over it and hands the batch to
@@ -11,6 +11,12 @@ replaces the files: the batch views the ring, its frames go back to the
 kernel when the caller asks for the next batch, and the pipeline sleeps in
 poll() only while the ring is empty. It runs until the caller stops
 iterating (a signal) or ``count`` packets.
+
+``filter=`` (a ``ulnet.filter.Filter``, tcpdump's expressions) drops the
+packets it rejects before decode (``filter.rejected``); ``count`` counts
+the packets it keeps, as tcpdump -c does. A live source is filtered by the
+kernel instead (the program is attached to its socket), so the pipeline
+does not run it again.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from ulnet.batch import PacketBatch, DEFAULT_BATCH
 from ulnet.counters import new_counters
 from ulnet.decode import decode
+from ulnet.filter import Filter, FilterError
 from ulnet.sources import open_capture, CaptureReader
 from ulnet.flow import FlowTable, FlowChunk
 from ulnet.inspect import Inspector
@@ -28,10 +35,11 @@ from ulnet.inspect import Inspector
 class Pipeline:
     def __init__(self, inputs: Sequence[str], batch_size: int = DEFAULT_BATCH,
                  count: int | None = None, flows: FlowTable | None = None,
-                 inspector: Inspector | None = None, live=None):
+                 inspector: Inspector | None = None, live=None, filter: Filter | None = None):
         if not inputs and live is None:
             raise ValueError("no input: give a capture file (or - for standard input)")
         self.live = live
+        self.filter = filter
         self.inputs = list(inputs)
         self.batch = PacketBatch(batch_size)
         self.counters = new_counters()
@@ -74,6 +82,8 @@ class Pipeline:
             r = open_capture(path)
             r.counters = self.counters
             self.readers.append(r)
+        if self.filter is not None and self.live is None:
+            prepare_filter(self.filter, [r.linktype if r.kind == "pcap" else None for r in self.readers])
 
     def _live_batch(self, n: int) -> PacketBatch:
         b = self.batch
@@ -129,6 +139,10 @@ class Pipeline:
                     n = r.fill(b)
                     if not n:
                         break
+                    if self.filter is not None:
+                        n = self.filter.apply(b, n, self.counters)
+                        if not n:
+                            continue
                     if self.count is not None:
                         n = min(n, self.count - self.seen)
                     b.n = n
@@ -141,7 +155,31 @@ class Pipeline:
                 self._current = None
                 self.bytes_done += r.win.base + r.pos
                 self.problems.extend(r.problems)
+                if self.filter is not None:
+                    self.problems.extend(self.filter.problems)
+                    self.filter.problems.clear()
                 self.failed |= r.failed
                 b.n = 0
                 b.buf = b.buf[:0]
                 r.close()
+
+
+def prepare_filter(f: Filter, linktypes) -> None:
+    """Compile ``f`` for the inputs' link types before any packet is read
+    (``None``: not known until its packets come, pcapng and ERF). FilterError
+    when it cannot be compiled for a known one, or, with none known, for any
+    link type ulnet reads (a bad expression fails early either way)."""
+    from ulnet.sources.capture import LINKTYPES
+    known = [lt for lt in linktypes if lt is not None]
+    if known:
+        f.prepare(known)
+    if len(known) == len(linktypes):
+        return
+    first = None
+    for lt in [1] + sorted(set(LINKTYPES) - {1}):
+        try:
+            f.program(lt)
+            return
+        except FilterError as e:
+            first = first or e
+    raise first

@@ -1,8 +1,20 @@
-"""Options and helpers shared by the reading commands (tcpdump-like inputs)."""
+"""Options and helpers shared by the reading commands (tcpdump-like inputs).
+
+Inputs and the filter expression share the positional words, as in
+tcpdump: with ``-r FILE`` or ``-i IFACE`` every word is the expression;
+without them the leading words that name existing files (or ``-``) are the
+inputs and the first word that does not starts the expression (the very
+first word is always an input, and so is a word ending in .pcap, .pcapng,
+.cap, .erf or .gz, so a missing file is reported as such). A
+file named like a filter word (``tcp``) in the current directory is read
+as an input: write ``-r FILE`` to be unambiguous. ``-F FILE`` reads the
+expression from a file (``#`` starts a comment).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ulnet.batch import DEFAULT_BATCH
@@ -27,8 +39,9 @@ def batch_size(text: str) -> int:
 
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help="capture files (pcap, pcapng, ERF, optionally gzip-compressed); - is standard input")
+    p.add_argument("files", nargs="*", metavar="FILE... [EXPRESSION]",
+                   help="capture files (pcap, pcapng, ERF, optionally gzip-compressed; - is standard input), "
+                        "then a tcpdump filter expression (docs/filter.md)")
     p.add_argument("-r", dest="read", action="append", default=[], metavar="FILE",
                    help="read this capture file (like tcpdump -r); may repeat")
     p.add_argument("-i", dest="interface", metavar="IFACE",
@@ -40,16 +53,78 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
     p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
                    help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
+    add_filter_file_argument(p)
+
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".erf", ".gz")
+
+
+def add_filter_file_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-F", dest="filter_file", metavar="FILE",
+                   help="read the filter expression from FILE (like tcpdump -F)")
+
+
+def split_words(args) -> tuple[list[str], list[str]]:
+    """(input files, filter words) from the positional words (module doc)."""
+    words = list(args.files)
+    if args.read or args.interface:
+        return [], words
+    files = []
+    while words and (words[0] == "-" or (os.path.exists(words[0]) and not os.path.isdir(words[0]))):
+        files.append(words.pop(0))
+    if not files and words:
+        files.append(words.pop(0))
+    # a missing capture file is reported as such, not as a filter syntax error
+    while words and words[0].lower().endswith(CAPTURE_SUFFIXES):
+        files.append(words.pop(0))
+    return files, words
+
+
+def filter_of(words: list[str], filter_file: str | None, prog: str, snaplen: int | None = None):
+    """The Filter of the expression words or -F FILE; None without one;
+    False after printing one error line. Not compiled yet: the pipeline
+    compiles it for the inputs' link types before reading (FilterError)."""
+    from ulnet.filter import Filter
+    from ulnet.filter.libpcap import DEFAULT_SNAPLEN
+    if filter_file is not None:
+        if words:
+            print(f"ulnet {prog}: error: filter: give the expression with -F or on the command line, not both "
+                  f"(left over: {' '.join(words)})", file=sys.stderr)
+            return False
+        try:
+            with open(filter_file, encoding="utf-8") as f:
+                lines = [line.split("#", 1)[0] for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"ulnet {prog}: error: filter: {filter_file}: cannot read: {getattr(e, 'strerror', None) or e}",
+                  file=sys.stderr)
+            return False
+        expr = " ".join(" ".join(lines).split())
+    else:
+        expr = " ".join(words)
+    if not expr.strip():
+        return None
+    return Filter(expr, snaplen or DEFAULT_SNAPLEN)
+
+
+def filter_error(e, prog: str) -> int:
+    print(f"ulnet {prog}: error: filter: {e}", file=sys.stderr)
+    return 2
 
 
 def inputs_of(args, prog: str) -> list[str] | None:
-    """The input list, or None after printing one error line."""
+    """The input list, or None after printing one error line. Sets
+    ``args.filter`` (a Filter or None) from the trailing words or -F."""
+    files, words = split_words(args)
+    flt = filter_of(words, args.filter_file, prog, getattr(args, "snaplen", None) if args.interface else None)
+    if flt is False:
+        return None
+    args.filter = flt
     if args.interface:
-        if args.read or args.files:
+        if args.read:
             print(f"ulnet {prog}: error: give either -i IFACE or capture files, not both", file=sys.stderr)
             return None
         return []
-    files = list(args.read) + list(args.files)
+    files = list(args.read) + files
     if not files:
         print(f"ulnet {prog}: error: no input: give a capture file, -r FILE, or - for standard input",
               file=sys.stderr)
@@ -59,9 +134,18 @@ def inputs_of(args, prog: str) -> list[str] | None:
 
 def open_live(args, prog: str):
     """The live source for -i (a TPACKET_V3 ring), or None after printing one error line."""
+    from ulnet.filter import FilterError
     from ulnet.sources.afpacket import LiveError, RingSource
+    bpf = None
+    if getattr(args, "filter", None) is not None:
+        try:
+            bpf = args.filter.program(1)       # the kernel filters: Ethernet frames
+        except FilterError as e:
+            filter_error(e, prog)
+            return None
     try:
-        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc)
+        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
+                         bpf=bpf)
     except LiveError as e:
         print(f"ulnet {prog}: error: {e}", file=sys.stderr)
         return None

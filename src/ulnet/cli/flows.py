@@ -3,6 +3,12 @@
 SYNOPSIS
     ulnet flows [-r] FILE... [--format csv|jsonl|parquet] [-o OUT] [--idle-timeout S]
                 [--active-timeout S] [--close-timeout S] [--max-flows N] [--statistics] [-c N]
+                [-F FILE | EXPRESSION]
+    ulnet flows -i IFACE [...] [EXPRESSION]
+
+    EXPRESSION (the words after the files, or -F FILE) is a tcpdump filter
+    compiled by libpcap: flows are built from the packets it accepts only
+    (docs/filter.md). ``ulnet flows -r x.pcap 'udp and port 53'``.
 
 DESCRIPTION
     Reads the capture files in order as one continuous stream, tracks
@@ -36,7 +42,8 @@ import argparse
 import signal
 import sys
 
-from ulnet.cli.common import add_input_arguments, inputs_of, open_live, print_stats, report_problems
+from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, open_live, print_stats, report_problems
+from ulnet.filter import FilterError
 from ulnet.cli.progress import progress_bar
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
@@ -119,11 +126,15 @@ def run(args) -> int:
     if live is not None:
         table.drain_rows = 1        # live: a record appears when its flow ends
     insp = None if args.no_inspect else Inspector(args.max_dpi)
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live,
+                    filter=args.filter)
     old = signal.signal(signal.SIGTERM, _on_term)
     try:
         pipe.open_all()
         writer = FlowWriter(args.output, args.format, fields(args.statistics))
+    except FilterError as e:
+        signal.signal(signal.SIGTERM, old)
+        return filter_error(e, "flows")
     except (CaptureError, ValueError, OSError) as e:
         signal.signal(signal.SIGTERM, old)
         print(f"ulnet flows: error: {e}", file=sys.stderr)

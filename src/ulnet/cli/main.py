@@ -53,7 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # words after an option (``peek x.pcap -c 5 tcp port 80``): the filter
+        # expression of a command that takes one; anything else is an error
+        target = "files" if hasattr(args, "files") and hasattr(args, "filter_file") else \
+            "expression" if hasattr(args, "expression") else None
+        if target is None or any(w.startswith("-") and w != "-" for w in extra):
+            parser.parse_args(argv)            # the usual one-line error, exit 2
+        getattr(args, target).extend(extra)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """ulnet peek -- one line per packet.
 
 SYNOPSIS
-    ulnet peek [-r] FILE... [-c N] [--format text|jsonl] [--stats] [--batch-size N]
-    ulnet peek [-r] FILE... -w OUT [--write-format pcap|pcapng] [-c N] [--stats]
+    ulnet peek [-r] FILE... [-c N] [--format text|jsonl] [--stats] [--batch-size N] [-F FILE | EXPRESSION]
+    ulnet peek [-r] FILE... -w OUT [--write-format pcap|pcapng] [-c N] [--stats] [EXPRESSION]
+    ulnet peek -i IFACE [-s SNAPLEN] [-p] [-c N] [EXPRESSION]
 
 DESCRIPTION
     Reads capture files in order and prints one line per packet. The text
@@ -24,6 +25,11 @@ DESCRIPTION
     src_port, dst_port, vlan_id, ip_len, tcp_flags, icmp_type, icmp_code,
     frag_offset, more_fragments, tunnel, payload_len, flow_id,
     application_name, error (null or the dotted reason).
+
+    EXPRESSION (the words after the files, or -F FILE) is a tcpdump filter
+    compiled by libpcap: only the packets it accepts are printed or written
+    and -c counts those (docs/filter.md). ``ulnet peek x.pcap tcp port 80``,
+    ``ulnet peek -r x.pcap 'udp and port 53'``.
 
     --stats prints every non-zero counter (dotted name, value, meaning) to
     standard error at the end.
@@ -49,7 +55,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ulnet.cli.common import add_input_arguments, inputs_of, open_live, print_stats, report_problems
+from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, open_live, print_stats, report_problems
+from ulnet.filter import FilterError
 from ulnet.flow import FlowTable
 from ulnet.inspect import Inspector
 from ulnet.inspect.registry import NAMES as APP_NAMES
@@ -85,12 +92,15 @@ def run(args) -> int:
     # printing shows each packet's flow id: run the flow stage (not needed for -w)
     table = None if args.write else FlowTable()
     insp = None if args.write else Inspector()
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live,
+                    filter=args.filter)
     try:
         pipe.open_all()
     except CaptureError as e:
         print(f"ulnet peek: error: {e}", file=sys.stderr)
         return 2
+    except FilterError as e:
+        return filter_error(e, "peek")
     if args.write:
         status = _write(pipe, args)
         if status:

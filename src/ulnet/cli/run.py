@@ -2,7 +2,10 @@
 
 SYNOPSIS
     ulnet run --rules RULES --in NAME=FILE [--in NAME=FILE ...] --out NAME=FILE [--out NAME=FILE ...]
-              [--stats-json FILE] [--log FILE] [--batch-size N] [-q]
+              [--stats-json FILE] [--log FILE] [--batch-size N] [-q] [-F FILE | EXPRESSION]
+
+    EXPRESSION (trailing words, or -F FILE): a tcpdump filter compiled by
+    libpcap; only the packets it accepts reach the rules (docs/filter.md).
 
 DESCRIPTION
     Each --in binds a port NAME to a capture file its packets come in from;
@@ -43,7 +46,8 @@ import sys
 from ulnet.addr import to_text
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.batch.columns import H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT
-from ulnet.cli.common import batch_size
+from ulnet.cli.common import add_filter_file_argument, batch_size, filter_error, filter_of
+from ulnet.filter import FilterError
 from ulnet.policy import detector_names
 from ulnet.policy.check import check
 from ulnet.policy.errors import PolicyError
@@ -72,6 +76,9 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
                    help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
     p.add_argument("-q", dest="quiet", action="store_true", help="no rule table at the end")
+    add_filter_file_argument(p)
+    p.add_argument("expression", nargs="*", metavar="EXPRESSION",
+                   help="tcpdump filter expression: only the packets it accepts reach the rules (docs/filter.md)")
 
 
 def _bindings(items, what):
@@ -141,16 +148,22 @@ def run(args) -> int:
             appcat = [cats.index(c) if c in cats else 0 for c in registry.CATEGORIES]
         except (ImportError, AttributeError):
             appcat = None
+    flt = filter_of(args.expression, args.filter_file, "run")
+    if flt is False:
+        return 2
     logfh = sys.stderr
     from ulnet.policy.enforce import Enforcer
     try:
         if args.log:
             logfh = open(args.log, "w")
         run_ = Enforcer(checked, inputs, outputs, batch_size=args.batch_size, app_names=apps,
-                        app_categories=appcat, log=_log_line(logfh) if any(r.log for r in checked.rules) else None)
+                        app_categories=appcat, log=_log_line(logfh) if any(r.log for r in checked.rules) else None,
+                        filter=flt)
     except CaptureError as e:
         print(f"ulnet run: error: {e}", file=sys.stderr)
         return 2
+    except FilterError as e:
+        return filter_error(e, "run")
     except OSError as e:
         print(f"ulnet run: error: {e.filename}: cannot create: {e.strerror}", file=sys.stderr)
         return 2

@@ -3,6 +3,11 @@
 SYNOPSIS
     ulnet stats [-r] FILE... [--format text|json] [--plot OUT.png] [--top N] [--bin S]
                 [--idle-timeout S] [--active-timeout S] [--max-flows N] [--max-dpi N] [-c N]
+                [-F FILE | EXPRESSION]
+
+    EXPRESSION (the words after the files, or -F FILE) is a tcpdump filter
+    compiled by libpcap: only the packets it accepts are counted
+    (docs/filter.md).
 
 DESCRIPTION
     Reads the capture files in order as one stream, tracks flows and
@@ -43,7 +48,8 @@ import sys
 import numpy as np
 
 from ulnet.batch.columns import H_DPORT, H_PROTO, H_SPORT
-from ulnet.cli.common import add_input_arguments, inputs_of, report_problems
+from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, report_problems
+from ulnet.filter import FilterError
 from ulnet.cli.flows import _dpi, _max_flows, _seconds
 from ulnet.cli.progress import progress_bar
 from ulnet.flow import DEFAULT_ACTIVE, DEFAULT_IDLE, DEFAULT_MAX_FLOWS, FlowTable
@@ -178,7 +184,8 @@ def collect(inputs, args):
     """Run the pipeline; returns (Totals, Timeline, Pipeline)."""
     table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout)
     insp = Inspector(args.max_dpi)
-    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp)
+    pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp,
+                    filter=args.filter)
     pipe.open_all()
     totals = Totals()
     tl = Timeline(int(args.bin * 1e9) if args.bin else None)
@@ -333,6 +340,8 @@ def run(args) -> int:
         return 2
     try:
         totals, tl, pipe = collect(inputs, args)
+    except FilterError as e:
+        return filter_error(e, "stats")
     except (CaptureError, ValueError, OSError) as e:
         print(f"ulnet stats: error: {e}", file=sys.stderr)
         return 2

@@ -140,7 +140,7 @@ class Merger:
 
 class Enforcer:
     def __init__(self, checked, inputs: dict, outputs: dict, batch_size: int = DEFAULT_BATCH,
-                 max_flows: int = 1 << 20, app_names=None, app_categories=None, log=None):
+                 max_flows: int = 1 << 20, app_names=None, app_categories=None, log=None, filter=None):
         self.checked = checked
         self.ports = list(dict.fromkeys(list(inputs) + list(outputs)))
         self.inputs = inputs
@@ -153,6 +153,10 @@ class Enforcer:
         self.readers = [open_capture(path, port=self.ports.index(name)) for name, path in inputs.items()]
         for r in self.readers:
             r.counters = self.counters
+        self.filter = filter               # ulnet.filter.Filter: packets it rejects never reach the rules
+        if filter is not None:
+            from ulnet.pipeline import prepare_filter
+            prepare_filter(filter, [r.linktype if r.kind == "pcap" else None for r in self.readers])
         self.nano = (any(r.kind != "pcap" or r.nano for r in self.readers)
                      or any(r.shape is not None for r in checked.rules))
         self.table = FlowTable(max_flows=max_flows)
@@ -188,12 +192,18 @@ class Enforcer:
                 n = src.fill(b) if src is not None else self.readers[0].fill(b)
                 if not n:
                     break
+                if self.filter is not None:
+                    n = self.filter.apply(b, n, self.counters)
+                    if not n:
+                        continue
                 b.n = n
                 decode(b, self.counters)
                 self.table.process(b, self.counters, self._after_flow)
                 self.actions.emit(b, self.seen, self.stage.capture)
                 self.seen += n
         finally:
+            if self.filter is not None:
+                self.problems.extend(self.filter.problems)
             for r in self.readers:
                 self.problems.extend(r.problems)
                 self.failed |= r.failed

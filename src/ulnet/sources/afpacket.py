@@ -55,6 +55,10 @@ DESCRIPTION
 
     Other options: ``snaplen`` (a one-instruction classic BPF program
     ``ret #snaplen`` attached with ``SO_ATTACH_FILTER``, as libpcap does),
+    ``bpf`` (a classic BPF program, ``ulnet.filter.BPF_INSN`` array, from
+    a tcpdump expression compiled for Ethernet with the snap length:
+    attached with ``SO_ATTACH_FILTER`` instead, so the kernel drops what it
+    rejects before it reaches the ring; those packets are not counted),
     ``promisc`` (``PACKET_MR_PROMISC`` membership, dropped by the kernel
     when the socket closes), ``ignore_outgoing`` (``PACKET_IGNORE_OUTGOING``:
     a bridge must not read back what it sends), ``fanout=(group, type)``
@@ -407,7 +411,7 @@ class RingSource:
                  promisc: bool = True, vnet_hdr: bool = False, ignore_outgoing: bool = False,
                  fanout: tuple[int, int] | None = None, block_size: int = V3_BLOCK,
                  blocks: int = V3_BLOCKS, retire_ms: int = V3_RETIRE_MS,
-                 frame_size: int | None = None, frames: int | None = None):
+                 frame_size: int | None = None, frames: int | None = None, bpf=None):
         if version not in (2, 3):
             raise ValueError("ring version is 2 or 3")
         self.name = ifname
@@ -425,9 +429,11 @@ class RingSource:
                 setsockopt_int(s, PACKET_VNET_HDR, 1, "virtio-net headers", ifname)
             if ignore_outgoing:
                 setsockopt_int(s, PACKET_IGNORE_OUTGOING, 1, "ignore outgoing", ifname)
-            if snaplen is not None:
-                if not 1 <= snaplen <= 0xFFFFFFFF:
-                    raise LiveError(f"{ifname}: snap length out of range: {snaplen}")
+            if snaplen is not None and not 1 <= snaplen <= 0xFFFFFFFF:
+                raise LiveError(f"{ifname}: snap length out of range: {snaplen}")
+            if bpf is not None:                                       # compiled with the snap length
+                attach_bpf(s, [tuple(int(v) for v in i) for i in bpf.tolist()], ifname)
+            elif snaplen is not None:
                 attach_bpf(s, [(0x06, 0, 0, snaplen)], ifname)        # BPF_RET|BPF_K snaplen
             if promisc:
                 set_promisc(s, self.ifindex, ifname)
