@@ -32,7 +32,7 @@ def test_warm_leaves_nothing_to_compile(tmp_path):
     assert b"cache is warm" in again.stderr
     env["NUMBA_DEBUG_CACHE"] = "1"
     out = tmp_path / "o.pcap"
-    for args in (["peek", SAMPLE], ["flows", "--statistics", SAMPLE], ["stats", SAMPLE],
+    for args in (["peek", SAMPLE], ["peek", SAMPLE, "udp", "port", "53"], ["flows", "--statistics", SAMPLE], ["stats", SAMPLE],
                  ["run", "--rules", ROOT / "samples" / "sample.rules", "--in", f"lan={SAMPLE}", "--out", f"wan={out}", "-q"]):
         r = run_ulnet(*args, env=env)
         assert r.returncode == 0, r.stderr

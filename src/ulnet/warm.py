@@ -14,9 +14,9 @@ and a later phase finds the earlier phases' kernels in the cache:
 
 1. the application matchers (split across the workers) and the decoder;
 2. the flow table (no inspection) and the matcher dispatcher;
-3. each command on a small built-in capture: ``peek``, ``flows`` (with
-   statistics, every format), ``stats``, ``run`` with a policy using every
-   action. What these compile and nothing earlier did (the inspection
+3. each command on a small built-in capture: ``peek`` (also with a BPF
+   filter), ``flows`` (with statistics, every format), ``stats``, ``run``
+   with a policy using every action. What these compile and nothing earlier did (the inspection
    kernel, the sinks, the policy) is compiled here.
 
 The live commands (``bridge``, ``capture -i``, ``replay``) need interfaces
@@ -166,6 +166,7 @@ def job_commands(which: str) -> str:
     def go(d, cap):
         if which == "peek":
             _quiet_main(["peek", cap])
+            _quiet_main(["peek", cap, "tcp", "port", "80"])         # the BPF interpreter
             _quiet_main(["peek", "--format", "jsonl", cap])
             _quiet_main(["peek", cap, "-w", os.path.join(d, "o.pcapng")])
             _quiet_main(["stats", cap, "--format", "json"])
@@ -198,7 +199,7 @@ def plan(workers: int) -> list[list[tuple]]:
 KERNELS = (("ulnet.sources._kernels", "pcap_walk"), ("ulnet.decode._kernels", "decode_batch"),
            ("ulnet.flow._kernels", "flow_batch"), ("ulnet.inspect._dispatch", "dispatch"),
            ("ulnet.inspect._kernels", "inspect_batch"), ("ulnet.policy._kernels", "decide_batch"),
-           ("ulnet.actions._kernels", "act_batch"))
+           ("ulnet.actions._kernels", "act_batch"), ("ulnet.filter._kernels", "filter_batch"))
 
 
 def cache_is_warm() -> bool:
