@@ -384,7 +384,7 @@ def run_flows(a) -> None:
         orig_finish = P.Pipeline.finish_flows
 
         def finish_flows(self):
-            got = state["pending"] + orig_finish(self)
+            got = state["pending"] + list(orig_finish(self))
             state["pending"], state["pending_rows"] = [], 0
             out, cur, rows = [], [], 0
             for c in got:

@@ -332,9 +332,7 @@ def main(argv=None) -> int:
     prof = {}
     log("time split: normal capture ...")
     prof["normal"] = R.worker("flows", cap, env=env)
-    if not a.no_profile:
-        log("time split: normal capture, ended flows gathered into >= 65536-row chunks (what-if) ...")
-        prof["coalesced"] = R.worker("flows", cap, "--coalesce", "65536", env=env)
+    # (the ">= 65536-row chunks" what-if is how the flow table hands rows over since 2026-11-26)
     log("time split + RSS growth: many-flows capture ...")
     prof["many"] = R.worker("flows", many_path, "--max-flows", str(a.max_flows), env=env)
     res["profile"] = prof
