@@ -8,6 +8,7 @@ import json
 import random
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ulnet.policy.enforce import Enforcer
 from ulnet.policy.parse import parse
 from ulnet.policy import sets as S
 
-from conftest import ROOT, run_ulnet
+from conftest import CORPUS, ROOT, SHARED, run_ulnet
 from _captures import Rec, ether, ipv4_udp, pcap_bytes
 
 CASES = ROOT / "tests" / "regress" / "policy"
@@ -253,17 +254,27 @@ def _flow_keys(path):
     return keys
 
 
+def _bench_slice(tmp_path):
+    """The benchmark capture's first 200,000 packets: bench/out's copy when a
+    benchmark built it, else built here by the same deterministic generator."""
+    if BENCH_SLICE.exists():
+        return BENCH_SLICE
+    out = tmp_path / "corpus-200000.pcap"
+    subprocess.run([sys.executable, str(SHARED / "bench" / "make_corpus.py"), str(CORPUS / "ndpi" / "pcap"), str(out),
+                    "--target-packets", "200000"], check=True, capture_output=True, timeout=600)
+    return out
+
+
 def test_balance_on_the_benchmark_capture(tmp_path):
-    if not BENCH_SLICE.exists():
-        pytest.skip(f"{BENCH_SLICE} not built (python bench/bench_decode.py builds it)")
+    bench = _bench_slice(tmp_path)
     rules = tmp_path / "r.conf"
     rules.write_text("pass balance { w1 w2 }\n")
-    p = run_ulnet("run", "--rules", rules, "--in", f"lan={BENCH_SLICE}", "--out", f"w1={tmp_path / 'w1.pcap'}",
+    p = run_ulnet("run", "--rules", rules, "--in", f"lan={bench}", "--out", f"w1={tmp_path / 'w1.pcap'}",
                   "--out", f"w2={tmp_path / 'w2.pcap'}", "--stats-json", tmp_path / "s.json", "-q")
     assert p.returncode == 0, p.stderr
     a, b = _flow_keys(tmp_path / "w1.pcap"), _flow_keys(tmp_path / "w2.pcap")
     assert not (set(a) & set(b)), "a flow on both ports"
-    allf = _flow_keys(BENCH_SLICE)
+    allf = _flow_keys(bench)
     ip_flows = {k for k in allf if k[2][0] is not None}
     assert set(a) | set(b) >= {k for k in ip_flows if allf[k]["ip_version"] in (4, 6)} - {k for k in ip_flows if False}
     both_in = sum(1 for k, r in allf.items() if r["dst2src_packets"] > 0)
