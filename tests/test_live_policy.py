@@ -52,6 +52,11 @@ def test_policy_block_icmp_http_still_works(topo, tmp_path):
     out, err = topo.stop(p)
     last = [json.loads(x) for x in out.splitlines() if x.startswith("{")][-1]
     assert last["policy_dropped"] >= 3
+    # per-rule counts at exit, as ulnet run prints them: line, packets, bytes, flows, rule
+    rows = {ln.split(None, 4)[4]: [int(x) for x in ln.split(None, 4)[1:4]]
+            for ln in err.splitlines() if ln[:5].strip().isdigit() and len(ln.split(None, 4)) == 5}
+    assert rows["block proto icmp"][0] == last["policy_dropped"] and rows["block proto icmp"][2] >= 1, err
+    assert rows["default pass"][0] >= 10 and rows["default pass"][2] >= 1, err     # the HTTP flow
 
 
 def test_policy_reject_fails_at_once(topo, tmp_path):

@@ -49,7 +49,9 @@ DESCRIPTION
     departure time, route/balance pick the output port, capture writes the
     flow's packets to a file. A rules file with errors stops the bridge
     before it starts (exit 1); on SIGHUP a broken file is reported and the
-    running rules stay in force.
+    running rules stay in force. At exit, per rule, the packets, bytes and
+    flows it decided (all workers summed; since the last reload) go to
+    standard error as ulnet run prints them (--quiet-rules: not).
     --stats prints every non-zero counter at exit.
 
     An interface that goes down and up does not stop the bridge: it
@@ -104,6 +106,8 @@ def add_arguments(p):
     p.add_argument("--stats-interval", type=_interval, metavar="S",
                    help="print one JSON line of running numbers every S seconds (standard output)")
     p.add_argument("--stats", action="store_true", help="print the counters to standard error at exit")
+    p.add_argument("--quiet-rules", action="store_true",
+                   help="with --rules: do not print the per-rule packets, bytes and flows at exit")
 
 
 def run(args) -> int:
@@ -129,19 +133,20 @@ def run(args) -> int:
         from ulnet.live.policy import LivePolicy, RulesError, load_rules
         names = [s.removeprefix("tap:") for s in specs]
         try:
-            load_rules(args.rules, names)          # a broken file stops here: nothing applied
+            loaded = load_rules(args.rules, names)          # a broken file stops here: nothing applied
         except RulesError as e:
             print(f"{e}\n{prog}: {args.rules}: rules not applied", file=sys.stderr)
             return 1
         make_policy = lambda table, cap: LivePolicy(args.rules, names, peer, table, cap)   # noqa: E731
     view = make_view(f"ulnet bridge {' <-> '.join(s.removeprefix('tap:') for s in specs)}",
                      args.stats_interval)
+    rule_totals: list = []
     try:
         counters, _ports, _flows, _per_worker = run_bridge(
             specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
             make_policy=make_policy,
             view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
-            ring_version=3 if args.ring == "v3" else 2)
+            ring_version=3 if args.ring == "v3" else 2, rule_totals=rule_totals)
     except LiveError as e:
         if view is not None:
             view.close()
@@ -150,6 +155,28 @@ def run(args) -> int:
         return 1 if msg.startswith("a worker failed") else 2
     if view is not None:
         view.close()
+    if args.rules and rule_totals and not args.quiet_rules:
+        _print_rules(args.rules, names, loaded, rule_totals[0])
     if args.stats:
         print_stats(counters)
     return 0
+
+
+def _print_rules(path, names, loaded, totals) -> None:
+    """Per rule packets, bytes and flows at exit (standard error), as ulnet
+    run prints them; after a SIGHUP reload, the rules in force since then."""
+    from ulnet.live.policy import RulesError, load_rules
+    from ulnet.policy.compile import compile_policy
+    try:
+        loaded = load_rules(path, names)        # the file as reloaded last (if it still checks)
+    except RulesError:
+        pass
+    checked, apps, _ = loaded
+    compiled = compile_policy(checked, names, len(apps) if apps else 0)
+    if len(compiled.rules) != len(totals):
+        print(f"ulnet bridge: per-rule counts not shown: {path} changed since it was loaded", file=sys.stderr)
+        return
+    print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
+    for r in compiled.rules:
+        pk, by, fl = (int(x) for x in totals[r.index])
+        print(f"{r.line:>5} {pk:>10} {by:>12} {fl:>8}  {r.text}", file=sys.stderr)

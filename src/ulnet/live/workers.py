@@ -30,12 +30,18 @@ from ulnet.live.loop import BRIDGE_BLOCK, BRIDGE_BLOCKS, Forwarder, Port, open_p
 from ulnet.sources.afpacket import FANOUT_HASH, LiveError, RingSource
 
 
+# per-rule packets, bytes, flows kept in shared memory for this many rules
+# (the default included); a larger policy reports its first ones
+MAX_RULE_ROWS = 4097
+
+
 class Shared:
-    """Counters, per-port numbers and flow counts of every worker, in shared memory."""
+    """Counters, per-port numbers, flow counts and per-rule counts of every
+    worker, in shared memory."""
 
     def __init__(self, workers: int, nports: int):
         self.n, self.p = workers, nports
-        size = 8 * workers * (N_COUNTERS + 4 * nports + 2)
+        size = 8 * workers * (N_COUNTERS + 4 * nports + 3 + 3 * MAX_RULE_ROWS)
         self.mm = mmap.mmap(-1, size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
         a = np.frombuffer(self.mm, dtype=np.int64)
         k = workers * N_COUNTERS
@@ -44,9 +50,18 @@ class Shared:
         k += workers * nports * 4
         self.flows = a[k:k + workers]
         self.ready = a[k + workers:k + 2 * workers]
+        self.nrules = a[k + 2 * workers:k + 3 * workers]
+        k += 3 * workers
+        self.rules = a[k:k + workers * MAX_RULE_ROWS * 3].reshape(workers, MAX_RULE_ROWS, 3)
 
     def totals(self):
         return self.counters.sum(axis=0), self.ports.sum(axis=0), int(self.flows.sum()), self.flows.copy()
+
+    def rule_totals(self) -> np.ndarray:
+        """int64 [rules + 1, 3]: packets, bytes, flows per rule of the
+        policy in force (since its last load), summed over the workers."""
+        n = min(int(self.nrules.max()), MAX_RULE_ROWS)
+        return self.rules[:, :n].sum(axis=0)
 
 
 class _Flags:
@@ -80,6 +95,13 @@ def _worker_loop(fw: Forwarder, flags: _Flags, k: int, shared: Shared, tick: Cal
             shared.ports[k, j] = p.stats
         if fw.flows is not None:
             shared.flows[k] = fw.flows.active_flows
+        stage = getattr(fw.policy, "stage", None)
+        if stage is not None:
+            rs = stage.rule_stats()
+            m = min(len(rs), MAX_RULE_ROWS)
+            shared.rules[k, :m] = rs[:m]
+            shared.rules[k, m:] = 0
+            shared.nrules[k] = len(rs)
         if flags.hup:
             flags.hup = False
             reload = getattr(fw.policy, "reload", None)
@@ -101,9 +123,12 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                make_flows: Callable[[], object] | None = None,
                make_policy: Callable[[], object] | None = None,
                view=None, interval: float = 1.0, qdisc_bypass: bool = False,
-               ring_version: int = 3, log=None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+               ring_version: int = 3, log=None,
+               rule_totals: list | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Forward between the ports named by ``specs`` until SIGINT/SIGTERM;
     returns the final (counters, per-port numbers, active flows, flows per worker).
+    ``rule_totals``, a list, gets the per-rule counts appended (see
+    ``Shared.rule_totals``).
     Raises LiveError before forwarding starts when a port cannot be opened."""
     log = log or (lambda m: print(f"ulnet bridge: {m}", file=sys.stderr, flush=True))
     shared = Shared(workers, len(specs))
@@ -211,6 +236,8 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
             if failed:
                 raise LiveError("a worker failed (see above)")
         show()
+        if rule_totals is not None:
+            rule_totals.append(shared.rule_totals())
         return shared.totals()
     finally:
         _restore(old)
