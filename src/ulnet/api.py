@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
+from ulnet.flow.text import as_list
 from ulnet.inspect import Inspector, DEFAULT_MAX_DPI
 from ulnet.pipeline import Pipeline
 from ulnet.sinks.flows import FlowWriter, to_record_batch
@@ -69,7 +69,7 @@ class FlowRecords:
     def __iter__(self):
         Record = namedtuple("FlowRecord", self.fields)
         for cols in self._column_chunks():
-            lists = [cols[k].tolist() if isinstance(cols[k], np.ndarray) else cols[k] for k in self.fields]
+            lists = [as_list(cols[k]) for k in self.fields]
             for row in zip(*lists):
                 yield Record(*row)
 

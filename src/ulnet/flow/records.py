@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ulnet.addr import to_text
 from ulnet.inspect import ports as _ports
 from ulnet.inspect.registry import NAMES as APP_NAMES, CATEGORIES as APP_CATEGORIES
 from ulnet.flow import FlowChunk, TCP_STATE_NAMES
 from ulnet.flow import _kernels as K
+from ulnet.flow.text import address_array, meta_array, take_names
 
 TCP_FLAG_NAMES = ("fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr")
 
@@ -42,34 +42,6 @@ def fields(statistics: bool) -> tuple[str, ...]:
 CONFIDENCE_NAMES = ("none", "port", "payload", "protocol")
 
 
-def _text(META, field, width) -> list[str]:
-    """A length-prefixed text field of each metadata row (Python work only
-    for the rows that have one)."""
-    lens = META[:, field].astype(np.int64)
-    out = [""] * len(lens)
-    for k in np.flatnonzero(lens).tolist():
-        m = min(int(lens[k]), width)
-        out[k] = META[k, field + 1:field + 1 + m].tobytes().decode("utf-8", "replace")
-    return out
-
-
-_OCTETS = np.array([str(v) for v in range(256)], dtype=object)
-
-
-def addresses(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> list[str]:
-    """Text of many addresses: IPv4 vectorised (object-array string joins),
-    IPv6 one by one through the cached formatter."""
-    out = np.empty(len(lo), dtype=object)
-    v4 = ver == 4
-    if v4.any():
-        a = lo[v4] & np.uint64(0xFFFFFFFF)
-        parts = [_OCTETS[((a >> np.uint64(s)) & np.uint64(0xFF)).astype(np.int64)] for s in (24, 16, 8, 0)]
-        out[v4] = parts[0] + "." + parts[1] + "." + parts[2] + "." + parts[3]
-    for k in np.flatnonzero(~v4).tolist():
-        out[k] = to_text(int(hi[k]), int(lo[k]), 6)
-    return out.tolist()
-
-
 def app_ids(c: FlowChunk) -> tuple[np.ndarray, np.ndarray]:
     """Application id (index into the registry's NAMES) and confidence code
     (index into CONFIDENCE_NAMES) of each flow of a chunk, with the port
@@ -95,25 +67,21 @@ def _app_ids(F, proto, sport, dport, has_ports):
 def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
     app, conf = _app_ids(F, proto, sport, dport, has_ports)
     dpi = (F[:, K.F_APP] >> K.A_DPI_SHIFT) & 0xFF
-    names = np.asarray(APP_NAMES, dtype=object)
-    cats = np.asarray(APP_CATEGORIES, dtype=object)
-    conf_names = np.asarray(CONFIDENCE_NAMES, dtype=object)
     qtype = (META[:, K.M_QTYPE].astype(np.int64) << 8) | META[:, K.M_QTYPE + 1]
     return {
-        "application_name": names[app].tolist(),
-        "application_category_name": cats[app].tolist(),
-        "application_confidence": conf_names[conf].tolist(),
+        "application_name": take_names(APP_NAMES, app),
+        "application_category_name": take_names(APP_CATEGORIES, app),
+        "application_confidence": take_names(CONFIDENCE_NAMES, conf),
         "dpi_packets": (dpi & 0xF) + (dpi >> 4),
-        "requested_server_name": _text(META, K.M_NAME, K.M_NAME_MAX),
-        "user_agent": _text(META, K.M_UA, K.M_UA_MAX),
-        "alpn": _text(META, K.M_ALPN, K.M_ALPN_MAX),
+        "requested_server_name": meta_array(META, K.M_NAME, K.M_NAME_MAX),
+        "user_agent": meta_array(META, K.M_UA, K.M_UA_MAX),
+        "alpn": meta_array(META, K.M_ALPN, K.M_ALPN_MAX),
         "dns_query_type": qtype,
     }
 
 
 def to_columns(c: FlowChunk) -> dict[str, object]:
     F, KK = c.F, c.K
-    n = len(F)
     key = F[:, K.F_KEY]
     proto = (key >> 32) & 0xFF
     ver = (key >> 40) & 0xF
@@ -135,9 +103,9 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
     cols: dict[str, object] = {
         "id": F[:, K.F_ID],
         "expiration_id": reason,
-        "src_ip": addresses(shi, slo, ver),
+        "src_ip": address_array(shi, slo, ver),
         "src_port": np.where(has_ports, sport, 0),
-        "dst_ip": addresses(dhi, dlo, ver),
+        "dst_ip": address_array(dhi, dlo, ver),
         "dst_port": np.where(has_ports, dport, 0),
         "protocol": proto,
         "ip_version": ver,
@@ -152,7 +120,7 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
         "dst2src_packets": F[:, K.F_PK1],
         "dst2src_bytes": F[:, K.F_BY1],
         **_app_columns(F, c.META, proto, sport, dport, has_ports),
-        "tcp_state": np.asarray(TCP_STATE_NAMES, dtype=object)[state].tolist(),
+        "tcp_state": take_names(TCP_STATE_NAMES, state),
     }
     for di, d in enumerate(("src2dst", "dst2src")):
         for b, f in enumerate(TCP_FLAG_NAMES):

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from ulnet.flow.text import as_list
 
 FORMATS = ("csv", "jsonl", "parquet")
 
 
 def to_record_batch(cols: dict, names) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array(cols[k]) for k in names], names=list(names))
+    return pa.RecordBatch.from_arrays([cols[k] if isinstance(cols[k], pa.Array) else pa.array(cols[k])
+                                       for k in names], names=list(names))
 
 
 class FlowWriter:
@@ -56,7 +58,7 @@ class FlowWriter:
         self._w.write_batch(rb.cast(self._schema) if rb.schema != self._schema else rb)
 
     def _write_jsonl(self, cols, n):
-        lists = [(k, cols[k].tolist() if isinstance(cols[k], np.ndarray) else cols[k]) for k in self.names]
+        lists = [(k, as_list(cols[k])) for k in self.names]
         out = []
         for i in range(n):
             out.append(json.dumps({k: v[i] for k, v in lists}, separators=(", ", ": ")))

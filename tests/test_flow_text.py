@@ -1,0 +1,57 @@
+"""Text columns of flow records built as Arrow arrays (ulnet.flow.text)
+against the plain Python formatting."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import numpy as np
+
+from ulnet.addr import from_text, to_text
+from ulnet.flow.text import address_array, as_list, meta_array, take_names
+
+
+def test_addresses_mixed_versions():
+    rng = random.Random(7)
+    texts, vers = [], []
+    for _ in range(2000):
+        if rng.random() < 0.8:
+            texts.append(str(ipaddress.IPv4Address(rng.getrandbits(32))))
+            vers.append(4)
+        else:
+            texts.append(str(ipaddress.IPv6Address(rng.getrandbits(128) >> rng.choice((0, 64, 100)))))
+            vers.append(6)
+    texts += ["0.0.0.0", "255.255.255.255", "10.0.0.1", "::", "::1"]
+    vers += [4, 4, 4, 6, 6]
+    hl = [from_text(t) for t in texts]
+    hi = np.array([h for h, _ in hl], dtype=np.uint64)
+    lo = np.array([l for _, l in hl], dtype=np.uint64)
+    got = address_array(hi, lo, np.array(vers)).to_pylist()
+    # the per-address formatter (inet_ntop, which writes ::a.b.c.d for the
+    # deprecated IPv4-compatible range) is the reference
+    assert got == [to_text(int(h), int(l), v) for h, l, v in zip(hi, lo, vers)]
+    assert [g for g, t in zip(got, texts) if g != t and not g.startswith("::")] == []
+
+
+def test_empty_chunk():
+    z = np.zeros(0, dtype=np.uint64)
+    assert address_array(z, z, np.zeros(0, dtype=np.int64)).to_pylist() == []
+    assert meta_array(np.zeros((0, 64), dtype=np.uint8), 0, 40).to_pylist() == []
+
+
+def test_meta_names_utf8_and_invalid():
+    META = np.zeros((4, 64), dtype=np.uint8)
+    names = [b"www.example.com", "b\u00fccher.de".encode(), b"bad\xff\xfename", b"x" * 60]
+    for k, b in enumerate(names):
+        META[k, 0] = len(b)
+        META[k, 1:1 + min(len(b), 63)] = np.frombuffer(b[:63], dtype=np.uint8)
+    got = meta_array(META, 0, 40).to_pylist()          # width 40 cuts the last one
+    assert got == ["www.example.com", "b\u00fccher.de", "bad\ufffd\ufffdname", "x" * 40]
+    META[2] = 0
+    assert meta_array(META, 0, 40).to_pylist()[2] == ""
+
+
+def test_take_names_and_as_list():
+    assert take_names(("a", "bb", "ccc"), np.array([2, 0, 0, 1])).to_pylist() == ["ccc", "a", "a", "bb"]
+    assert as_list(np.array([1, 2])) == [1, 2] and as_list(["x"]) == ["x"]
