@@ -174,8 +174,6 @@ def run(args) -> int:
     except LiveError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
-          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
     files = _Files(args)
     try:
         files.open(None)
@@ -186,6 +184,13 @@ def run(args) -> int:
     counters = new_counters()
     src.counters = counters
     batch = PacketBatch(args.batch_size)
+    # load (or compile) the ring walker and the writer's kernels now, not when
+    # the first packets arrive: that took long enough for a small ring to fill
+    src.fill(batch, batch.capacity)         # a full batch: walks nothing
+    batch.n = 0
+    files.w.write_batch(batch)              # no rows: writes nothing
+    print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
+          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
     from ulnet.live.view import make_view
     view = make_view(f"ulnet capture {args.interface}", args.stats_interval)
     from ulnet.live.view import Snapshot
