@@ -94,17 +94,22 @@ def add_arguments(p):
                    help="tcpdump filter expression, run by the kernel (docs/filter.md)")
 
 
+RETIRE_MS = 100     # block retire timeout: a packet is in the file at most this late
+
+
 def ring_geometry(buffer_kib: int) -> tuple[int, int]:
     """(block size, blocks) of a TPACKET_V3 ring of about ``buffer_kib`` KiB.
 
-    A block is handed over when full or when the retire timer fires (10 ms),
-    whichever comes first, and a retired block is one slot whatever it holds:
-    under moderate traffic the ring covers about blocks x 10 ms of a reader
-    that is not scheduled, however large it is. So: blocks of 1 MiB only when
-    that still makes at least 64 of them, else halved down to 128 KiB (which
-    still holds a whole 64 KiB GRO/GSO frame). 32 MiB -> 64 x 512 KiB;
-    2 MiB -> 16 x 128 KiB (1 MiB blocks made 2, and lost packets at 250 kpps
-    where tcpdump's 8 x 256 KiB did not: bench/bench_capture.py)."""
+    A block is handed over when full or when the retire timer fires
+    (RETIRE_MS), whichever comes first, and a retired block is one slot
+    whatever it holds: under moderate traffic the ring covers about blocks x
+    RETIRE_MS of a reader that is not scheduled, however large it is. So:
+    blocks of 1 MiB only when that still makes at least 64 of them, else
+    halved down to 128 KiB (which still holds a whole 64 KiB GRO/GSO frame).
+    32 MiB -> 64 x 512 KiB; 2 MiB -> 16 x 128 KiB. (1 MiB blocks with a 10 ms
+    timer made 2 blocks of a 2 MiB ring, 20 ms, and lost packets at 30-250
+    kpps where tcpdump's 8 x 256 KiB with libpcap's 1000 ms did not:
+    bench/bench_capture.py.)"""
     total = buffer_kib * 1024
     block = 1 << 20
     while block > (128 << 10) and total // block < 64:
@@ -170,7 +175,7 @@ def run(args) -> int:
     block, blocks = ring_geometry(args.buffer_kib)
     try:
         src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
-                         block_size=block, blocks=blocks, retire_ms=10, bpf=bpf)
+                         block_size=block, blocks=blocks, retire_ms=RETIRE_MS, bpf=bpf)
     except LiveError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
