@@ -189,9 +189,10 @@ def run(args) -> int:
     counters = new_counters()
     src.counters = counters
     batch = PacketBatch(args.batch_size)
-    # load (or compile) the ring walker and the writer's kernels now, not when
-    # the first packets arrive: that took long enough for a small ring to fill
-    src.fill(batch, batch.capacity)         # a full batch: walks nothing
+    # load (or compile) the ring walker, its release and the writer's kernels
+    # now, not when the first packets arrive: that took long enough (0.2-0.4 s
+    # on a busy machine) for a small ring to fill
+    src.warm(batch)
     batch.n = 0
     files.w.write_batch(batch)              # no rows: writes nothing
     print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
