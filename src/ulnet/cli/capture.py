@@ -22,7 +22,8 @@ DESCRIPTION
 
     -s SNAPLEN keeps the first SNAPLEN bytes of each packet (a kernel
     filter, as libpcap does); -p leaves promiscuous mode off; -B sets the
-    ring size in KiB (default 32768).
+    ring size in KiB (default 32768: 64 blocks of 512 KiB; smaller rings get
+    smaller blocks, down to 128 KiB, and at least 2 of them).
 
     EXPRESSION (the trailing words, or -F FILE) is a tcpdump filter compiled
     by libpcap for Ethernet and attached to the socket: the kernel drops
@@ -93,6 +94,29 @@ def add_arguments(p):
                    help="tcpdump filter expression, run by the kernel (docs/filter.md)")
 
 
+RETIRE_MS = 100     # block retire timeout: a packet is in the file at most this late
+
+
+def ring_geometry(buffer_kib: int) -> tuple[int, int]:
+    """(block size, blocks) of a TPACKET_V3 ring of about ``buffer_kib`` KiB.
+
+    A block is handed over when full or when the retire timer fires
+    (RETIRE_MS), whichever comes first, and a retired block is one slot
+    whatever it holds: under moderate traffic the ring covers about blocks x
+    RETIRE_MS of a reader that is not scheduled, however large it is. So:
+    blocks of 1 MiB only when that still makes at least 64 of them, else
+    halved down to 128 KiB (which still holds a whole 64 KiB GRO/GSO frame).
+    32 MiB -> 64 x 512 KiB; 2 MiB -> 16 x 128 KiB. (1 MiB blocks with a 10 ms
+    timer made 2 blocks of a 2 MiB ring, 20 ms, and lost packets at 30-250
+    kpps where tcpdump's 8 x 256 KiB with libpcap's 1000 ms did not:
+    bench/bench_capture.py.)"""
+    total = buffer_kib * 1024
+    block = 1 << 20
+    while block > (128 << 10) and total // block < 64:
+        block >>= 1
+    return block, max(2, total // block)
+
+
 class _Stop(Exception):
     pass
 
@@ -148,16 +172,13 @@ def run(args) -> int:
             bpf = flt.program(1)            # AF_PACKET SOCK_RAW: Ethernet frames
         except FilterError as e:
             return filter_error(e, "capture")
-    block = 1 << 20
-    blocks = max(2, args.buffer_kib * 1024 // block)
+    block, blocks = ring_geometry(args.buffer_kib)
     try:
         src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
-                         block_size=block, blocks=blocks, retire_ms=10, bpf=bpf)
+                         block_size=block, blocks=blocks, retire_ms=RETIRE_MS, bpf=bpf)
     except LiveError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
-          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
     files = _Files(args)
     try:
         files.open(None)
@@ -168,6 +189,14 @@ def run(args) -> int:
     counters = new_counters()
     src.counters = counters
     batch = PacketBatch(args.batch_size)
+    # load (or compile) the ring walker, its release and the writer's kernels
+    # now, not when the first packets arrive: that took long enough (0.2-0.4 s
+    # on a busy machine) for a small ring to fill
+    src.warm(batch)
+    batch.n = 0
+    files.w.write_batch(batch)              # no rows: writes nothing
+    print(f"{prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
+          f"snapshot length {args.snaplen or 'whole packets'}", file=sys.stderr, flush=True)
     from ulnet.live.view import make_view
     view = make_view(f"ulnet capture {args.interface}", args.stats_interval)
     from ulnet.live.view import Snapshot

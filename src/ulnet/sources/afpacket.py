@@ -502,6 +502,15 @@ class RingSource:
         b.buf = self.ring
         return int(got)
 
+    def warm(self, batch: PacketBatch) -> None:
+        """Load (or compile) the walker and the release kernel now, taking no
+        packet: the first packets must not wait for numba."""
+        self.fill(batch, batch.capacity)            # a full batch: walks nothing
+        if self.version == 3:
+            _release_v3(self.ring, self.unit, self.count, self.st)  # st[3] == 0: releases nothing
+        else:
+            _release_v2(self.ring, self.unit, self.count, self.st)  # st[1] == 0: releases nothing
+
     def release(self) -> None:
         """Give the frames/blocks walked by the last ``fill`` back to the kernel."""
         if self.version == 3:
