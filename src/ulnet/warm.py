@@ -29,7 +29,6 @@ import contextlib
 import io
 import os
 import struct
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -62,8 +61,9 @@ def _eth(l3: bytes, ethertype: int = 0x0800, vlan: int | None = None) -> bytes:
     return head + struct.pack("!H", ethertype) + l3
 
 
-def sample_capture() -> bytes:
-    """A pcap (Ethernet) of a few packets touching every stage."""
+def sample_frames() -> list[bytes]:
+    """Ethernet frames touching every stage (also what the live bridge warms
+    its policy path with, ulnet.live.policy)."""
     a, b = bytes([192, 0, 2, 1]), bytes([198, 51, 100, 2])
     http = b"GET / HTTP/1.1\r\nHost: example.org\r\nUser-Agent: warm\r\n\r\n"
     sni = b"example.org"
@@ -91,8 +91,13 @@ def sample_capture() -> bytes:
         _eth(_ipv4(a, b, 6, tcp(40005, 22, 0x02))),
         _eth(_ipv4(a, b, 6, tcp(40000, 80, 0x11))),
     ]
+    return frames
+
+
+def sample_capture() -> bytes:
+    """A pcap (Ethernet) of the sample frames."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
-    for k, f in enumerate(frames):
+    for k, f in enumerate(sample_frames()):
         out.append(struct.pack("<IIII", 1_700_000_000 + k, 0, len(f), len(f)) + f)
     return b"".join(out)
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ulnet.cli.common import positive_int, print_stats
+from ulnet.cli.common import positive_int, print_rule_table, print_stats
 from ulnet.sources.afpacket import LiveError
 
 HELP = "forward between two interfaces, or an interface and the host (TAP), through the pipeline"
@@ -163,20 +163,16 @@ def run(args) -> int:
 
 
 def _print_rules(path, names, loaded, totals) -> None:
-    """Per rule packets, bytes and flows at exit (standard error), as ulnet
-    run prints them; after a SIGHUP reload, the rules in force since then."""
+    """Per rule packets, bytes and flows at exit, as ulnet run prints them;
+    after a SIGHUP reload, the rules in force since then."""
     from ulnet.live.policy import RulesError, load_rules
-    from ulnet.policy.compile import compile_policy
     try:
         loaded = load_rules(path, names)        # the file as reloaded last (if it still checks)
     except RulesError:
         pass
-    checked, apps, _ = loaded
-    compiled = compile_policy(checked, names, len(apps) if apps else 0)
-    if len(compiled.rules) != len(totals):
+    rules = loaded[0].rules
+    if len(rules) != len(totals):
         print(f"ulnet bridge: per-rule counts not shown: {path} changed since it was loaded", file=sys.stderr)
         return
-    print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
-    for r in compiled.rules:
-        pk, by, fl = (int(x) for x in totals[r.index])
-        print(f"{r.line:>5} {pk:>10} {by:>12} {fl:>8}  {r.text}", file=sys.stderr)
+    print_rule_table([{"line": r.line, "text": r.text, "packets": int(totals[r.index, 0]),
+                       "bytes": int(totals[r.index, 1]), "flows": int(totals[r.index, 2])} for r in rules])

@@ -165,3 +165,11 @@ def print_stats(counters, file=sys.stderr) -> None:
 def report_problems(problems, prog: str) -> None:
     for line in problems:
         print(f"ulnet {prog}: warning: {line}", file=sys.stderr)
+
+
+def print_rule_table(rows) -> None:
+    """Per rule: line, packets, bytes, flows, text (dicts with those keys),
+    to standard error -- the table ulnet run and ulnet bridge end with."""
+    print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
+    for r in rows:
+        print(f"{r['line']:>5} {r['packets']:>10} {r['bytes']:>12} {r['flows']:>8}  {r['text']}", file=sys.stderr)

@@ -46,7 +46,7 @@ import sys
 from ulnet.addr import to_text
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.batch.columns import H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT
-from ulnet.cli.common import add_filter_file_argument, batch_size, filter_error, filter_of
+from ulnet.cli.common import add_filter_file_argument, batch_size, filter_error, filter_of, print_rule_table
 from ulnet.filter import FilterError
 from ulnet.policy import detector_names
 from ulnet.policy.check import check
@@ -178,9 +178,7 @@ def run(args) -> int:
         print(f"ulnet run: warning: {line}", file=sys.stderr)
     st = run_.stats()
     if not args.quiet:
-        print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
-        for r in st["rules"]:
-            print(f"{r['line']:>5} {r['packets']:>10} {r['bytes']:>12} {r['flows']:>8}  {r['text']}", file=sys.stderr)
+        print_rule_table(st["rules"])
         from ulnet.policy.stage import HOST_SPECIAL
         lines = {r["rule"]: r for r in st["rules"]}
         for ri, rows in st.get("count_by_host", {}).items():

@@ -68,23 +68,10 @@ def load_rules(path: str, ports: list[str]):
 
 
 def _warm_batch() -> PacketBatch:
-    """ARP, TCP (HTTP request and answer), UDP (DNS) and ICMP frames, as one batch."""
-    import struct
-
-    def ip4(proto, payload, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02"):
-        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst) + payload
-    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
-    frames = [
-        b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01\x08\x06" + bytes(28),
-        eth + ip4(6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0)),
-        eth + ip4(6, struct.pack("!HHIIBBHHH", 40000, 80, 2, 1, 0x50, 0x18, 65535, 0, 0)
-                  + b"GET / HTTP/1.1\r\nHost: warm.example\r\n\r\n"),
-        eth + ip4(6, struct.pack("!HHIIBBHHH", 80, 40000, 1, 3, 0x50, 0x18, 65535, 0, 0)
-                  + b"HTTP/1.1 200 OK\r\n\r\n", src=b"\x0a\x00\x00\x02", dst=b"\x0a\x00\x00\x01"),
-        eth + ip4(17, struct.pack("!HHHH", 5353, 53, 8 + 17, 0) + b"\x12\x34\x01\x00\x00\x01" + bytes(6)
-                  + b"\x00\x00\x01\x00\x01"),
-        eth + ip4(1, b"\x08\x00\x00\x00\x00\x01\x00\x01" + bytes(32)),
-    ]
+    """An ARP frame and ulnet warm's sample frames (TCP with HTTP and TLS,
+    UDP DNS, ICMP, IPv6, a fragment, a VLAN tag), as one batch."""
+    from ulnet.warm import sample_frames
+    frames = [b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01\x08\x06" + bytes(28)] + sample_frames()
     b = PacketBatch(len(frames))
     b.buf = np.frombuffer(bytearray(b"".join(frames)), dtype=np.uint8)   # writable, as a ring is: same kernel types
     o = 0
