@@ -105,14 +105,10 @@ class FlowTable:
         self.TF = np.zeros((cap, 16), dtype=np.uint32)
         self.ST = np.zeros((cap if statistics else 1, K.NS), dtype=np.float64)
         self.LT = np.zeros((cap if statistics else 1, 2), dtype=np.int64)
-        self.LNK = np.full((cap, 2), -1, dtype=np.int32)
-        self.LNK[:, 1] = np.arange(1, cap + 1, dtype=np.int32)    # free chain: entry 0 first
-        self.LNK[cap - 1, 1] = -1
+        self.LNK = np.empty((cap, 2), dtype=np.int32)
         self.IDX = np.zeros(slots, dtype=np.int32)
         self.S = np.zeros(K.S_SIZE, dtype=np.int64)
-        self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
-        self.S[K.S_FREE_HEAD] = 0
-        self.S[K.S_FREE_TAIL] = cap - 1
+        self._reset_lists()
         # metadata pool (server names, user agents): slots taken by the
         # inspection stage, given back at export; pages are touched only when used
         mslots = min(cap, K.META_MAX_SLOTS, meta_slots if meta_slots is not None else cap)
@@ -134,6 +130,19 @@ class FlowTable:
         self.XTF = np.zeros((xr, 16), dtype=np.uint32)
         self.XST = np.zeros((xr if statistics else 1, K.NS), dtype=np.float64)
         self.XMETA = np.zeros((xr, K.META_W), dtype=np.uint8)
+        self._no_meta = np.zeros(K.META_W, dtype=np.uint8)
+
+    def _reset_lists(self) -> None:
+        """No entry in use: empty expiry lists, every entry on the free chain
+        (entry 0 first)."""
+        cap = self.capacity
+        self.LNK[:, 0] = -1
+        self.LNK[:, 1] = np.arange(1, cap + 1, dtype=np.int32)
+        self.LNK[cap - 1, 1] = -1
+        self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
+        self.S[K.S_FREE_HEAD] = 0
+        self.S[K.S_FREE_TAIL] = cap - 1
+        self.S[K.S_NLIVE] = 0     # (S_HWM stays: entries below it are not zero any more)
 
     @property
     def active_flows(self) -> int:
@@ -156,8 +165,13 @@ class FlowTable:
         x = int(self.S[K.S_NEXP])
         if not x:
             return None
-        chunk = FlowChunk(self.XF[:x].copy(), self.XK[:x].copy(), self.XTF[:x].copy(),
-                          self.XST[:x].copy() if self.statistics else None, self.XMETA[:x].copy())
+        XF = self.XF[:x].copy()
+        if np.any(XF[:, K.F_APP] >> K.A_META_SHIFT):
+            meta = self.XMETA[:x].copy()
+        else:       # no names in this chunk: one zero row seen x times, not x copied rows
+            meta = np.broadcast_to(self._no_meta, (x, K.META_W))
+        chunk = FlowChunk(XF, self.XK[:x].copy(), self.XTF[:x].copy(),
+                          self.XST[:x].copy() if self.statistics else None, meta)
         self.S[K.S_NEXP] = 0
         return chunk
 
@@ -195,13 +209,19 @@ class FlowTable:
     def flush(self, reason: int = K.END_INPUT):
         """Export every flow still in the table, oldest id first: yields
         chunks one at a time (flows already ended come first), so a caller
-        writes them as they come and memory stays bounded."""
+        writes them as they come and memory stays bounded. The table is
+        empty afterwards (and must not be fed while the flush runs)."""
         ents = K.live_entries(self.F, self.LNK, self.S)
         k = 0
         while True:
-            k = K.export_entries(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.S, self.META,
-                                 self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics,
-                                 reason, ents, k)
+            k = K.flush_entries(self.F, self.K, self.TF, self.ST, self.S, self.META, self.MFREE,
+                                self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics,
+                                reason, ents, k)
+            if k >= len(ents):
+                # every entry is out: an empty index and lists, without
+                # taking each flow out of them one by one
+                self.IDX[:] = 0
+                self._reset_lists()
             c = self._drain()
             if c is not None:
                 yield c

@@ -96,7 +96,8 @@ S_NEXP = 7         # rows used in the export arrays
 S_SEED = 8
 S_MFREE_TOP = 9    # free metadata slots on the MFREE stack
 S_FREE_TAIL = 10   # last free entry, -1 none
-S_SIZE = 11
+S_HWM = 11         # entries ever taken: every entry in use is below it
+S_SIZE = 12
 
 # fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
 FRAG_SLOTS = 4096
@@ -205,7 +206,8 @@ def _index_remove(IDX, K, F, e, S):
 
 
 @njit(cache=True)
-def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
+def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
+    """Copy entry e to the next export row and give its metadata slot back."""
     x = S[S_NEXP]
     for c in range(NF):
         XF[x, c] = F[e, c]
@@ -231,6 +233,11 @@ def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, 
         XMETA[x, M_QTYPE] = 0
         XMETA[x, M_QTYPE + 1] = 0
     S[S_NEXP] = x + 1
+
+
+@njit(cache=True)
+def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
+    _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats)
     _list_unlink(S, LNK, F, e)
     _index_remove(IDX, K, F, e, S)
     F[e, F_STATE] = np.int64(LIST_FREE) << 8
@@ -433,6 +440,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 if S[S_FREE_HEAD] < 0:
                     S[S_FREE_TAIL] = -1
                 S[S_NLIVE] += 1
+                fresh = e >= S[S_HWM]      # never used: its rows are still the allocation's zeros
+                if fresh:
+                    S[S_HWM] = e + 1
                 IDX[j] = e + 1
                 K[e, 0] = ahi
                 K[e, 1] = alo
@@ -449,8 +459,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 F[e, F_KEY] = mkey | (np.int64(1 if swap else 0) << KEY_SRC_IS_B)
                 F[e, F_APP] = 0
                 F[e, F_STATE] = TCP_NEW if proto == 6 else TCP_NONE   # epoch stamped below
-                for c in range(16):
-                    TF[e, c] = 0
+                if not fresh:    # (a fresh UDP flow's TCP flag row is never touched)
+                    for c in range(16):
+                        TF[e, c] = 0
                 if stats:
                     _stat_init(ST, e)
                     LT[e, 0] = -1
@@ -522,17 +533,23 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
 
 @njit(cache=True)
 def live_entries(F, LNK, S):
-    """Entries in use, oldest flow id first (for the end-of-input flush)."""
+    """Entries in use, oldest flow id first (for the end-of-input flush).
+    A sequential scan of the entries (not a walk of the expiry lists, whose
+    order is random in memory); entries are taken from the free list in
+    order, so the ids are usually sorted already and the sort is skipped."""
     cnt = 0
     ids = np.empty(S[S_NLIVE], dtype=np.int64)
     ents = np.empty(S[S_NLIVE], dtype=np.int64)
-    for hs in (S_LIVE_HEAD, S_CLOSED_HEAD):
-        e = S[hs]
-        while e >= 0:
+    is_sorted = True
+    for e in range(S[S_HWM]):
+        if ((F[e, F_STATE] >> 8) & 0xF) != LIST_FREE and cnt < ids.shape[0]:
             ids[cnt] = F[e, F_ID]
             ents[cnt] = e
+            if cnt and ids[cnt] < ids[cnt - 1]:
+                is_sorted = False
             cnt += 1
-            e = LNK[e, 1]
+    if is_sorted:
+        return ents[:cnt]
     return ents[np.argsort(ids[:cnt])]
 
 
@@ -543,5 +560,21 @@ def export_entries(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XME
     k = k0
     while k < len(ents) and S[S_NEXP] < xcap:
         _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, ents[k], reason, stats)
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def flush_entries(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason, ents, k0):
+    """The final flush: export ents[k0:] (every entry in use) until the export
+    arrays are full; returns the next k. Only the rows are copied: the index,
+    the expiry lists and the free chain are left as they are, and the caller
+    resets the whole table (FlowTable._reset) once every entry is out."""
+    xcap = XF.shape[0]
+    k = k0
+    while k < len(ents) and S[S_NEXP] < xcap:
+        e = ents[k]
+        _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats)
+        F[e, F_STATE] = np.int64(LIST_FREE) << 8
         k += 1
     return k

@@ -53,6 +53,31 @@ def _meta_text(META, field, width, offsets, data):
     return p
 
 
+def arrow_of(v) -> pa.Array:
+    """A record column (numpy array or Arrow array) as an Arrow array, zero-copy
+    for contiguous numbers. Not ``pa.array``: that imports pandas (0.1 s of a
+    command's start-up) to ask whether the input is a pandas object."""
+    if isinstance(v, pa.Array):
+        return v
+    a = np.asarray(v)
+    if a.dtype == np.bool_:
+        bits = np.packbits(a, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(a), [None, pa.py_buffer(bits)])
+    if a.dtype.kind in "iuf":
+        a = np.ascontiguousarray(a)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
+    return string_array([str(x) for x in a.tolist()])
+
+
+def string_array(texts: list[str]) -> pa.Array:
+    """Python strings as an Arrow string array (see arrow_of: no pa.array);
+    for the few strings of a chunk that no kernel writes."""
+    data = [t.encode() for t in texts]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+
+
 def _strings(n: int, offsets: np.ndarray, data: np.ndarray, used: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:used]))
 
@@ -66,16 +91,19 @@ def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> pa.Array:
     arr = _strings(n, offsets, data, _ipv4_text(lo, v4, offsets, data))
     v6 = np.flatnonzero(~v4)
     if len(v6):
-        mask = pa.array(~v4)
-        arr = pc.replace_with_mask(arr, mask, pa.array([to_text(int(hi[k]), int(lo[k]), 6) for k in v6.tolist()]))
+        mask = arrow_of(~v4)
+        arr = pc.replace_with_mask(arr, mask, string_array([to_text(int(hi[k]), int(lo[k]), 6) for k in v6.tolist()]))
     return arr
 
 
 def meta_array(META: np.ndarray, field: int, width: int) -> pa.Array:
     """A length-prefixed text field of each metadata row as an Arrow string array."""
     n = META.shape[0]
+    total = int(np.minimum(META[:, field], width).sum())
+    if not total:           # no text in any row (META may be a broadcast zero row)
+        return _strings(n, np.zeros(n + 1, dtype=np.int32), np.zeros(1, dtype=np.uint8), 0)
     offsets = np.empty(n + 1, dtype=np.int32)
-    data = np.empty(max(1, int(np.minimum(META[:, field], width).sum())), dtype=np.uint8)
+    data = np.empty(total, dtype=np.uint8)
     arr = _strings(n, offsets, data, _meta_text(META, field, width, offsets, data))
     try:
         arr.validate(full=True)
@@ -85,12 +113,12 @@ def meta_array(META: np.ndarray, field: int, width: int) -> pa.Array:
         out = [""] * n
         for k in np.flatnonzero(lens).tolist():
             out[k] = META[k, field + 1:field + 1 + int(lens[k])].tobytes().decode("utf-8", "replace")
-        return pa.array(out, type=pa.string())
+        return string_array(out)
 
 
 def take_names(names: tuple | list, idx: np.ndarray) -> pa.Array:
     """names[idx] as an Arrow string array (a gather in Arrow, no Python string per row)."""
-    return pa.array(list(names), type=pa.string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
+    return string_array(list(names)).take(arrow_of(np.asarray(idx, dtype=np.int64)))
 
 
 def as_list(v) -> list:

@@ -15,14 +15,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ulnet.flow.text import as_list
+from ulnet.flow.text import arrow_of, as_list
 
 FORMATS = ("csv", "jsonl", "parquet")
 
 
 def to_record_batch(cols: dict, names) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([cols[k] if isinstance(cols[k], pa.Array) else pa.array(cols[k])
-                                       for k in names], names=list(names))
+    return pa.RecordBatch.from_arrays([arrow_of(cols[k]) for k in names], names=list(names))
 
 
 class FlowWriter:
