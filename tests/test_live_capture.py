@@ -209,3 +209,49 @@ def test_live_errors_one_line(pair):
         r = t.run_ulnet(a, *argv)
         assert r.returncode == 2, (argv, r.stderr)
         assert r.stderr.strip().count("\n") == 0 and "nosuch0: no such interface" in r.stderr, r.stderr
+
+
+# -- the ring of peek -i / flows -i: capture's geometry (>= 64 blocks, 100 ms) --------------------
+
+PACED_UDP = ("import socket, sys, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "for i in range(int(sys.argv[2])):\n"
+             "    s.sendto(i.to_bytes(4, 'big') + b'p' * 60, (sys.argv[1], 7777)); time.sleep(0.004)")
+
+
+def _paced_while_stopped(t: Topo, p, b, n: int) -> None:
+    """Stop the reader (SIGSTOP), send n datagrams 4 ms apart, let it go on.
+    Each datagram retires a block of its own after 1 ms: 32 blocks of 1 ms
+    would lose all but 32; 64 blocks of 100 ms hold them all."""
+    import signal
+    p.send_signal(signal.SIGSTOP)
+    try:
+        t.run(b, "python3", "-c", PACED_UDP, A, str(n), timeout=30)
+    finally:
+        p.send_signal(signal.SIGCONT)
+
+
+def test_peek_live_ring_holds_a_stopped_reader(pair):
+    t, a, b = pair
+    n = 120
+    p = t.ulnet(a, "peek", "-i", "eth0", "-c", str(n), "--format", "jsonl", "--stats", "udp", "port", "7777")
+    wait_ready(t, p)
+    _paced_while_stopped(t, p, b, n)
+    assert _wait(p, 60), "peek did not stop after -c"
+    out, err = t.stop(p)
+    rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert p.returncode == 0, err
+    assert len(rows) == n and all(r["dst_port"] == 7777 for r in rows), err
+    assert "live.kernel.drops" not in err, err
+
+
+def test_flows_live_ring_holds_a_stopped_reader(pair):
+    t, a, b = pair
+    n = 120
+    p = t.ulnet(a, "flows", "-i", "eth0", "--format", "jsonl", "--stats", "udp", "port", "7777")
+    wait_ready(t, p)
+    _paced_while_stopped(t, p, b, n)
+    time.sleep(1.5)                         # the blocks retire (100 ms) and are read
+    out, err = t.stop(p)
+    rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert len(rows) == 1 and rows[0]["src2dst_packets"] == n, (out, err)
+    assert "live.kernel.drops" not in err, err

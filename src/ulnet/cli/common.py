@@ -50,10 +50,19 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                    help="live: keep at most SNAPLEN bytes of each packet (default: whole packets)")
     p.add_argument("-p", dest="no_promisc", action="store_true",
                    help="live: do not put the interface in promiscuous mode")
+    add_buffer_argument(p)
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
     p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
                    help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
     add_filter_file_argument(p)
+
+
+def add_buffer_argument(p: argparse.ArgumentParser) -> None:
+    from ulnet.sources.afpacket import OBSERVE_BUFFER_KIB, ring_geometry
+    block, blocks = ring_geometry(OBSERVE_BUFFER_KIB)
+    p.add_argument("-B", dest="buffer_kib", type=positive_int, default=OBSERVE_BUFFER_KIB, metavar="KIB",
+                   help=f"live: receive ring size in KiB (default {OBSERVE_BUFFER_KIB}: {blocks} blocks of "
+                        f"{block >> 10} KiB; a smaller ring gets smaller blocks, down to 128 KiB)")
 
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".erf", ".gz")
@@ -133,9 +142,12 @@ def inputs_of(args, prog: str) -> list[str] | None:
 
 
 def open_live(args, prog: str):
-    """The live source for -i (a TPACKET_V3 ring), or None after printing one error line."""
+    """The live source for -i, or None after printing one error line: the
+    same ring as ``ulnet capture`` (``ulnet.sources.afpacket.observe_ring``:
+    -B KiB, at least 64 blocks when that leaves them 128 KiB or more, retired
+    after 100 ms at most, so a line or record shows up at most that late)."""
     from ulnet.filter import FilterError
-    from ulnet.sources.afpacket import LiveError, RingSource
+    from ulnet.sources.afpacket import LiveError, observe_ring
     bpf = None
     if getattr(args, "filter", None) is not None:
         try:
@@ -144,8 +156,8 @@ def open_live(args, prog: str):
             filter_error(e, prog)
             return None
     try:
-        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
-                         bpf=bpf)
+        src = observe_ring(args.interface, snaplen=args.snaplen, promisc=not args.no_promisc,
+                           buffer_kib=args.buffer_kib, bpf=bpf)
     except LiveError as e:
         print(f"ulnet {prog}: error: {e}", file=sys.stderr)
         return None
