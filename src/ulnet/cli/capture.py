@@ -26,9 +26,10 @@ DESCRIPTION
     smaller blocks, down to 128 KiB, and at least 2 of them).
 
     EXPRESSION (the trailing words, or -F FILE) is a tcpdump filter compiled
-    by libpcap for Ethernet and attached to the socket: the kernel drops
-    what it rejects before the ring, so those packets are neither captured
-    nor counted as received (docs/filter.md). ``ulnet capture -i eth0 -w
+    by libpcap for a live socket on IFACE (``vlan`` reads the tag the
+    kernel stripped) and attached to the socket: the kernel drops what it
+    rejects before the ring, so those packets are neither captured nor
+    counted as received (docs/filter.md). ``ulnet capture -i eth0 -w
     x.pcap icmp or arp``.
 
     SIGINT/SIGTERM (or -c N packets) end the capture: the file is
@@ -52,13 +53,11 @@ import time
 import numpy as np
 
 from ulnet.batch import PacketBatch
-from ulnet.cli.common import (add_buffer_argument, add_filter_file_argument, batch_size, filter_error, filter_of,
+from ulnet.cli.common import (add_buffer_argument, add_filter_file_argument, batch_size, filter_of, open_ring,
                               positive_int, print_stats)
-from ulnet.filter import FilterError
 from ulnet.counters import C_LIVE_KERNEL_DROPS, C_LIVE_FREEZE, C_SRC_PACKETS, new_counters
 from ulnet.sinks.pcap import DEFAULT_SNAPLEN, PcapWriter
 from ulnet.sinks.pcapng import PcapngWriter
-from ulnet.sources.afpacket import LiveError, observe_ring
 
 HELP = "write a live interface to capture files, with rotation (tcpdump -w)"
 
@@ -143,17 +142,8 @@ def run(args) -> int:
     flt = filter_of(args.expression, args.filter_file, "capture", args.snaplen)
     if flt is False:
         return 2
-    bpf = None
-    if flt is not None:
-        try:
-            bpf = flt.program(1)            # AF_PACKET SOCK_RAW: Ethernet frames
-        except FilterError as e:
-            return filter_error(e, "capture")
-    try:
-        src = observe_ring(args.interface, snaplen=args.snaplen, promisc=not args.no_promisc,
-                           buffer_kib=args.buffer_kib, bpf=bpf)
-    except LiveError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+    src = open_ring(args, flt, "capture")
+    if src is None:
         return 2
     files = _Files(args)
     try:

@@ -141,17 +141,17 @@ def inputs_of(args, prog: str) -> list[str] | None:
     return files
 
 
-def open_live(args, prog: str):
-    """The live source for -i, or None after printing one error line: the
-    same ring as ``ulnet capture`` (``ulnet.sources.afpacket.observe_ring``:
-    -B KiB, at least 64 blocks when that leaves them 128 KiB or more, retired
-    after 100 ms at most, so a line or record shows up at most that late)."""
+def open_ring(args, flt, prog: str):
+    """The receive ring of an observing command on ``args.interface``
+    (``observe_ring``: -s, -p, -B) with ``flt`` (a Filter or None)
+    compiled for that live socket and attached; None after printing one
+    error line."""
     from ulnet.filter import FilterError
     from ulnet.sources.afpacket import LiveError, observe_ring
-    bpf = None
-    if getattr(args, "filter", None) is not None:
+    bpf = why = None
+    if flt is not None:
         try:
-            bpf = args.filter.program(1)       # the kernel filters: Ethernet frames
+            bpf, why = flt.live_program(args.interface)     # the kernel filters
         except FilterError as e:
             filter_error(e, prog)
             return None
@@ -160,6 +160,20 @@ def open_live(args, prog: str):
                            buffer_kib=args.buffer_kib, bpf=bpf)
     except LiveError as e:
         print(f"ulnet {prog}: error: {e}", file=sys.stderr)
+        return None
+    if why is not None:
+        print(f"ulnet {prog}: warning: filter: {args.interface}: libpcap cannot open it ({why}): compiled as for "
+              f"a capture file, so vlan matches only tags left in the frame", file=sys.stderr)
+    return src
+
+
+def open_live(args, prog: str):
+    """The live source for -i, or None after printing one error line: the
+    same ring as ``ulnet capture`` (``open_ring``: -B KiB, at least 64 blocks
+    when that leaves them 128 KiB or more, retired after 100 ms at most, so
+    a line or record shows up at most that late)."""
+    src = open_ring(args, getattr(args, "filter", None), prog)
+    if src is None:
         return None
     # as tcpdump does: from here on packets wait in the ring, none is missed
     print(f"ulnet {prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
