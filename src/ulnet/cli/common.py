@@ -199,3 +199,37 @@ def print_rule_table(rows) -> None:
     print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
     for r in rows:
         print(f"{r['line']:>5} {r['packets']:>10} {r['bytes']:>12} {r['flows']:>8}  {r['text']}", file=sys.stderr)
+
+
+TOP_HOSTS = 10
+
+
+def print_splits(rules, splits: dict, more: str = "") -> None:
+    """After ``print_rule_table`` (``rules``: its rows, with ``rule``, the
+    rule index), to standard error: per rule with ``count by app`` its
+    applications, busiest first; per rule with ``count by host`` its
+    TOP_HOSTS busiest names (``... N more{more}`` for the rest), then the
+    special rows. ``splits`` as ``ulnet.policy.splits`` makes them."""
+    from ulnet.policy.stage import HOST_SPECIAL
+    lines = {r["rule"]: r for r in rules}
+
+    def row(v, name):
+        print(f"      {v['packets']:>10} {v['bytes']:>12} {v.get('flows', ''):>8}  {name}", file=sys.stderr)
+    for ri, rows in splits.get("count_by_app", {}).items():
+        r = lines[int(ri)]
+        print(f"count by app, line {r['line']}: {r['text']}", file=sys.stderr)
+        for name in sorted(rows, key=lambda n: -rows[n]["packets"]):
+            row(rows[name], name)
+    for ri, rows in splits.get("count_by_host", {}).items():
+        r = lines[int(ri)]
+        names = [h for h in rows if h not in HOST_SPECIAL]
+        named = len(names)
+        print(f"count by host, line {r['line']} ({named} name{'s' if named != 1 else ''}): {r['text']}",
+              file=sys.stderr)
+        for h in names[:TOP_HOSTS]:
+            row(rows[h], h)
+        if named > TOP_HOSTS:
+            print(f"      ... {named - TOP_HOSTS} more{more}", file=sys.stderr)
+        for h in HOST_SPECIAL:
+            if h in rows:
+                row(rows[h], h)
