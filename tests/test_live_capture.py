@@ -209,3 +209,156 @@ def test_live_errors_one_line(pair):
         r = t.run_ulnet(a, *argv)
         assert r.returncode == 2, (argv, r.stderr)
         assert r.stderr.strip().count("\n") == 0 and "nosuch0: no such interface" in r.stderr, r.stderr
+
+
+# -- the ring of peek -i / flows -i: capture's geometry (>= 64 blocks, 100 ms) --------------------
+
+PACED_UDP = ("import socket, sys, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "for i in range(int(sys.argv[2])):\n"
+             "    s.sendto(i.to_bytes(4, 'big') + b'p' * 60, (sys.argv[1], 7777)); time.sleep(0.004)")
+
+
+def _paced_while_stopped(t: Topo, p, b, n: int) -> None:
+    """Stop the reader (SIGSTOP), send n datagrams 4 ms apart, let it go on.
+    Each datagram retires a block of its own after 1 ms: 32 blocks of 1 ms
+    would lose all but 32; 64 blocks of 100 ms hold them all."""
+    import signal
+    p.send_signal(signal.SIGSTOP)
+    try:
+        t.run(b, "python3", "-c", PACED_UDP, A, str(n), timeout=30)
+    finally:
+        p.send_signal(signal.SIGCONT)
+
+
+def test_peek_live_ring_holds_a_stopped_reader(pair):
+    t, a, b = pair
+    n = 120
+    p = t.ulnet(a, "peek", "-i", "eth0", "-c", str(n), "--format", "jsonl", "--stats", "udp", "port", "7777")
+    wait_ready(t, p)
+    _paced_while_stopped(t, p, b, n)
+    assert _wait(p, 60), "peek did not stop after -c"
+    out, err = t.stop(p)
+    rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert p.returncode == 0, err
+    assert len(rows) == n and all(r["dst_port"] == 7777 for r in rows), err
+    assert "live.kernel.drops" not in err, err
+
+
+def test_flows_live_ring_holds_a_stopped_reader(pair):
+    t, a, b = pair
+    n = 120
+    p = t.ulnet(a, "flows", "-i", "eth0", "--format", "jsonl", "--stats", "udp", "port", "7777")
+    wait_ready(t, p)
+    _paced_while_stopped(t, p, b, n)
+    time.sleep(1.5)                         # the blocks retire (100 ms) and are read
+    out, err = t.stop(p)
+    rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert len(rows) == 1 and rows[0]["src2dst_packets"] == n, (out, err)
+    assert "live.kernel.drops" not in err, err
+
+
+# -- vlan filters on a live socket: the kernel keeps the tag in metadata -------------------------
+# (This kernel has no 8021q module -- no VLAN sub-interfaces -- so b writes the
+# tagged frames itself through a packet socket; a's kernel strips the tags
+# into the packets' metadata before any socket filter runs.)
+
+VA, VB = "10.196.100.1", "10.196.100.2"
+
+SEND_FRAMES = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+dst = bytes.fromhex(sys.argv[1].replace(":", ""))
+src = s.getsockname()[4]
+
+def csum(b):
+    b += b"\0" * (len(b) & 1)
+    v = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    v = (v & 0xFFFF) + (v >> 16)
+    return ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
+
+for k, spec in enumerate(sys.argv[2:]):          # VID:PROTO:SRC:DST, VID 0 = untagged
+    vid, proto, a, b = spec.split(":")
+    if proto == "icmp":
+        l4 = struct.pack("!BBHHH", 8, 0, 0, 0x77, k) + b"ping" * 8
+        l4 = l4[:2] + struct.pack("!H", csum(l4)) + l4[4:]
+    else:
+        l4 = struct.pack("!HHHH", 5000, 7777, 8 + 32, 0) + b"v" * 32
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), k, 0, 64, 1 if proto == "icmp" else 17, 0,
+                     socket.inet_aton(a), socket.inet_aton(b))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    tag = struct.pack("!HH", 0x8100, int(vid)) if int(vid) else b""
+    s.send(dst + src + tag + b"\x08\x00" + ip + l4)
+    time.sleep(0.05)
+"""
+
+
+def _send(t: Topo, a, b, *specs: str) -> None:
+    mac = t.run(a, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    t.run(b, "python3", "-c", SEND_FRAMES, mac, *specs, timeout=20)
+
+
+TAGGED = f"100:icmp:{VB}:{VA}"
+OTHER_VLAN = f"200:icmp:{VB}:{VA}"
+PLAIN = f"0:icmp:{B}:{A}"
+
+
+def _peek_rows(t: Topo, a, b, n: int, expr: list[str], specs: list[str]) -> list[dict]:
+    """peek -i eth0 -c n EXPR on a while b sends the frames ``specs``."""
+    p = t.ulnet(a, "peek", "-i", "eth0", "-c", str(n), "--format", "jsonl", *expr)
+    wait_ready(t, p)
+    _send(t, a, b, *specs)
+    finished = _wait(p, 20)
+    out, err = t.stop(p)
+    assert finished, f"peek did not stop after -c {n}: {out} {err}"
+    assert p.returncode == 0, err
+    assert "warning" not in err, err
+    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+
+def test_peek_live_vlan_filter_matches_stripped_tags(pair):
+    t, a, b = pair
+    rows = _peek_rows(t, a, b, 3, ["vlan", "100", "and", "icmp"],
+                      [PLAIN, OTHER_VLAN, TAGGED, PLAIN, TAGGED, OTHER_VLAN, TAGGED])
+    assert len(rows) == 3
+    assert all(r["vlan_id"] == 100 and r["protocol"] == 1 and r["icmp_type"] == 8 for r in rows), rows
+    assert {(r["src_ip"], r["dst_ip"]) for r in rows} == {(VB, VA)}      # the tag is back in the frame
+
+
+def test_peek_live_not_vlan_excludes_tagged(pair):
+    t, a, b = pair
+    # ("not vlan and icmp" would look for IPv4 4 bytes further on: libpcap's
+    # vlan shifts the offsets of the rest of the expression, as in tcpdump)
+    rows = _peek_rows(t, a, b, 4, ["icmp", "and", "not", "vlan"],
+                      [TAGGED, OTHER_VLAN, TAGGED, PLAIN, TAGGED, PLAIN])
+    assert len(rows) == 4                     # two echo requests from b, a's two replies
+    assert all(r["vlan_id"] is None and {r["src_ip"], r["dst_ip"]} == {A, B} for r in rows), rows
+
+
+def test_capture_live_vlan_and_udp_read_back_with_the_same_filter(pair, tmp_path):
+    """capture keeps the tagged datagrams with the tag in the frame; offline,
+    the same expression (the batch interpreter, the tag in the frame) keeps
+    them all again."""
+    t, a, b = pair
+    f = tmp_path / "vlan.pcap"
+    p = t.ulnet(a, "capture", "-i", "eth0", "-w", str(f), "-c", "3", "vlan", "and", "udp")
+    wait_ready(t, p)
+    udp = f"100:udp:{VB}:{VA}"
+    _send(t, a, b, f"0:udp:{B}:{A}", udp, TAGGED, f"0:udp:{B}:{A}", udp, udp)
+    finished = _wait(p, 20)
+    _, err = t.stop(p)
+    assert finished and p.returncode == 0, err
+    r = t.run_ulnet(a, "peek", "-r", str(f), "--format", "jsonl", "vlan", "100", "and", "udp", "port", "7777")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 3 and all(x["vlan_id"] == 100 and x["dst_ip"] == VA for x in rows), rows
+
+
+def test_peek_live_filter_on_a_down_interface_warns(pair):
+    """No live libpcap handle on a down interface: compiled as for a file, said once."""
+    t, a, b = pair
+    t.run(a, "ip", "link", "set", "dev", "eth0", "down")
+    p = t.ulnet(a, "peek", "-i", "eth0", "-c", "1", "vlan")
+    err = t.wait_output(p, "listening on", timeout=300)
+    _, rest = t.stop(p)
+    assert "ulnet peek: warning: filter: eth0: libpcap cannot open it (That device is not up)" in err + rest, err

@@ -157,3 +157,50 @@ def test_policy_balance_keeps_each_flow_on_one_link(topo, tmp_path):
         assert r.returncode == 0, (k, r.stderr)
         served.append(r.stdout.strip())
     assert set(served) == {"h2", "h3"}, served
+
+
+def _splits(err: str) -> dict:
+    """The rows under each "count by app|host, line N" heading of the exit report: {heading: {name: [numbers]}}."""
+    out, cur = {}, None
+    for ln in err.splitlines():
+        if ln.startswith(("count by app, line", "count by host, line")):
+            cur = out.setdefault(ln.split(":")[0].split(" (")[0], {})
+        elif cur is not None and ln.startswith("      ") and len(ln.split()) >= 3:
+            nums = []
+            rest = ln.split()
+            while rest and rest[0].isdigit():
+                nums.append(int(rest.pop(0)))
+            cur[" ".join(rest)] = nums
+        else:
+            cur = None
+    return out
+
+
+@pytest.mark.skipif(not have("curl"), reason="curl missing")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_policy_count_by_app_and_host_at_exit(topo, tmp_path, workers):
+    """The exit report splits count by app / count by host rules as ulnet run
+    does, every worker's rows added up (with 2 workers they come through pipes)."""
+    h1, br, h2 = bridge_topology(topo, ipv6=False)
+    rules = tmp_path / "r.rules"
+    rules.write_text("match count by app\nmatch proto tcp count by host\ndefault pass\n")
+    http_server(topo, h2, tmp_path)
+    p = start_bridge(topo, br, "a", "b", "--rules", str(rules), "--workers", workers)
+    ping(topo, h1, H2, count=4)
+    for _ in range(4):                       # four TCP flows: with 2 workers, likely on both
+        r, _ = curl(topo, h1)
+        assert r.returncode == 0 and r.stdout == "hello\n", r.stderr
+    time.sleep(0.5)
+    out, err = topo.stop(p)
+    assert p.returncode == 0, err
+    rows = {ln.split(None, 4)[4]: [int(x) for x in ln.split(None, 4)[1:4]]
+            for ln in err.splitlines() if ln[:5].strip().isdigit() and len(ln.split(None, 4)) == 5}
+    sp = _splits(err)
+    apps = sp["count by app, line 1"]
+    assert apps["ICMP"][0] >= 8 and apps["HTTP"][0] >= 4 * 5, err       # 4 echoes and replies; 4 exchanges
+    # every packet of the rule once, under an application or "(not yet known)"
+    assert sum(v[0] for v in apps.values()) == rows["match count by app"][0], err
+    assert sum(v[1] for v in apps.values()) == rows["match count by app"][1], err
+    hosts = sp["count by host, line 2"]
+    assert any(h.startswith(H2) for h in hosts), err                  # HTTP Host: 10.199.0.2:8080
+    assert sum(v[0] for v in hosts.values()) == rows["match proto tcp count by host"][0], err

@@ -138,3 +138,25 @@ def test_batch_size_independence(tmp_path, corpus_available, name):
                        sum(rows.get(h, (0, 0, 0))[0] for h in HOST_SPECIAL))
                    for r, rows in hc.items()}
     assert out[1] == out[64] == out[4096]
+
+
+def test_merge_adds_workers_and_caps_names_again():
+    # the bridge's workers each keep their own names; the sum keeps the busiest, the rest go to (other)
+    from ulnet.policy.splits import merge
+    w0 = {"count_by_app": {"0": {"HTTP": {"packets": 5, "bytes": 500}}},
+          "count_by_host": {"1": {"a": {"packets": 5, "bytes": 50, "flows": 1},
+                                  "b": {"packets": 1, "bytes": 10, "flows": 1},
+                                  "(other)": {"packets": 2, "bytes": 20, "flows": 2}}}}
+    w1 = {"count_by_app": {"0": {"HTTP": {"packets": 1, "bytes": 100}, "ICMP": {"packets": 2, "bytes": 196}}},
+          "count_by_host": {"1": {"c": {"packets": 3, "bytes": 30, "flows": 1},
+                                  "b": {"packets": 1, "bytes": 10, "flows": 1},
+                                  "(none)": {"packets": 4, "bytes": 40, "flows": 1}}}}
+    m = merge([w0, w1], host_cap=2)
+    assert m["count_by_app"]["0"] == {"HTTP": {"packets": 6, "bytes": 600}, "ICMP": {"packets": 2, "bytes": 196}}
+    h = m["count_by_host"]["1"]
+    assert list(h) == ["a", "c", "(none)", "(other)"]
+    assert h["(other)"] == {"packets": 4, "bytes": 40, "flows": 4}      # its own 2 and b's 2 packets
+    assert merge([{}, {}]) == {}
+    assert merge([w0]) == {"count_by_app": w0["count_by_app"],
+                           "count_by_host": {"1": {"a": w0["count_by_host"]["1"]["a"], "b": w0["count_by_host"]["1"]["b"],
+                                                   "(other)": w0["count_by_host"]["1"]["(other)"]}}}

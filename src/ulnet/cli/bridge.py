@@ -50,7 +50,9 @@ DESCRIPTION
     flow's packets to a file. A rules file with errors stops the bridge
     before it starts (exit 1); on SIGHUP a broken file is reported and the
     running rules stay in force. At exit, per rule, the packets, bytes and
-    flows it decided (all workers summed; since the last reload) go to
+    flows it decided, then the rows of rules that count by app (packets and
+    bytes per application) or by host (the 10 busiest server names and the
+    special rows), all workers summed, since the last reload, go to
     standard error as ulnet run prints them (--quiet-rules: not).
     --stats prints every non-zero counter at exit.
 
@@ -68,7 +70,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ulnet.cli.common import positive_int, print_rule_table, print_stats
+from ulnet.cli.common import positive_int, print_rule_table, print_splits, print_stats
 from ulnet.sources.afpacket import LiveError
 
 HELP = "forward between two interfaces, or an interface and the host (TAP), through the pipeline"
@@ -141,12 +143,13 @@ def run(args) -> int:
     view = make_view(f"ulnet bridge {' <-> '.join(s.removeprefix('tap:') for s in specs)}",
                      args.stats_interval)
     rule_totals: list = []
+    rule_splits: list = []
     try:
         counters, _ports, _flows, _per_worker = run_bridge(
             specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
             make_policy=make_policy,
             view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
-            ring_version=3 if args.ring == "v3" else 2, rule_totals=rule_totals)
+            ring_version=3 if args.ring == "v3" else 2, rule_totals=rule_totals, rule_splits=rule_splits)
     except LiveError as e:
         if view is not None:
             view.close()
@@ -156,15 +159,16 @@ def run(args) -> int:
     if view is not None:
         view.close()
     if args.rules and rule_totals and not args.quiet_rules:
-        _print_rules(args.rules, names, loaded, rule_totals[0])
+        _print_rules(args.rules, names, loaded, rule_totals[0], rule_splits[0] if rule_splits else {})
     if args.stats:
         print_stats(counters)
     return 0
 
 
-def _print_rules(path, names, loaded, totals) -> None:
-    """Per rule packets, bytes and flows at exit, as ulnet run prints them;
-    after a SIGHUP reload, the rules in force since then."""
+def _print_rules(path, names, loaded, totals, splits) -> None:
+    """Per rule packets, bytes and flows at exit, then the count by app and
+    count by host rows, as ulnet run prints them; after a SIGHUP reload, the
+    rules in force since then."""
     from ulnet.live.policy import RulesError, load_rules
     try:
         loaded = load_rules(path, names)        # the file as reloaded last (if it still checks)
@@ -174,5 +178,7 @@ def _print_rules(path, names, loaded, totals) -> None:
     if len(rules) != len(totals):
         print(f"ulnet bridge: per-rule counts not shown: {path} changed since it was loaded", file=sys.stderr)
         return
-    print_rule_table([{"line": r.line, "text": r.text, "packets": int(totals[r.index, 0]),
-                       "bytes": int(totals[r.index, 1]), "flows": int(totals[r.index, 2])} for r in rules])
+    rows = [{"rule": r.index, "line": r.line, "text": r.text, "packets": int(totals[r.index, 0]),
+             "bytes": int(totals[r.index, 1]), "flows": int(totals[r.index, 2])} for r in rules]
+    print_rule_table(rows)
+    print_splits(rows, splits)

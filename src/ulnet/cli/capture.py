@@ -26,9 +26,10 @@ DESCRIPTION
     smaller blocks, down to 128 KiB, and at least 2 of them).
 
     EXPRESSION (the trailing words, or -F FILE) is a tcpdump filter compiled
-    by libpcap for Ethernet and attached to the socket: the kernel drops
-    what it rejects before the ring, so those packets are neither captured
-    nor counted as received (docs/filter.md). ``ulnet capture -i eth0 -w
+    by libpcap for a live socket on IFACE (``vlan`` reads the tag the
+    kernel stripped) and attached to the socket: the kernel drops what it
+    rejects before the ring, so those packets are neither captured nor
+    counted as received (docs/filter.md). ``ulnet capture -i eth0 -w
     x.pcap icmp or arp``.
 
     SIGINT/SIGTERM (or -c N packets) end the capture: the file is
@@ -52,12 +53,11 @@ import time
 import numpy as np
 
 from ulnet.batch import PacketBatch
-from ulnet.cli.common import add_filter_file_argument, batch_size, filter_error, filter_of, positive_int, print_stats
-from ulnet.filter import FilterError
+from ulnet.cli.common import (add_buffer_argument, add_filter_file_argument, batch_size, filter_of, open_ring,
+                              positive_int, print_stats)
 from ulnet.counters import C_LIVE_KERNEL_DROPS, C_LIVE_FREEZE, C_SRC_PACKETS, new_counters
 from ulnet.sinks.pcap import DEFAULT_SNAPLEN, PcapWriter
 from ulnet.sinks.pcapng import PcapngWriter
-from ulnet.sources.afpacket import LiveError, RingSource
 
 HELP = "write a live interface to capture files, with rotation (tcpdump -w)"
 
@@ -83,8 +83,7 @@ def add_arguments(p):
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
     p.add_argument("-s", dest="snaplen", type=positive_int, metavar="SNAPLEN", help="bytes kept of each packet")
     p.add_argument("-p", dest="no_promisc", action="store_true", help="no promiscuous mode")
-    p.add_argument("-B", dest="buffer_kib", type=positive_int, default=32768, metavar="KIB",
-                   help="ring size in KiB (default 32768)")
+    add_buffer_argument(p)
     p.add_argument("--write-format", choices=("pcap", "pcapng"), help="default: pcapng if FILE ends in .pcapng")
     p.add_argument("--batch-size", type=batch_size, default=4096, metavar="N", help="packets per batch")
     p.add_argument("--stats-interval", type=float, metavar="S", help="print one JSON line of numbers every S seconds")
@@ -92,29 +91,6 @@ def add_arguments(p):
     add_filter_file_argument(p)
     p.add_argument("expression", nargs="*", metavar="EXPRESSION",
                    help="tcpdump filter expression, run by the kernel (docs/filter.md)")
-
-
-RETIRE_MS = 100     # block retire timeout: a packet is in the file at most this late
-
-
-def ring_geometry(buffer_kib: int) -> tuple[int, int]:
-    """(block size, blocks) of a TPACKET_V3 ring of about ``buffer_kib`` KiB.
-
-    A block is handed over when full or when the retire timer fires
-    (RETIRE_MS), whichever comes first, and a retired block is one slot
-    whatever it holds: under moderate traffic the ring covers about blocks x
-    RETIRE_MS of a reader that is not scheduled, however large it is. So:
-    blocks of 1 MiB only when that still makes at least 64 of them, else
-    halved down to 128 KiB (which still holds a whole 64 KiB GRO/GSO frame).
-    32 MiB -> 64 x 512 KiB; 2 MiB -> 16 x 128 KiB. (1 MiB blocks with a 10 ms
-    timer made 2 blocks of a 2 MiB ring, 20 ms, and lost packets at 30-250
-    kpps where tcpdump's 8 x 256 KiB with libpcap's 1000 ms did not:
-    bench/bench_capture.py.)"""
-    total = buffer_kib * 1024
-    block = 1 << 20
-    while block > (128 << 10) and total // block < 64:
-        block >>= 1
-    return block, max(2, total // block)
 
 
 class _Stop(Exception):
@@ -166,18 +142,8 @@ def run(args) -> int:
     flt = filter_of(args.expression, args.filter_file, "capture", args.snaplen)
     if flt is False:
         return 2
-    bpf = None
-    if flt is not None:
-        try:
-            bpf = flt.program(1)            # AF_PACKET SOCK_RAW: Ethernet frames
-        except FilterError as e:
-            return filter_error(e, "capture")
-    block, blocks = ring_geometry(args.buffer_kib)
-    try:
-        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
-                         block_size=block, blocks=blocks, retire_ms=RETIRE_MS, bpf=bpf)
-    except LiveError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+    src = open_ring(args, flt, "capture")
+    if src is None:
         return 2
     files = _Files(args)
     try:

@@ -50,10 +50,19 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                    help="live: keep at most SNAPLEN bytes of each packet (default: whole packets)")
     p.add_argument("-p", dest="no_promisc", action="store_true",
                    help="live: do not put the interface in promiscuous mode")
+    add_buffer_argument(p)
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
     p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
                    help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
     add_filter_file_argument(p)
+
+
+def add_buffer_argument(p: argparse.ArgumentParser) -> None:
+    from ulnet.sources.afpacket import OBSERVE_BUFFER_KIB, ring_geometry
+    block, blocks = ring_geometry(OBSERVE_BUFFER_KIB)
+    p.add_argument("-B", dest="buffer_kib", type=positive_int, default=OBSERVE_BUFFER_KIB, metavar="KIB",
+                   help=f"live: receive ring size in KiB (default {OBSERVE_BUFFER_KIB}: {blocks} blocks of "
+                        f"{block >> 10} KiB; a smaller ring gets smaller blocks, down to 128 KiB)")
 
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".erf", ".gz")
@@ -132,22 +141,39 @@ def inputs_of(args, prog: str) -> list[str] | None:
     return files
 
 
-def open_live(args, prog: str):
-    """The live source for -i (a TPACKET_V3 ring), or None after printing one error line."""
+def open_ring(args, flt, prog: str):
+    """The receive ring of an observing command on ``args.interface``
+    (``observe_ring``: -s, -p, -B) with ``flt`` (a Filter or None)
+    compiled for that live socket and attached; None after printing one
+    error line."""
     from ulnet.filter import FilterError
-    from ulnet.sources.afpacket import LiveError, RingSource
-    bpf = None
-    if getattr(args, "filter", None) is not None:
+    from ulnet.sources.afpacket import LiveError, observe_ring
+    bpf = why = None
+    if flt is not None:
         try:
-            bpf = args.filter.program(1)       # the kernel filters: Ethernet frames
+            bpf, why = flt.live_program(args.interface)     # the kernel filters
         except FilterError as e:
             filter_error(e, prog)
             return None
     try:
-        src = RingSource(args.interface, 0, version=3, snaplen=args.snaplen, promisc=not args.no_promisc,
-                         bpf=bpf)
+        src = observe_ring(args.interface, snaplen=args.snaplen, promisc=not args.no_promisc,
+                           buffer_kib=args.buffer_kib, bpf=bpf)
     except LiveError as e:
         print(f"ulnet {prog}: error: {e}", file=sys.stderr)
+        return None
+    if why is not None:
+        print(f"ulnet {prog}: warning: filter: {args.interface}: libpcap cannot open it ({why}): compiled as for "
+              f"a capture file, so vlan matches only tags left in the frame", file=sys.stderr)
+    return src
+
+
+def open_live(args, prog: str):
+    """The live source for -i, or None after printing one error line: the
+    same ring as ``ulnet capture`` (``open_ring``: -B KiB, at least 64 blocks
+    when that leaves them 128 KiB or more, retired after 100 ms at most, so
+    a line or record shows up at most that late)."""
+    src = open_ring(args, getattr(args, "filter", None), prog)
+    if src is None:
         return None
     # as tcpdump does: from here on packets wait in the ring, none is missed
     print(f"ulnet {prog}: listening on {args.interface}, link-type EN10MB (Ethernet), "
@@ -173,3 +199,37 @@ def print_rule_table(rows) -> None:
     print(f"{'line':>5} {'packets':>10} {'bytes':>12} {'flows':>8}  rule", file=sys.stderr)
     for r in rows:
         print(f"{r['line']:>5} {r['packets']:>10} {r['bytes']:>12} {r['flows']:>8}  {r['text']}", file=sys.stderr)
+
+
+TOP_HOSTS = 10
+
+
+def print_splits(rules, splits: dict, more: str = "") -> None:
+    """After ``print_rule_table`` (``rules``: its rows, with ``rule``, the
+    rule index), to standard error: per rule with ``count by app`` its
+    applications, busiest first; per rule with ``count by host`` its
+    TOP_HOSTS busiest names (``... N more{more}`` for the rest), then the
+    special rows. ``splits`` as ``ulnet.policy.splits`` makes them."""
+    from ulnet.policy.stage import HOST_SPECIAL
+    lines = {r["rule"]: r for r in rules}
+
+    def row(v, name):
+        print(f"      {v['packets']:>10} {v['bytes']:>12} {v.get('flows', ''):>8}  {name}", file=sys.stderr)
+    for ri, rows in splits.get("count_by_app", {}).items():
+        r = lines[int(ri)]
+        print(f"count by app, line {r['line']}: {r['text']}", file=sys.stderr)
+        for name in sorted(rows, key=lambda n: -rows[n]["packets"]):
+            row(rows[name], name)
+    for ri, rows in splits.get("count_by_host", {}).items():
+        r = lines[int(ri)]
+        names = [h for h in rows if h not in HOST_SPECIAL]
+        named = len(names)
+        print(f"count by host, line {r['line']} ({named} name{'s' if named != 1 else ''}): {r['text']}",
+              file=sys.stderr)
+        for h in names[:TOP_HOSTS]:
+            row(rows[h], h)
+        if named > TOP_HOSTS:
+            print(f"      ... {named - TOP_HOSTS} more{more}", file=sys.stderr)
+        for h in HOST_SPECIAL:
+            if h in rows:
+                row(rows[h], h)

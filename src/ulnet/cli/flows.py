@@ -33,6 +33,10 @@ DESCRIPTION
     timeout (NFStream's values), 2 TCP end (RST or FIN both ways, then the
     close timeout or a new SYN), 3 evicted because the table was full.
 
+    -i IFACE reads a live interface through the same TPACKET_V3 ring as
+    ``ulnet capture`` (-B KiB; blocks retired after 100 ms at most): a
+    record is written when its flow ends, on the packet clock.
+
     A progress bar is drawn on standard error when it is a terminal.
 """
 

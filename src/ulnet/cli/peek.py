@@ -3,7 +3,7 @@
 SYNOPSIS
     ulnet peek [-r] FILE... [-c N] [--format text|jsonl] [--stats] [--batch-size N] [-F FILE | EXPRESSION]
     ulnet peek [-r] FILE... -w OUT [--write-format pcap|pcapng] [-c N] [--stats] [EXPRESSION]
-    ulnet peek -i IFACE [-s SNAPLEN] [-p] [-c N] [EXPRESSION]
+    ulnet peek -i IFACE [-s SNAPLEN] [-p] [-B KIB] [-c N] [--format text|jsonl] [EXPRESSION]
 
 DESCRIPTION
     Reads capture files in order and prints one line per packet. The text
@@ -30,6 +30,12 @@ DESCRIPTION
     compiled by libpcap: only the packets it accepts are printed or written
     and -c counts those (docs/filter.md). ``ulnet peek x.pcap tcp port 80``,
     ``ulnet peek -r x.pcap 'udp and port 53'``.
+
+    -i IFACE reads a live interface through the same TPACKET_V3 ring as
+    ``ulnet capture`` (-B KiB, default 32768: 64 blocks of 512 KiB): a block
+    reaches ulnet when it is full or 100 ms after its first packet, so on a
+    quiet link a line appears up to 100 ms after its packet (docs/live.md).
+    -s SNAPLEN and -p as tcpdump; the expression runs in the kernel.
 
     --stats prints every non-zero counter (dotted name, value, meaning) to
     standard error at the end.

@@ -26,8 +26,9 @@ DESCRIPTION
     the run with a message and nothing is applied.
 
     At the end, a table of rules with packets, bytes and flows goes to
-    standard error (-q: not), then for each rule with ``count by host`` its
-    busiest server names (at most 10; FILE has them all), and with
+    standard error (-q: not), then for each rule with ``count by app`` its
+    packets and bytes per application, for each rule with ``count by
+    host`` its busiest server names (at most 10; FILE has them all), and with
     --stats-json to FILE as JSON (rules, action arcs, policy counters,
     packets per output, count_by_app, count_by_host).
     --log FILE writes the log lines of rules with ``log`` (default:
@@ -46,7 +47,8 @@ import sys
 from ulnet.addr import to_text
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.batch.columns import H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT
-from ulnet.cli.common import add_filter_file_argument, batch_size, filter_error, filter_of, print_rule_table
+from ulnet.cli.common import (add_filter_file_argument, batch_size, filter_error, filter_of, print_rule_table,
+                              print_splits)
 from ulnet.filter import FilterError
 from ulnet.policy import detector_names
 from ulnet.policy.check import check
@@ -54,7 +56,6 @@ from ulnet.policy.errors import PolicyError
 from ulnet.policy.parse import parse
 from ulnet.sources import CaptureError
 
-TOP_HOSTS = 10
 HELP = "enforce a rules file on capture files (ports bound to files)"
 
 
@@ -179,21 +180,7 @@ def run(args) -> int:
     st = run_.stats()
     if not args.quiet:
         print_rule_table(st["rules"])
-        from ulnet.policy.stage import HOST_SPECIAL
-        lines = {r["rule"]: r for r in st["rules"]}
-        for ri, rows in st.get("count_by_host", {}).items():
-            r = lines[int(ri)]
-            names = [h for h in rows if h not in HOST_SPECIAL]
-            named = len(names)
-            print(f"count by host, line {r['line']} ({named} name{'s' if named != 1 else ''}): {r['text']}",
-                  file=sys.stderr)
-            for h in names[:TOP_HOSTS] + ([f"... {named - TOP_HOSTS} more"] if named > TOP_HOSTS else []) \
-                    + [h for h in rows if h in HOST_SPECIAL]:
-                v = rows.get(h)
-                if v is None:
-                    print(f"      {h} (--stats-json has them all)", file=sys.stderr)
-                else:
-                    print(f"      {v['packets']:>10} {v['bytes']:>12} {v['flows']:>8}  {h}", file=sys.stderr)
+        print_splits(st["rules"], st, more=" (--stats-json has them all)")
         arcs = ", ".join(f"{k} {v}" for k, v in st["actions"].items() if v)
         print(f"packets {st['packets']}: {arcs}", file=sys.stderr)
     if args.stats_json:

@@ -7,7 +7,8 @@ SYNOPSIS
     f = Filter("tcp port 80")          # nothing compiled yet
     f.prepare([1])                     # compile for Ethernet now (FilterError if bad)
     n = f.apply(batch, n, counters)    # rows 0..n-1 compacted to the kept ones
-    f.program(1)                       # the BPF_INSN array (for SO_ATTACH_FILTER)
+    f.program(1)                       # the BPF_INSN array for Ethernet frames in files
+    prog, why = f.live_program("eth0") # for SO_ATTACH_FILTER on a live socket (vlan in metadata)
 
 DESCRIPTION
     The expression is compiled by libpcap (``ulnet.filter.libpcap``) once per
@@ -18,6 +19,11 @@ DESCRIPTION
     whole batch and writes a keep mask, and a second moves the kept rows'
     source columns (off, caplen, wirelen, ts, port, linktype) to the front.
     Rejected packets are counted in ``filter.rejected`` and never decoded.
+
+    A live socket gets ``live_program(IFACE)`` instead: compiled on a live
+    libpcap handle, so ``vlan`` reads the tag the kernel stripped into the
+    packet's metadata (``ulnet.filter.libpcap.compile_live``). The kernel
+    runs it; it is not kept among the programs the batch kernels run.
 
     A link type first met in the middle of an input whose expression libpcap
     cannot compile for it (``vlan`` on raw IP, ``ether host`` on Linux
@@ -30,9 +36,9 @@ import numpy as np
 
 from ulnet.counters import C_FILTER_REJECTED
 from ulnet.filter import _kernels as K
-from ulnet.filter.libpcap import BPF_INSN, DEFAULT_SNAPLEN, FilterError, compile_expression, version
+from ulnet.filter.libpcap import BPF_INSN, DEFAULT_SNAPLEN, FilterError, compile_expression, compile_live, version
 
-__all__ = ["Filter", "FilterError", "BPF_INSN", "compile_expression", "version", "REJECT_ALL"]
+__all__ = ["Filter", "FilterError", "BPF_INSN", "compile_expression", "compile_live", "version", "REJECT_ALL"]
 
 REJECT_ALL = np.array([(0x06, 0, 0, 0)], dtype=BPF_INSN)      # ret #0
 
@@ -80,6 +86,14 @@ class Filter:
             validate(p)
             self._add(linktype, p)
         return p
+
+    def live_program(self, ifname: str) -> tuple[np.ndarray, str | None]:
+        """(program, None) for a live socket on ``ifname``; (the Ethernet
+        file program, libpcap's reason) when no live handle could be opened
+        there (FilterError if the expression does not compile)."""
+        prog, why = compile_live(self.expression, ifname, self.snaplen)
+        validate(prog)
+        return prog, why
 
     def prepare(self, linktypes) -> None:
         """Compile for these link types now: a bad expression fails before

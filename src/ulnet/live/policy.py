@@ -110,6 +110,7 @@ class LivePolicy:
             inspector = Inspector()
         old = getattr(self, "acts", None)
         self.checked, self.compiled, self.stage, self.acts, self.inspector = checked, compiled, stage, acts, inspector
+        self.apps = apps
         if old is not None:
             old.close()                       # capture files of the old rules
 
@@ -207,6 +208,12 @@ class LivePolicy:
             return default
         left = (self.queue[0][0] - time.time_ns()) / 1e6
         return max(0, min(default, int(left) + 1))
+
+    def splits(self) -> dict:
+        """count by app / count by host rows of the rules in force, since
+        they were loaded (``ulnet.policy.splits``)."""
+        from ulnet.policy.splits import splits
+        return splits(self.stage, self.compiled, self.apps)
 
     def close(self) -> None:
         self.acts.close()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ulnet.counters import N_COUNTERS
 from ulnet.live.loop import BRIDGE_BLOCK, BRIDGE_BLOCKS, Forwarder, Port, open_port
+from ulnet.live.reports import Reports
 from ulnet.sources.afpacket import FANOUT_HASH, LiveError, RingSource
 
 
@@ -124,11 +125,14 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                make_policy: Callable[[], object] | None = None,
                view=None, interval: float = 1.0, qdisc_bypass: bool = False,
                ring_version: int = 3, log=None,
-               rule_totals: list | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+               rule_totals: list | None = None,
+               rule_splits: list | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Forward between the ports named by ``specs`` until SIGINT/SIGTERM;
     returns the final (counters, per-port numbers, active flows, flows per worker).
     ``rule_totals``, a list, gets the per-rule counts appended (see
-    ``Shared.rule_totals``).
+    ``Shared.rule_totals``); ``rule_splits`` the count by app / count by
+    host rows of the policy, all workers added up (``ulnet.policy.splits``;
+    each worker sends its own through a pipe when it stops).
     Raises LiveError before forwarding starts when a port cannot be opened."""
     log = log or (lambda m: print(f"ulnet bridge: {m}", file=sys.stderr, flush=True))
     shared = Shared(workers, len(specs))
@@ -141,6 +145,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
 
     flags = _Flags()
     old = _install(flags)
+    parts: list = []                        # each worker's splits (LivePolicy.splits)
     try:
         if workers == 1:
             ports: list[Port] = []
@@ -158,12 +163,15 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                 fw.warm()
                 log(f"forwarding {' <-> '.join(specs)}")
                 _worker_loop(fw, flags, 0, shared, show, interval, log)
+                if hasattr(fw.policy, "splits"):
+                    parts.append(fw.policy.splits())
             finally:
                 fw.close()
         else:
             if any(s.startswith("tap:") for s in specs):
                 raise LiveError("--workers above 1 needs interfaces on both sides (a TAP has one queue)")
             rx = _open_fanout(specs, workers, ring_version)
+            reports = Reports(workers)
             pids = []
             for k in range(workers):
                 pid = os.fork()
@@ -171,6 +179,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                     code = 0
                     try:
                         signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides when to stop
+                        report_fd = reports.child(k)
                         for kk in range(workers):
                             if kk != k:
                                 for r in rx[kk]:
@@ -186,6 +195,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                         fw.warm()
                         shared.ready[k] = 1
                         _worker_loop(fw, flags, k, shared, None, interval, log)
+                        Reports.send(report_fd, fw.policy.splits() if hasattr(fw.policy, "splits") else {})
                         fw.close()
                     except LiveError as e:
                         log(f"worker {k}: {e}")
@@ -196,6 +206,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                     finally:
                         os._exit(code)
                 pids.append(pid)
+            reports.parent()
             for row in rx:
                 for r in row:
                     r.close()
@@ -214,7 +225,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                 log(f"forwarding {' <-> '.join(specs)} with {workers} workers")
             next_t = time.monotonic() + interval
             while alive and not flags.stop:
-                time.sleep(min(0.1, max(0.0, next_t - time.monotonic())))
+                reports.drain(min(0.1, max(0.0, next_t - time.monotonic())))   # also the sleep
                 for pid in list(alive):
                     done, status = os.waitpid(pid, os.WNOHANG)
                     if done:
@@ -230,6 +241,8 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                     show()
             for pid in alive:
                 os.kill(pid, signal.SIGTERM)
+            reports.wait_closed(60)             # before waitpid: a worker may be writing its report
+            parts = reports.take()
             for pid in alive:
                 _, status = os.waitpid(pid, 0)
                 failed |= os.waitstatus_to_exitcode(status) != 0
@@ -238,6 +251,9 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
         show()
         if rule_totals is not None:
             rule_totals.append(shared.rule_totals())
+        if rule_splits is not None:
+            from ulnet.policy.splits import merge
+            rule_splits.append(merge(parts))
         return shared.totals()
     finally:
         _restore(old)

@@ -37,6 +37,7 @@ from ulnet.decode import decode
 from ulnet.flow import FlowTable
 from ulnet.policy import _kernels as PK
 from ulnet.policy.compile import compile_policy
+from ulnet.policy.splits import splits
 from ulnet.policy.stage import PolicyStage
 from ulnet.sources import open_capture
 
@@ -226,18 +227,5 @@ class Enforcer:
                "policy": {"decisions": int(S[PK.S_DECISIONS]), "redecisions": int(S[PK.S_REDECISIONS]),
                           "non_ip": int(S[PK.S_NON_IP])},
                "outputs": {o.name: {"file": o.path, "packets": o.packets} for o in self.actions.outputs.values()}}
-        cba = self.stage.CBA
-        if cba.shape[1] > 1:
-            names = list(self.app_names or []) + ["(not yet known)"]
-            by = {}
-            for r in self.compiled.rules:
-                if r.count == "app":
-                    by[str(r.index)] = {names[a]: {"packets": int(cba[r.index, a, 0]), "bytes": int(cba[r.index, a, 1])}
-                                        for a in range(cba.shape[1]) if cba[r.index, a, 0]}
-            out["count_by_app"] = by
-        hc = self.stage.host_counts()
-        if hc:
-            out["count_by_host"] = {str(r): {name: {"packets": p, "bytes": b, "flows": f}
-                                             for name, (p, b, f) in rows.items()}
-                                    for r, rows in hc.items()}
+        out.update(splits(self.stage, self.compiled, self.app_names))
         return out

@@ -139,10 +139,33 @@ BLK_STATUS, BLK_NUM_PKTS, BLK_FIRST = 8, 12, 16
 V3_BLOCK = 1 << 20         # 1 MiB blocks
 V3_BLOCKS = 32
 V3_RETIRE_MS = 1
+OBSERVE_BUFFER_KIB = 32768 # capture, peek -i, flows -i: ring size (-B)
+OBSERVE_RETIRE_MS = 100    # ... and block retire timeout: a packet is seen at most this late
 V2_FRAME = 2048            # one MTU-sized packet per frame
 V2_FRAME_GSO = 65536 + 512 # a whole GSO frame + headers
 V2_FRAMES = 1024
 V2_FRAMES_GSO = 256
+
+
+def ring_geometry(buffer_kib: int = OBSERVE_BUFFER_KIB) -> tuple[int, int]:
+    """(block size, blocks) of a TPACKET_V3 ring of about ``buffer_kib`` KiB,
+    for the observing commands (capture, peek -i, flows -i).
+
+    A block is handed over when full or when the retire timer fires
+    (OBSERVE_RETIRE_MS), whichever comes first, and a retired block is one
+    slot whatever it holds: under moderate traffic the ring covers about
+    blocks x the timer of a reader that is not scheduled, however large it
+    is. So: blocks of 1 MiB only when that still makes at least 64 of them,
+    else halved down to 128 KiB (which still holds a whole 64 KiB GRO/GSO
+    frame). 32 MiB -> 64 x 512 KiB; 2 MiB -> 16 x 128 KiB. (1 MiB blocks
+    with a 10 ms timer made 2 blocks of a 2 MiB ring, 20 ms, and lost
+    packets at 30-250 kpps where tcpdump's 8 x 256 KiB with libpcap's
+    1000 ms did not: bench/bench_capture.py.)"""
+    total = buffer_kib * 1024
+    block = 1 << 20
+    while block > (128 << 10) and total // block < 64:
+        block >>= 1
+    return block, max(2, total // block)
 
 
 class LiveError(Exception):
@@ -563,6 +586,15 @@ class RingSource:
 
 def _align(v: int, a: int) -> int:
     return (v + a - 1) // a * a
+
+
+def observe_ring(ifname: str, *, snaplen: int | None = None, promisc: bool = True,
+                 buffer_kib: int = OBSERVE_BUFFER_KIB, bpf=None) -> RingSource:
+    """The receive ring of the observing commands (capture, peek -i, flows
+    -i): TPACKET_V3, ``ring_geometry(buffer_kib)``, OBSERVE_RETIRE_MS."""
+    block, blocks = ring_geometry(buffer_kib)
+    return RingSource(ifname, 0, version=3, snaplen=snaplen, promisc=promisc, block_size=block, blocks=blocks,
+                      retire_ms=OBSERVE_RETIRE_MS, bpf=bpf)
 
 
 def open_interface(ifname: str, port: int = 0, **options) -> RingSource:
