@@ -261,3 +261,12 @@ def test_flows_command_does_not_import_pandas(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()[-500:]
     assert (tmp_path / "o.csv").read_text().count("\n") == 10      # header + 9 flows
+
+
+def test_a_command_imports_only_its_own_module():
+    """Start-up: `ulnet flows` does not import the live commands' modules."""
+    code = ("import sys; from ulnet.cli.main import build_parser; build_parser('flows'); "
+            "bad = [m for m in ('ulnet.cli.bridge', 'ulnet.cli.capture', 'ulnet.cli.check', 'ulnet.cli.replay') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad or 'ulnet.cli.flows' not in sys.modules else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()[-500:]

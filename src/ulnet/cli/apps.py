@@ -26,7 +26,6 @@ import sys
 
 from ulnet.inspect.registry import APPS
 
-HELP = "list the applications inspection can report, with their categories"
 
 
 def add_arguments(p):

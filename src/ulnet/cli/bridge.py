@@ -73,7 +73,6 @@ import sys
 from ulnet.cli.common import positive_int, print_rule_table, print_splits, print_stats
 from ulnet.sources.afpacket import LiveError
 
-HELP = "forward between two interfaces, or an interface and the host (TAP), through the pipeline"
 
 
 def _interval(text: str) -> float:

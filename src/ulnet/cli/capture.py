@@ -59,7 +59,6 @@ from ulnet.counters import C_LIVE_KERNEL_DROPS, C_LIVE_FREEZE, C_SRC_PACKETS, ne
 from ulnet.sinks.pcap import DEFAULT_SNAPLEN, PcapWriter
 from ulnet.sinks.pcapng import PcapngWriter
 
-HELP = "write a live interface to capture files, with rotation (tcpdump -w)"
 
 
 def _mb(text: str) -> float:

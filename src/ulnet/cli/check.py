@@ -42,7 +42,6 @@ from ulnet.policy.errors import PolicyError
 from ulnet.policy.format import format_policy
 from ulnet.policy.parse import parse
 
-HELP = "check a rules file (and print its canonical form with -v)"
 
 
 def add_arguments(p):

@@ -56,7 +56,6 @@ from ulnet.pipeline import Pipeline
 from ulnet.sinks.flows import FlowWriter, FORMATS
 from ulnet.sources import CaptureError
 
-HELP = "write one record per flow (CSV, JSON lines, Parquet)"
 
 
 def _seconds(text: str) -> float:

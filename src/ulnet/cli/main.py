@@ -8,25 +8,25 @@ that cannot be opened at all (missing file, unknown format or link type).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from ulnet import __version__
-from ulnet.cli import bridge, capture, flows, peek, replay
-from ulnet.cli import stats
-from ulnet.cli import check as check_cmd, run as run_cmd
-from ulnet.cli import apps, warm
 
+# command -> one-line help; each command is the module ulnet.cli.<command>
+# (add_arguments, run), imported only when it is the one that runs: the
+# others would cost their imports in every command's start-up
 COMMANDS = {
-    "peek": peek,
-    "flows": flows,
-    "bridge": bridge,
-    "capture": capture,
-    "replay": replay,
-    "check": check_cmd,
-    "run": run_cmd,
-    "apps": apps,
-    "stats": stats,
-    "warm": warm,
+    "peek": "print one line per packet (libpeak's peek)",
+    "flows": "write one record per flow (CSV, JSON lines, Parquet)",
+    "bridge": "forward between two interfaces, or an interface and the host (TAP), through the pipeline",
+    "capture": "write a live interface to capture files, with rotation (tcpdump -w)",
+    "replay": "send capture files out of an interface through a TX ring (tcpreplay)",
+    "check": "check a rules file (and print its canonical form with -v)",
+    "run": "enforce a rules file on capture files (ports bound to files)",
+    "apps": "list the applications inspection can report, with their categories",
+    "stats": "packets, bytes and flows per application and category; traffic over time (--plot)",
+    "warm": "compile every kernel ahead of time (the first run on a machine)",
 }
 
 # commands that run the compiled stages (a terminal is told when they must compile first)
@@ -39,12 +39,18 @@ class _Parser(argparse.ArgumentParser):
                      if " " in self.prog else f"ulnet: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's module is imported
+    (the others get a bare entry, enough for the command list)."""
     p = _Parser(prog="ulnet", description="userland networking: capture, decode, flows, inspect, policy")
     p.add_argument("--version", action="version", version=f"ulnet {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, mod in COMMANDS.items():
-        sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+    for name, help_ in COMMANDS.items():
+        if command is not None and name != command:
+            sub.add_parser(name, help=help_)
+            continue
+        mod = importlib.import_module(f"ulnet.cli.{name}")
+        sp = sub.add_parser(name, help=help_, description=mod.__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(sp)
         sp.set_defaults(_run=mod.run)
@@ -52,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # words after an option (``peek x.pcap -c 5 tcp port 80``): the filter

@@ -74,7 +74,6 @@ from ulnet.sinks.pcapng import PcapngWriter
 from ulnet.sinks.text import format_text, format_jsonl
 from ulnet.sources import CaptureError
 
-HELP = "print one line per packet (libpeak's peek)"
 
 
 def add_arguments(p):

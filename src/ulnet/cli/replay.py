@@ -44,7 +44,6 @@ from ulnet.sinks.txring import TxRing
 from ulnet.sources import CaptureError, open_capture
 from ulnet.sources.afpacket import LiveError
 
-HELP = "send capture files out of an interface through a TX ring (tcpreplay)"
 
 
 def _positive_float(text: str) -> float:

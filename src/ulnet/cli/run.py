@@ -56,7 +56,6 @@ from ulnet.policy.errors import PolicyError
 from ulnet.policy.parse import parse
 from ulnet.sources import CaptureError
 
-HELP = "enforce a rules file on capture files (ports bound to files)"
 
 
 def _binding(text: str):

@@ -61,7 +61,6 @@ from ulnet.inspect.registry import CATEGORIES, NAMES
 from ulnet.pipeline import Pipeline
 from ulnet.sources import CaptureError
 
-HELP = "packets, bytes and flows per application and category; traffic over time (--plot)"
 
 MAX_BINS = 512
 HARD_MAX_BINS = 1 << 14      # even with --bin: a capture spanning years must not take all memory

@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import sys
 
-HELP = "compile every kernel ahead of time (the first run on a machine)"
 
 
 def add_arguments(p):
