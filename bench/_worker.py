@@ -346,7 +346,7 @@ def run_flows(a) -> None:
             state["flush_at"] = dict(T)
         return orig_flush(self, *args, **kw)
     FT.flush = ft_flush
-    FK.export_entries = timed("flush_all", FK.export_entries)   # the end-of-input export kernel (called per chunk)
+    FK.flush_entries = timed("flush_all", FK.flush_entries)   # the end-of-input export kernel (called per chunk)
     insp_cls = getattr(CF, "Inspector", None)
     if insp_cls is not None:
         insp_cls.process = timed("inspect", insp_cls.process, keep_first=True)

@@ -477,7 +477,7 @@ def main(argv=None) -> int:
             ("records: `records.to_columns` (+ concatenation in the what-if)", g("records", 0) + g("concat", 0)),
             ("Arrow arrays: `sinks.flows.to_record_batch`", g("arrow", 0)),
             ("CSV write (`FlowWriter.write` minus Arrow arrays, + close)", csv_w),
-            ("end of input: `export_entries` kernel (the flush; its records, Arrow and CSV are in those rows)", g("flush_all", 0)),
+            ("end of input: `flush_entries` kernel (the flush; its records, Arrow and CSV are in those rows)", g("flush_all", 0)),
             ("the rest (CLI set-up, per-batch Python)", rest),
             ("exit (process CPU from `time -v` - CPU at the worker's end)", p["cpu_s"] - p["cpu_at_end"]),
         ]
@@ -505,7 +505,7 @@ def main(argv=None) -> int:
         f"**{p['cpu_s']:.3f}** | **{ns(p['cpu_s'], p['packets'])}**" for _, p in cols) + " |")
     L.append("| whole process, wall clock (parent) | " + " | ".join(
         f"{p['wall']:.3f} | {ns(p['wall'], p['packets'])}" for _, p in cols) + " |")
-    L.append("| record chunks written; `export_entries` kernel calls | " + " | ".join(
+    L.append("| record chunks written; `flush_entries` kernel calls | " + " | ".join(
         f"{p['chunks']:,} | {p['calls'].get('flush_all', 0):,}" for _, p in cols) + " |")
     L.append("| flows; records + Arrow + CSV per flow (ns) | " + " | ".join(
         f"{p['flows']:,} | {(p['t'].get('records', 0) + p['t'].get('concat', 0) + p['t'].get('write', 0)) * 1e9 / max(p['flows'], 1):.0f}"

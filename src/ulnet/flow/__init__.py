@@ -195,6 +195,8 @@ class FlowTable:
                                 b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt, counters)
             if after is not None and done > start:
                 after(b, start, done)
+            if self.S[K.S_NRES]:
+                self._settle()
             self.epoch = (self.epoch + 1) & 0xFFFF
             # ended flows build up in the export arrays across segments and
             # batches: handing them over in big chunks keeps record writing
@@ -205,6 +207,12 @@ class FlowTable:
                     chunks.append(c)
             if done >= b.n:
                 return chunks
+
+    def _settle(self) -> None:
+        """Fill the export rows of flows that timed out while their payload in
+        the segment was not inspected yet (after the inspection ran)."""
+        K.settle_reserved(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.S, self.META,
+                          self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics)
 
     def flush(self, reason: int = K.END_INPUT):
         """Export every flow still in the table, oldest id first: yields

@@ -78,7 +78,7 @@ NS = 24
 TCP_NONE, TCP_NEW, TCP_ESTABLISHED, TCP_CLOSING, TCP_CLOSED, TCP_RESET = 0, 1, 2, 3, 4, 5
 
 # expiry lists
-LIST_LIVE, LIST_CLOSED, LIST_FREE = 0, 1, 2
+LIST_LIVE, LIST_CLOSED, LIST_FREE, LIST_DUE = 0, 1, 2, 3   # DUE: export row reserved (_reserve)
 
 # end reasons (expiration_id): NFStream's values where it has one
 END_INPUT = -1     # end of input / shutdown (NFStream: custom expiration)
@@ -97,7 +97,9 @@ S_SEED = 8
 S_MFREE_TOP = 9    # free metadata slots on the MFREE stack
 S_FREE_TAIL = 10   # last free entry, -1 none
 S_HWM = 11         # entries ever taken: every entry in use is below it
-S_SIZE = 12
+S_NRES = 12        # export rows reserved in this segment (_reserve)
+S_RES_LO = 13      # the first of them
+S_SIZE = 14
 
 # fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
 FRAG_SLOTS = 4096
@@ -206,9 +208,8 @@ def _index_remove(IDX, K, F, e, S):
 
 
 @njit(cache=True)
-def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
-    """Copy entry e to the next export row and give its metadata slot back."""
-    x = S[S_NEXP]
+def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, reason, stats):
+    """Copy entry e to export row x and give its metadata slot back."""
     for c in range(NF):
         XF[x, c] = F[e, c]
     XF[x, F_STATE] = (F[e, F_STATE] & ~np.int64(0xF000)) | (np.int64(reason + 1) << 12)
@@ -232,15 +233,60 @@ def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason
         XMETA[x, M_ALPN] = 0
         XMETA[x, M_QTYPE] = 0
         XMETA[x, M_QTYPE + 1] = 0
-    S[S_NEXP] = x + 1
 
 
 @njit(cache=True)
 def _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats):
-    _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats)
+    x = S[S_NEXP]
+    S[S_NEXP] = x + 1
+    _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, reason, stats)
     _list_unlink(S, LNK, F, e)
+    _release(LNK, IDX, K, F, S, e)
+
+
+@njit(cache=True)
+def _reserve(F, K, LNK, IDX, S, XF, e, reason):
+    """Flow e is due (idle or close timeout) but got payload in this segment
+    that inspection has not seen: take its export row now (the export order
+    stays the order flows end), take it out of the expiry lists and the
+    index, and fill the row when the segment is settled (settle_reserved,
+    after inspection); the entry stays taken until then."""
+    x = S[S_NEXP]
+    S[S_NEXP] = x + 1
+    XF[x, F_ID] = e
+    XF[x, F_STATE] = -10 - reason
+    if S[S_NRES] == 0:
+        S[S_RES_LO] = x
+    S[S_NRES] += 1
+    _list_unlink(S, LNK, F, e)
+    _index_remove(IDX, K, F, e, S)     # a later packet with its key starts a new flow
+    F[e, F_STATE] = (F[e, F_STATE] & ~np.int64(0xF00)) | (np.int64(LIST_DUE) << 8)
+
+
+@njit(cache=True)
+def settle_reserved(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats):
+    """Fill the export rows reserved in the segment just inspected."""
+    if S[S_NRES] == 0:
+        return
+    for x in range(S[S_RES_LO], S[S_NEXP]):
+        if XF[x, F_STATE] < 0:
+            e = XF[x, F_ID]
+            _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, -10 - XF[x, F_STATE], stats)
+            _free(LNK, F, S, e)
+    S[S_NRES] = 0
+
+
+@njit(cache=True)
+def _release(LNK, IDX, K, F, S, e):
+    """Entry e (out of its expiry list) leaves the index and joins the free list."""
     _index_remove(IDX, K, F, e, S)
-    F[e, F_STATE] = np.int64(LIST_FREE) << 8
+    _free(LNK, F, S, e)
+
+
+@njit(cache=True)
+def _free(LNK, F, S, e):
+    # (the segment epoch of its last packet stays: see the reuse check in flow_batch)
+    F[e, F_STATE] = (F[e, F_STATE] & (np.int64(0xFFFF) << 16)) | (np.int64(LIST_FREE) << 8)
     # F_APP stays as it was until the entry is reused: packets of this flow
     # earlier in the current segment still read its (final) application.
     # Freed entries join the free list at its tail, so an entry is reused
@@ -290,8 +336,10 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
     processed: n when done; less when the export arrays filled up, or when a
     flow touched by packets i0.. of this call (stamped with ``epoch``) would
     be exported before the later stages (inspection) have seen those
-    packets: the caller runs them over i0..returned, bumps the epoch and
-    calls again from there."""
+    packets: the caller runs them over i0..returned, settles the reserved
+    rows (settle_reserved), bumps the epoch and calls again from there.
+    A flow that times out in that state does not end the segment: its
+    export row is reserved (_reserve) and filled by settle_reserved."""
     xcap = XF.shape[0]
     mask = IDX.shape[0] - 1
     cap = F.shape[0]
@@ -304,18 +352,22 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             e = S[S_CLOSED_HEAD]
             if e >= 0 and t - F[e, F_LAST] > close_ns:
                 if i > i0 and _pending(F, e, epoch):
-                    return i   # payload in this segment not inspected yet: let the next stage see it first
-                _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_TCP, stats)
+                    _reserve(F, K, LNK, IDX, S, XF, e, END_TCP)   # payload not inspected yet: fill its row later
+                else:
+                    _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_TCP, stats)
                 continue
             e = S[S_LIVE_HEAD]
             if e >= 0 and t - F[e, F_LAST] > idle_ns:
                 if i > i0 and _pending(F, e, epoch):
-                    return i   # payload in this segment not inspected yet: let the next stage see it first
-                _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_IDLE, stats)
+                    _reserve(F, K, LNK, IDX, S, XF, e, END_IDLE)  # payload not inspected yet: fill its row later
+                else:
+                    _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, END_IDLE, stats)
                 continue
             break
         if S[S_NEXP] + 2 > xcap:
             return i
+        if S[S_NRES] > 0 and S[S_FREE_HEAD] < 0:
+            return i   # table full: the reserved flows' entries must be free first
         ver = hdr[i, H_IP_VERSION]
         if ver == 0:
             out_entry[i] = -1
@@ -365,7 +417,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             else:
                 if FR[fs, 0] == fkey and t - FR[fs, 5] <= FRAG_TTL_NS:
                     fe = FR[fs, 1]
-                    if fe >= 0 and F[fe, F_ID] == FR[fs, 2] and ((F[fe, F_STATE] >> 8) & 0xF) != LIST_FREE:
+                    if fe >= 0 and F[fe, F_ID] == FR[fs, 2] and ((F[fe, F_STATE] >> 8) & 0xF) < LIST_FREE:
                         joined = fe
                         sp = -1
                 if joined < 0:
@@ -436,6 +488,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     while IDX[j] != 0:
                         j = (j + 1) & mask
                 e = S[S_FREE_HEAD]
+                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                    return i   # freed in this segment after packets inspection has not seen yet
                 S[S_FREE_HEAD] = LNK[e, 1]
                 if S[S_FREE_HEAD] < 0:
                     S[S_FREE_TAIL] = -1
@@ -554,17 +608,6 @@ def live_entries(F, LNK, S):
 
 
 @njit(cache=True)
-def export_entries(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason, ents, k0):
-    """Export ents[k0:] until the export arrays are full; returns the next k."""
-    xcap = XF.shape[0]
-    k = k0
-    while k < len(ents) and S[S_NEXP] < xcap:
-        _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, ents[k], reason, stats)
-        k += 1
-    return k
-
-
-@njit(cache=True)
 def flush_entries(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, reason, ents, k0):
     """The final flush: export ents[k0:] (every entry in use) until the export
     arrays are full; returns the next k. Only the rows are copied: the index,
@@ -574,7 +617,9 @@ def flush_entries(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, stats, 
     k = k0
     while k < len(ents) and S[S_NEXP] < xcap:
         e = ents[k]
-        _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, reason, stats)
+        x = S[S_NEXP]
+        S[S_NEXP] = x + 1
+        _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, reason, stats)
         F[e, F_STATE] = np.int64(LIST_FREE) << 8
         k += 1
     return k
