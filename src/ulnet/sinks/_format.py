@@ -293,8 +293,7 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, N, FL, TO,
                 v = FL[slot[c], i]
                 a, b = TO[tslot[c], i], TO[tslot[c], i + 1]
                 if a < b and not js:                        # Arrow's text is the CSV text
-                    for k in range(a, b):
-                        out[p + k - a] = T[k]
+                    _copy(out, p, T, a, b - a)
                     p += b - a
                 elif a == b and v == v and abs(v) < 1e9:    # whole: positional in both layouts
                     if v < 0 or (v == 0 and math.copysign(1.0, v) < 0):
