@@ -34,6 +34,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ulnet.flow.text import arrow_of
+
 INT, UINT, FLOAT, TEXT = 0, 1, 2, 3
 BUFFER = 16 << 20          # output buffer: a chunk of records is written in pieces of at most this
 _WIDTH = {INT: 20, UINT: 20, FLOAT: 25, TEXT: 4}      # most bytes of a value (text: + its escapes; null)
@@ -331,7 +333,7 @@ def _float_text(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lens = np.zeros(len(x), np.int64)
     if not cast.any():
         return np.zeros(len(x) + 1, np.int64), np.empty(0, np.uint8)
-    off, data = _string_parts(pc.cast(pa.array(x[cast]), pa.string()))
+    off, data = _string_parts(pc.cast(arrow_of(x[cast]), pa.string()))
     lens[cast] = np.diff(off)
     return np.concatenate(([0], np.cumsum(lens))), data
 
@@ -368,7 +370,7 @@ class RowFormatter:
         for c, k in enumerate(self.names):
             v = cols[k]
             if not (isinstance(v, np.ndarray) and v.dtype.kind in "iuf"):
-                a = v if isinstance(v, pa.Array) else pa.array(v)
+                a = arrow_of(v)
                 if a.null_count:
                     vrow[c] = len(valid)
                     valid.append(a.is_valid().to_numpy(zero_copy_only=False))
