@@ -17,7 +17,8 @@ and a later phase finds the earlier phases' kernels in the cache:
 3. each command on a small built-in capture: ``peek`` (also with a BPF
    filter), ``flows`` (with statistics, every format), ``stats``, ``run``
    with a policy using every action. What these compile and nothing earlier did (the inspection
-   kernel, the sinks, the policy) is compiled here.
+   kernel, the sinks -- among them the CSV / JSON lines record formatter --, the policy) is
+   compiled here.
 
 The live commands (``bridge``, ``capture -i``, ``replay``) need interfaces
 and are not warmed; their kernels beyond the shared stages are small.
@@ -206,7 +207,8 @@ def plan(workers: int) -> list[list[tuple]]:
 KERNELS = (("ulnet.sources._kernels", "pcap_walk"), ("ulnet.decode._kernels", "decode_batch"),
            ("ulnet.flow._kernels", "flow_batch"), ("ulnet.inspect._dispatch", "dispatch"),
            ("ulnet.inspect._kernels", "inspect_batch"), ("ulnet.policy._kernels", "decide_batch"),
-           ("ulnet.actions._kernels", "act_batch"), ("ulnet.filter._kernels", "filter_batch"))
+           ("ulnet.actions._kernels", "act_batch"), ("ulnet.filter._kernels", "filter_batch"),
+           ("ulnet.sinks._format", "format_rows"))
 
 
 def cache_is_warm() -> bool:

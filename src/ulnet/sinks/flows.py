@@ -2,20 +2,21 @@
 
 Records come in chunks (columns from ``ulnet.flow.records.to_columns``) and
 are written as they arrive, so memory does not grow with the capture. CSV
-and Parquet go through Arrow (pyarrow) batch by batch; JSON lines are one
-object per flow with NFStream's field names.
+and JSON lines (one object per flow, NFStream's field names) are formatted
+by a compiled kernel (``ulnet.sinks._format``: the bytes Arrow's CSV writer
+with ``quoting_style="needed"`` and ``json.dumps`` wrote, without a Python
+object per value); Parquet goes through Arrow (pyarrow) batch by batch.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ulnet.flow.text import arrow_of, as_list
+from ulnet.flow.text import arrow_of
+from ulnet.sinks._format import RowFormatter
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -37,35 +38,26 @@ class FlowWriter:
         self._fh = sys.stdout.buffer if self._to_stdout else open(path, "wb")
         self._w = None
         self._schema = None
+        self._text = RowFormatter(self.names, fmt) if fmt != "parquet" else None
+        if fmt == "csv":
+            self._fh.write(self._text.header())
 
     def write(self, cols: dict) -> None:
         n = len(cols["id"])
         if not n:
             return
         self.count += n
-        if self.fmt == "jsonl":
-            self._write_jsonl(cols, n)
+        if self._text is not None:
+            for piece in self._text.format(cols):
+                self._fh.write(piece)
             return
         rb = to_record_batch(cols, self.names)
         if self._w is None:
             self._schema = rb.schema
-            if self.fmt == "csv":
-                self._w = pacsv.CSVWriter(self._fh, rb.schema,
-                                          write_options=pacsv.WriteOptions(quoting_style="needed"))
-            else:
-                self._w = pq.ParquetWriter(self._fh, rb.schema)
+            self._w = pq.ParquetWriter(self._fh, rb.schema)
         self._w.write_batch(rb.cast(self._schema) if rb.schema != self._schema else rb)
 
-    def _write_jsonl(self, cols, n):
-        lists = [(k, as_list(cols[k])) for k in self.names]
-        out = []
-        for i in range(n):
-            out.append(json.dumps({k: v[i] for k, v in lists}, separators=(", ", ": ")))
-        self._fh.write(("\n".join(out) + "\n").encode())
-
     def close(self) -> None:
-        if self._w is None and self.fmt == "csv":
-            self._fh.write((",".join(f'"{k}"' for k in self.names) + "\n").encode())
         if self._w is not None:
             self._w.close()
         self._fh.flush()
