@@ -11,11 +11,12 @@ DESCRIPTION
     stage; ARP and other non-IP frames pass. A and B are put in promiscuous
     mode; they should carry no addresses, and the kernel must not forward
     between them itself. Each interface is read through a TPACKET_V3 ring
-    (blocks retired after at most 1 ms) and written through a
-    PACKET_TX_RING, one send() per batch. --ring v2 reads one frame at a
-    time instead (no retire delay) -- see docs/live.md for why it is not the
-    default: measured here, the kernel drops most packets of a V2 ring
-    above a few thousand packets per second.
+    (64 MiB of 128 KiB blocks) and written through a PACKET_TX_RING, one
+    send() per batch. Packets are taken from the block the kernel is still
+    filling, woken per packet, so a lone packet does not wait for its block
+    to retire (docs/live.md). --ring v3-retire reads blocks only once
+    retired (up to 1 ms per traversal); --ring v2 reads one frame per
+    packet from a small ring that bursts overflow.
 
     Offloads: ulnet changes nothing on the interfaces. The rings use
     virtio-net headers (PACKET_VNET_HDR), so GSO/GRO frames larger than the

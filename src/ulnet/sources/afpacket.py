@@ -31,9 +31,23 @@ DESCRIPTION
     ``retire_ms`` in the ring (measured in docs/live.md: 1 ms minimum, the
     kernel rounds to whole milliseconds).
 
+    ``peek=True`` (V3, the bridge): packets are also taken from the block
+    the kernel is still filling. A packet there is finished when the
+    ``sockaddr_ll`` after its header carries the interface index:
+    ``tpacket_rcv`` writes it last, after the frame and the header fields
+    (an opaque call between them orders the compiler, x86 orders the
+    stores; elsewhere ``peek`` is off). ``release()`` zeroes what the
+    kernel wrote in a block before handing it back, so a header position
+    of the next lap reads 0 until the kernel has written it. A V3 ring
+    wakes its reader only when a block retires, so a second, ringless
+    socket on the interface (``ret #1``, the minimum receive buffer) makes
+    poll() return per packet: ``wake_fileno()``; ``drain_wake()`` before
+    the last look at the ring ahead of a poll.
+
     ``version=2`` (TPACKET_V2): one fixed-size frame per packet, handed over
-    at once. Used by the bridge, where a packet must not wait for a block to
-    retire.
+    at once. No retire delay, but a frame per packet: a ring of the same
+    memory holds far fewer small packets than V3 blocks, and bursts
+    overflow it (docs/live.md).
 
     A batch never straddles a release: ``release()`` gives back exactly the
     frames (V2) or whole blocks (V3) that ``fill`` walked; a block walked in
@@ -554,6 +568,11 @@ class RingSource:
             got = _walk_v3(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
                            b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
                            C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, self.peek, self.ifindex)
+            if not got and not n0 and self.st[3]:
+                # blocks whose packets were all taken earlier (peek) and that
+                # retired since: nothing views them; give them back now (a
+                # retired block left ours keeps poll() readable)
+                _release_v3(self.ring, self.unit, self.count, self.st, self.peek)
         else:
             got = _walk_v2(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
                            b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
