@@ -17,8 +17,9 @@ or off -- both sides of a comparison always share the setting):
     Linux bridge.
 
 ulnet bridge also runs with a policy (inspection, a table, count by app:
-RULES below), and with --ring v2 (TPACKET_V2 frames, no retire
-delay) for the comparison behind the choice of V3 blocks (1 ms timeout).
+RULES below), with --ring v2 (TPACKET_V2 frames) and with --ring v3-retire
+(V3 blocks read only once retired, up to 1 ms per traversal: the default
+before blocks were read while the kernel fills them). --kinds picks rows.
 
 Writes bench/out/bridge.json and bench/out/bridge.md (README-ready table).
 The machine is shared: numbers move by +-10 % between runs; compare the
@@ -113,6 +114,7 @@ def start_forwarder(t, br, kind):
         rules = Path(f"/tmp/ulnet-bench-{t.tag}.rules")
         rules.write_text(RULES)
         args = {"ulnet-1": [], "ulnet-2": ["--workers", "2"], "ulnet-1-v2": ["--ring", "v2"],
+                "ulnet-1-retire": ["--ring", "v3-retire"],
                 "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
                 "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind]
         p = t.ulnet(br, "bridge", "a", "b", *args)
@@ -218,7 +220,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter runs (2 s per rate, 300 pings)")
     ap.add_argument("--offloads", default="on,off")
-    ap.add_argument("--kinds", default="linux,ulnet-1,ulnet-2,ulnet-1-rules,ulnet-2-rules,python,ulnet-1-v2")
+    ap.add_argument("--kinds", default="linux,ulnet-1,ulnet-2,ulnet-1-rules,ulnet-2-rules,python,ulnet-1-v2,ulnet-1-retire")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_bridge: needs root (network namespaces)", file=sys.stderr)
@@ -254,6 +256,7 @@ def main() -> int:
 def table(results) -> str:
     names = {"linux": "Linux bridge", "ulnet-1": "ulnet bridge, 1 worker", "ulnet-2": "ulnet bridge, 2 workers",
              "python": "Python recv/send, 1 pkt/syscall", "ulnet-1-v2": "ulnet bridge, 1 worker, TPACKET_V2 frames",
+             "ulnet-1-retire": "ulnet bridge, 1 worker, V3 read once retired (--ring v3-retire)",
              "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only",
              "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy"}
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "

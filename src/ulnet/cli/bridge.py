@@ -11,11 +11,12 @@ DESCRIPTION
     stage; ARP and other non-IP frames pass. A and B are put in promiscuous
     mode; they should carry no addresses, and the kernel must not forward
     between them itself. Each interface is read through a TPACKET_V3 ring
-    (blocks retired after at most 1 ms) and written through a
-    PACKET_TX_RING, one send() per batch. --ring v2 reads one frame at a
-    time instead (no retire delay) -- see docs/live.md for why it is not the
-    default: measured here, the kernel drops most packets of a V2 ring
-    above a few thousand packets per second.
+    (64 MiB of 128 KiB blocks) and written through a PACKET_TX_RING, one
+    send() per batch. Packets are taken from the block the kernel is still
+    filling, woken per packet, so a lone packet does not wait for its block
+    to retire (docs/live.md). --ring v3-retire reads blocks only once
+    retired (up to 1 ms per traversal); --ring v2 reads one frame per
+    packet from a small ring that bursts overflow.
 
     Offloads: ulnet changes nothing on the interfaces. The rings use
     virtio-net headers (PACKET_VNET_HDR), so GSO/GRO frames larger than the
@@ -98,9 +99,10 @@ def add_arguments(p):
     p.add_argument("--max-flows", type=positive_int, default=65536, metavar="N",
                    help="flow table capacity per worker (default 65536)")
     p.add_argument("--no-flows", action="store_true", help="skip the flow stage (decode only)")
-    p.add_argument("--ring", choices=("v2", "v3"), default="v3",
-                   help="receive ring layout: v3 blocks (default; 1 ms retire timeout) or v2 frames (lower latency "
-                        "on a quiet link, but this kernel drops most packets above a few thousand per second)")
+    p.add_argument("--ring", choices=("v3", "v3-retire", "v2"), default="v3",
+                   help="receive ring: v3 blocks read while the kernel fills them, woken per packet (default); "
+                        "v3-retire: blocks read once retired (up to 1 ms per traversal); v2: one frame per packet "
+                        "(a small ring: bursts overflow it)")
     p.add_argument("--qdisc-bypass", action="store_true", help="PACKET_QDISC_BYPASS on the transmit rings")
     p.add_argument("--rules", metavar="FILE",
                    help="rules (docs/rules.md) naming the ports by their interface (or TAP) names; SIGHUP reloads")
@@ -148,7 +150,7 @@ def run(args) -> int:
             specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
             make_policy=make_policy,
             view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
-            ring_version=3 if args.ring == "v3" else 2, rule_totals=rule_totals, rule_splits=rule_splits)
+            ring_version=2 if args.ring == "v2" else 3, peek=args.ring == "v3", rule_totals=rule_totals, rule_splits=rule_splits)
     except LiveError as e:
         if view is not None:
             view.close()

@@ -19,10 +19,12 @@ DESCRIPTION
     forwarders in processes joined by ``PACKET_FANOUT`` (symmetric hash).
     ``ulnet.live.view`` prints the running numbers.
 
-    Latency: the bridge reads TPACKET_V3 blocks retired after 1 ms at most
-    (light traffic waits up to that long); TPACKET_V2 frames are handed
-    over one by one but, measured on this kernel, lose most packets above a
-    few thousand per second. See docs/live.md for the measurements.
+    Latency: the bridge takes packets from the TPACKET_V3 block the kernel
+    is still filling, woken per packet by a ringless socket on each port
+    (``RingSource(peek=True)``), so light traffic does not wait for the
+    1 ms block retirement; the forwarder empties those wake-up queues and
+    looks at the rings once more before it sleeps. See docs/live.md for
+    the measurements.
 
 POLICY HOOK
     ``Forwarder(policy=hook)``: per batch, after decode, ``hook.process(

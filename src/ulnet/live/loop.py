@@ -51,9 +51,12 @@ class Port:
 
 
 def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = False,
-              ring_version: int = 3, rx_frames: int | None = None, tx_frames: int | None = None) -> Port:
+              ring_version: int = 3, rx_frames: int | None = None, tx_frames: int | None = None,
+              peek: bool = True) -> Port:
     """``NAME`` (an interface: RX ring + TX ring, promiscuous, virtio-net
-    headers, own output ignored) or ``tap:NAME`` (a TAP device)."""
+    headers, own output ignored) or ``tap:NAME`` (a TAP device). ``peek``
+    (V3): take packets from the block the kernel is filling, woken per
+    packet, instead of waiting up to 1 ms for the block to retire."""
     from ulnet.sinks.txring import TxRing
     from ulnet.sources.afpacket import RingSource
     from ulnet.sources.tap import TapPort
@@ -61,7 +64,8 @@ def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = Fal
         t = TapPort(spec[4:], index)
         return Port(spec[4:], t, t, True)
     rx = RingSource(spec, index, version=ring_version, vnet_hdr=True, ignore_outgoing=True, promisc=True,
-                    fanout=rx_fanout, frames=rx_frames, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS)
+                    fanout=rx_fanout, frames=rx_frames, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS,
+                    peek=peek)
     try:
         tx = TxRing(spec, vnet_hdr=True, qdisc_bypass=qdisc_bypass, frames=tx_frames)
     except BaseException:
@@ -87,8 +91,13 @@ class Forwarder:
         self.policy = policy
         self.ended = 0                 # flows that ended (records are not kept by the bridge)
         self._poll = select.poll()
+        self._wakers = []
         for p in ports:
             self._poll.register(p.rx.fileno(), select.POLLIN | select.POLLERR)
+            wfd = p.rx.wake_fileno() if hasattr(p.rx, "wake_fileno") else None
+            if wfd is not None:
+                self._poll.register(wfd, select.POLLIN)
+                self._wakers.append(p.rx)
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -162,7 +171,13 @@ class Forwarder:
         next_tick = time.monotonic() + tick_s
         while not stop():
             if not self.step():
-                self.wait(idle_ms if self.policy is None else self.policy.next_due_ms(idle_ms))
+                # peeking rings: empty the wake-up queues, look once more (a
+                # packet that arrives after this look finds the queue empty and
+                # wakes the poll), then sleep
+                for r in self._wakers:
+                    r.drain_wake()
+                if not self._wakers or not self.step():
+                    self.wait(idle_ms if self.policy is None else self.policy.next_due_ms(idle_ms))
             if tick is not None:
                 now = time.monotonic()
                 if now >= next_tick:

@@ -124,7 +124,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                make_flows: Callable[[], object] | None = None,
                make_policy: Callable[[], object] | None = None,
                view=None, interval: float = 1.0, qdisc_bypass: bool = False,
-               ring_version: int = 3, log=None,
+               ring_version: int = 3, peek: bool = True, log=None,
                rule_totals: list | None = None,
                rule_splits: list | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Forward between the ports named by ``specs`` until SIGINT/SIGTERM;
@@ -151,7 +151,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
             ports: list[Port] = []
             try:
                 for j, s in enumerate(specs):
-                    ports.append(open_port(s, j, qdisc_bypass=qdisc_bypass, ring_version=ring_version))
+                    ports.append(open_port(s, j, qdisc_bypass=qdisc_bypass, ring_version=ring_version, peek=peek))
             except BaseException:
                 for p in ports:
                     p.close()
@@ -170,7 +170,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
         else:
             if any(s.startswith("tap:") for s in specs):
                 raise LiveError("--workers above 1 needs interfaces on both sides (a TAP has one queue)")
-            rx = _open_fanout(specs, workers, ring_version)
+            rx = _open_fanout(specs, workers, ring_version, peek)
             reports = Reports(workers)
             pids = []
             for k in range(workers):
@@ -259,7 +259,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
         _restore(old)
 
 
-def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[RingSource]]:
+def _open_fanout(specs: list[str], workers: int, version: int = 3, peek: bool = True) -> list[list[RingSource]]:
     """rx[k][j]: worker k's ring on port j, member k of port j's fanout group."""
     rx: list[list[RingSource]] = [[] for _ in range(workers)]
     try:
@@ -269,7 +269,7 @@ def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[
                 group = (base + attempt * 104729) & 0xFFFF
                 try:
                     first = RingSource(s, j, version=version, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS, vnet_hdr=True, ignore_outgoing=True, promisc=True,
-                                       fanout=(group, FANOUT_HASH))
+                                       fanout=(group, FANOUT_HASH), peek=peek)
                     break
                 except LiveError as e:
                     if "fanout" not in str(e) or attempt == 15:
@@ -277,7 +277,7 @@ def _open_fanout(specs: list[str], workers: int, version: int = 3) -> list[list[
             rx[0].append(first)
             for k in range(1, workers):
                 rx[k].append(RingSource(s, j, version=version, retire_ms=1, block_size=BRIDGE_BLOCK, blocks=BRIDGE_BLOCKS, vnet_hdr=True, ignore_outgoing=True, promisc=True,
-                                        fanout=(group, FANOUT_HASH)))
+                                        fanout=(group, FANOUT_HASH), peek=peek))
     except BaseException:
         for row in rx:
             for r in row:

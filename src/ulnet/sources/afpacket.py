@@ -31,9 +31,23 @@ DESCRIPTION
     ``retire_ms`` in the ring (measured in docs/live.md: 1 ms minimum, the
     kernel rounds to whole milliseconds).
 
+    ``peek=True`` (V3, the bridge): packets are also taken from the block
+    the kernel is still filling. A packet there is finished when the
+    ``sockaddr_ll`` after its header carries the interface index:
+    ``tpacket_rcv`` writes it last, after the frame and the header fields
+    (an opaque call between them orders the compiler, x86 orders the
+    stores; elsewhere ``peek`` is off). ``release()`` zeroes what the
+    kernel wrote in a block before handing it back, so a header position
+    of the next lap reads 0 until the kernel has written it. A V3 ring
+    wakes its reader only when a block retires, so a second, ringless
+    socket on the interface (``ret #1``, the minimum receive buffer) makes
+    poll() return per packet: ``wake_fileno()``; ``drain_wake()`` before
+    the last look at the ring ahead of a poll.
+
     ``version=2`` (TPACKET_V2): one fixed-size frame per packet, handed over
-    at once. Used by the bridge, where a packet must not wait for a block to
-    retire.
+    at once. No retire delay, but a frame per packet: a ring of the same
+    memory holds far fewer small packets than V3 blocks, and bursts
+    overflow it (docs/live.md).
 
     A batch never straddles a release: ``release()`` gives back exactly the
     frames (V2) or whole blocks (V3) that ``fill`` walked; a block walked in
@@ -83,6 +97,7 @@ import ctypes
 import errno
 import mmap
 import os
+import platform
 import select
 import socket
 import struct
@@ -133,7 +148,10 @@ LINKTYPE_ETHERNET = 1
 _HDR = {"status": (0, 20), "len": (4, 16), "snaplen": (8, 12), "mac": (12, 24),
         "sec": (16, 4), "nsec": (20, 8), "vlan_tci": (24, 32), "vlan_tpid": (26, 36)}
 # tpacket_block_desc: version u32, offset_to_priv u32, then tpacket_hdr_v1:
-BLK_STATUS, BLK_NUM_PKTS, BLK_FIRST = 8, 12, 16
+BLK_STATUS, BLK_NUM_PKTS, BLK_FIRST, BLK_LEN = 8, 12, 16, 20
+BLK_HDR_LEN = 48           # sizeof(struct tpacket_block_desc), 8-aligned: the first packet (no private area)
+PEEK_SLL_IFINDEX = 48 + 4  # sockaddr_ll after the 48-byte tpacket3_hdr: sll_ifindex
+PEEK_MIN_ROOM = 128        # a packet header + sockaddr_ll + headroom fits before the block's end
 
 # Ring geometry defaults
 V3_BLOCK = 1 << 20         # 1 MiB blocks
@@ -325,23 +343,38 @@ def _take(ring, h, status, mac, snap, wlen, sec, nsec, tci, tpid, vnet, port,
 
 @njit(cache=True)
 def _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
-             n0, cap, counters, c_vlan, c_gso):
+             n0, cap, counters, c_vlan, c_gso, peek, ifindex):
     """Walk ready V3 blocks from the cursor st = [block, pkt index, offset in
     block, blocks walked to the end since the last release, first such block].
+    With ``peek``, also take the finished packets of the block the kernel is
+    still filling (see RingSource: the ring must be zeroed on release).
     Returns rows filled (from n0)."""
     i = n0
     while i < cap:
         blk = st[0]
         b = blk * block_size
-        if (_u32(ring, b + BLK_STATUS) & 1) == 0:   # TP_STATUS_USER: block is ours
+        owned = (_u32(ring, b + BLK_STATUS) & 1) != 0   # TP_STATUS_USER: the block is ours
+        if not owned and not peek:
             break
-        npk = _u32(ring, b + BLK_NUM_PKTS)
         k = st[1]
         p = st[2]
-        if k == 0:
-            p = _u32(ring, b + BLK_FIRST)
+        if owned:
+            npk = _u32(ring, b + BLK_NUM_PKTS)
+            if k == 0:
+                p = _u32(ring, b + BLK_FIRST)
+        else:
+            npk = 1 << 30
+            if k == 0:
+                p = BLK_HDR_LEN
         while k < npk and i < cap:
             h = b + p
+            if not owned:
+                # the kernel's block: a packet is finished when its sockaddr_ll
+                # carries the interface index (written after the frame and the
+                # header, see RingSource); zeroed memory reads 0 until then
+                if p + PEEK_MIN_ROOM > block_size or _u32(ring, h + PEEK_SLL_IFINDEX) != ifindex \
+                        or (_u32(ring, h + 20) & 1) == 0:
+                    break
             status = _u32(ring, h + 20)
             snap = _u32(ring, h + 12)
             got = _take(ring, h, status, _u16(ring, h + 24), snap, _u32(ring, h + 16),
@@ -355,8 +388,11 @@ def _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts
             counters[C_SRC_BYTES] += caplen[i]
             i += 1
             k += 1
-            p += _u32(ring, h)                      # tp_next_offset
-        if k < npk:                                 # batch full inside the block
+            nxt = _u32(ring, h)                     # tp_next_offset
+            p += nxt
+            if nxt == 0:                            # the last packet of a block closed meanwhile:
+                break                               # its num_pkts (next call) ends it
+        if k < npk:                                 # batch full inside the block, or the kernel's block
             st[1] = k
             st[2] = p
             break
@@ -372,9 +408,13 @@ def _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts
 
 
 @njit(cache=True)
-def _release_v3(ring, block_size, nblocks, st):
+def _release_v3(ring, block_size, nblocks, st, zero):
     b = st[4]
     for _ in range(st[3]):
+        if zero:                                    # what the kernel wrote after the block header
+            base = b * block_size
+            end = base + min(_u32(ring, base + BLK_LEN), block_size)
+            ring[base + BLK_HDR_LEN:end] = 0
         ring[b * block_size + BLK_STATUS] = 0       # TP_STATUS_KERNEL (low byte; the rest is 0)
         ring[b * block_size + BLK_STATUS + 1] = 0
         ring[b * block_size + BLK_STATUS + 2] = 0
@@ -434,7 +474,7 @@ class RingSource:
                  promisc: bool = True, vnet_hdr: bool = False, ignore_outgoing: bool = False,
                  fanout: tuple[int, int] | None = None, block_size: int = V3_BLOCK,
                  blocks: int = V3_BLOCKS, retire_ms: int = V3_RETIRE_MS,
-                 frame_size: int | None = None, frames: int | None = None, bpf=None):
+                 frame_size: int | None = None, frames: int | None = None, bpf=None, peek: bool = False):
         if version not in (2, 3):
             raise ValueError("ring version is 2 or 3")
         self.name = ifname
@@ -444,7 +484,15 @@ class RingSource:
         self.ifindex = iface_index(ifname)
         self.counters = None
         self._closed = False
-        s = self.sock = packet_socket(ifname)
+        # peek: read a V3 block while the kernel fills it (x86 store order), woken per packet
+        self.peek = bool(peek) and version == 3 and PEEK_SUPPORTED
+        self.waker = _waker(ifname, ignore_outgoing) if self.peek else None   # bound first: its hook runs last
+        try:
+            s = self.sock = packet_socket(ifname)
+        except BaseException:
+            if self.waker is not None:
+                self.waker.close()
+            raise
         try:
             setsockopt_int(s, PACKET_VERSION, TPACKET_V3 if version == 3 else TPACKET_V2, "ring version", ifname)
             setsockopt_int(s, PACKET_RESERVE, RESERVE, "ring headroom", ifname)
@@ -497,6 +545,8 @@ class RingSource:
                     raise LiveError(f"{ifname}: cannot join fanout group {group}: {e.strerror}") from None
         except BaseException:
             s.close()
+            if self.waker is not None:
+                self.waker.close()
             raise
         self.ring = np.frombuffer(self.mm, dtype=np.uint8)
         self.st = np.zeros(5, dtype=np.int64)
@@ -517,7 +567,12 @@ class RingSource:
         if self.version == 3:
             got = _walk_v3(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
                            b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
-                           C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES)
+                           C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, self.peek, self.ifindex)
+            if not got and not n0 and self.st[3]:
+                # blocks whose packets were all taken earlier (peek) and that
+                # retired since: nothing views them; give them back now (a
+                # retired block left ours keeps poll() readable)
+                _release_v3(self.ring, self.unit, self.count, self.st, self.peek)
         else:
             got = _walk_v2(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
                            b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
@@ -530,7 +585,7 @@ class RingSource:
         packet: the first packets must not wait for numba."""
         self.fill(batch, batch.capacity)            # a full batch: walks nothing
         if self.version == 3:
-            _release_v3(self.ring, self.unit, self.count, self.st)  # st[3] == 0: releases nothing
+            _release_v3(self.ring, self.unit, self.count, self.st, self.peek)  # st[3] == 0: releases nothing
         else:
             _release_v2(self.ring, self.unit, self.count, self.st)  # st[1] == 0: releases nothing
 
@@ -538,7 +593,7 @@ class RingSource:
         """Give the frames/blocks walked by the last ``fill`` back to the kernel."""
         if self.version == 3:
             if self.st[3]:
-                _release_v3(self.ring, self.unit, self.count, self.st)
+                _release_v3(self.ring, self.unit, self.count, self.st, self.peek)
         elif self.st[1]:
             _release_v2(self.ring, self.unit, self.count, self.st)
 
@@ -582,6 +637,53 @@ class RingSource:
         except BufferError:
             pass       # a batch still views the ring; it goes with the last view
         self.sock.close()
+        if self.waker is not None:
+            self.waker.close()
+
+    def wake_fileno(self) -> int | None:
+        """The wake-up socket (``peek``): readable when a packet has arrived
+        since the last ``drain_wake()``; None without one."""
+        return None if self.waker is None else self.waker.fileno()
+
+    def drain_wake(self) -> None:
+        """Empty the wake-up socket; call it before the last look at the ring
+        ahead of a poll(), so a packet arriving after that look wakes it."""
+        w = self.waker
+        if w is None:
+            return
+        for _ in range(64):
+            try:
+                w.recv(1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+
+# The peek relies on the order in which the kernel's stores become visible
+# (tpacket_rcv writes the frame, the header, then the sockaddr_ll after an
+# opaque call, with no barrier before the V3 block is closed): x86's total
+# store order. Elsewhere V3 blocks are read once retired.
+PEEK_SUPPORTED = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
+WAKE_RCVBUF = 1            # SO_RCVBUF: the kernel's minimum; a full queue drops before cloning
+
+
+def _waker(ifname: str, ignore_outgoing: bool) -> socket.socket:
+    """A ringless packet socket on ``ifname`` that keeps 1 byte of each
+    packet in a queue of the minimum size: poll() on it wakes per packet
+    (a V3 ring wakes only when a block retires). When the queue is full the
+    kernel drops before cloning: an idle reader pays a recv() or two."""
+    w = packet_socket(ifname)
+    try:
+        if ignore_outgoing:
+            setsockopt_int(w, PACKET_IGNORE_OUTGOING, 1, "ignore outgoing", ifname)
+        attach_bpf(w, [(0x06, 0, 0, 1)], ifname)                  # ret #1
+        w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WAKE_RCVBUF)
+        w.setblocking(False)
+    except BaseException:
+        w.close()
+        raise
+    return w
 
 
 def _align(v: int, a: int) -> int:
