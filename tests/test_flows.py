@@ -273,7 +273,8 @@ def test_a_command_imports_only_its_own_module():
 
 
 @pytest.mark.parametrize("name", ["jabber.pcap", "quic_frags_ch_out_of_order_same_packet_craziness.pcapng",
-                                  "dns_fragmented.pcap", "skype-conference-call.pcap"])
+                                  "dns_fragmented.pcap", "skype-conference-call.pcap",
+                                  "netflix.pcap", "waze.pcap"])
 def test_full_table_output_independent_of_batch_size(name):
     """A full table (8 entries) on real traffic: flows time out while packets
     of theirs in the same batch are not inspected yet, and entries are reused
