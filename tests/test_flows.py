@@ -284,3 +284,31 @@ def test_full_table_output_independent_of_batch_size(name):
     out = [run_ulnet("flows", "--format", "csv", "--max-flows", 8, "--statistics", "--batch-size", bs, path,
                      check=True).stdout for bs in (1, 4096)]
     assert out[0].count(b"\n") >= 2 and out[0] == out[1]
+
+
+def test_fragments_of_datagrams_in_flight_together_join_whatever_the_seed(tmp_path):
+    """128 fragmented datagrams whose first fragments all come before the
+    rest: each later fragment must find its datagram's flow for every hash
+    seed (a one-slot-per-hash map lost some, a different number per seed)."""
+    from scapy.all import fragment
+    from ulnet.counters import C_FLOW_FRAG_ORPHAN, C_FLOW_FRAG_JOINED
+    from ulnet.pipeline import Pipeline
+
+    firsts, rests = [], []
+    for k in range(128):
+        p = IP(src=A, dst=f"198.51.{k // 100}.{k % 100 + 1}", id=1000 + k) / UDP(sport=4000 + k, dport=53) / \
+            Raw(bytes(2000))
+        fr = fragment(p, fragsize=1000)
+        for j, f in enumerate(fr):
+            f = Ether() / f
+            f.time = 1 + k * 0.001 + (0.5 if j else 0)
+            (rests if j else firsts).append(f)
+    path = _write(tmp_path, firsts + rests)
+    for seed in (1, 2, 3, 4):
+        t = FlowTable(1024, seed=seed)
+        pipe = Pipeline([str(path)], flows=t)
+        for _ in pipe:
+            pass
+        list(pipe.finish_flows())
+        assert pipe.counters[C_FLOW_FRAG_ORPHAN] == 0, seed
+        assert pipe.counters[C_FLOW_FRAG_JOINED] == len(rests), seed

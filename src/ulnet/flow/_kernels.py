@@ -101,8 +101,11 @@ S_NRES = 12        # export rows reserved in this segment (_reserve)
 S_RES_LO = 13      # the first of them
 S_SIZE = 14
 
-# fragment map (FR int64 [FRAG_SLOTS, 6]): src hash, dst hash, id|proto, entry, flow id, ts
+# fragment map (FR int64 [FRAG_SLOTS, 6]): key (hash of addresses, id, proto), entry, flow id, -, -, ts;
+# FRAG_WAYS slots per bucket, so that datagrams in flight at once do not push
+# each other out (which would make the result depend on the hash seed)
 FRAG_SLOTS = 4096
+FRAG_WAYS = 4
 FRAG_TTL_NS = 60 * 1000000000
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = 1, 2, 4, 8, 16, 32, 64, 128
@@ -130,6 +133,19 @@ def _hash(seed, ahi, alo, bhi, blo, key):
     h *= np.uint64(0xD6E8FEB86659FD93)
     h ^= h >> np.uint64(32)
     return h
+
+
+@njit(cache=True)
+def _frag_slot(FR, b, fkey):
+    """The slot of datagram fkey in bucket b: its own if it is there, else the
+    one written longest ago (free slots have time 0)."""
+    best = b
+    for k in range(b, b + FRAG_WAYS):
+        if FR[k, 0] == fkey:
+            return k
+        if FR[k, 5] < FR[best, 5]:
+            best = k
+    return best
 
 
 @njit(cache=True, inline="always")
@@ -400,8 +416,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
         ap = bp = np.int64(0)
         if fr & FRAG_IS:
             fh = _hash(S[S_SEED], shi, slo, dhi, dlo, (np.int64(hdr[i, H_FRAG_ID]) << 8) | proto)
-            fs = np.int64(fh & np.uint64(FRAG_SLOTS - 1))
             fkey = np.int64(fh >> np.uint64(1))
+            fs = _frag_slot(FR, np.int64(fh & np.uint64(FRAG_SLOTS - 1)) & ~np.int64(FRAG_WAYS - 1), fkey)
             if hdr[i, H_FRAG_OFF] == 0:
                 if fr & FRAG_MF:
                     FR[fs, 0] = fkey
