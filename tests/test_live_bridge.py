@@ -69,11 +69,21 @@ def test_bridge_ping_ipv4_ipv6_arp(topo):
 
 def test_bridge_http_curl(topo, tmp_path):
     h1, br, h2 = bridge_topology(topo)
-    blob = tmp_path / "blob.bin"
     data = bytes(range(256)) * 8192           # 2 MiB: GSO frames on the way back
-    blob.write_bytes(data)
-    srv = topo.popen(h2, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(tmp_path))
+    srv = _http_serve(topo, h2, tmp_path, data)
     start_bridge(topo, br, "a", "b")
+    _curl_blob(topo, h1, h2, tmp_path, data)
+    assert srv.poll() is None
+
+
+def _http_serve(topo, h2, tmp_path, data):
+    """python3 -m http.server in h2 serving blob.bin = data."""
+    (tmp_path / "blob.bin").write_bytes(data)
+    return topo.popen(h2, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(tmp_path))
+
+
+def _curl_blob(topo, h1, h2, tmp_path, data):
+    """curl blob.bin from h1 through the bridge; it must arrive whole."""
     topo.wait_for(lambda: topo.run(h2, "ss", "-ltn", check=False).stdout.count(":8080") > 0, 20,
                   what="http.server listening")
     got = tmp_path / "got.bin"
@@ -81,7 +91,6 @@ def test_bridge_http_curl(topo, tmp_path):
                  check=False, timeout=40)
     assert r.returncode == 0, r.stderr
     assert got.read_bytes() == data
-    assert srv.poll() is None
 
 
 BURST_SENDER = r"""
@@ -130,21 +139,13 @@ def test_bridge_default_ring_low_latency_curl_and_burst(topo, tmp_path):
     way with --ring v3-retire), no duplicates, HTTP crosses whole, and a
     burst of 20,000 64-byte datagrams at about 20 k/s arrives complete."""
     h1, br, h2 = bridge_topology(topo, ipv6=False)
-    blob = tmp_path / "blob.bin"
     data = bytes(range(256)) * 4096
-    blob.write_bytes(data)
-    topo.popen(h2, "python3", "-m", "http.server", "8080", "--bind", H2, "--directory", str(tmp_path))
+    _http_serve(topo, h2, tmp_path, data)
     p = start_bridge(topo, br, "a", "b")
     ping(topo, h1, H2, count=3)
     p50 = rtt_p50_ms(topo, h1, H2, 200)
     assert p50 < 0.5, f"ping p50 {p50} ms through the bridge: packets wait for block retirement?"
-    topo.wait_for(lambda: topo.run(h2, "ss", "-ltn", check=False).stdout.count(":8080") > 0, 20,
-                  what="http.server listening")
-    got = tmp_path / "got.bin"
-    r = topo.run(h1, "curl", "-sS", "--max-time", "20", "-o", str(got), f"http://{H2}:8080/blob.bin",
-                 check=False, timeout=40)
-    assert r.returncode == 0, r.stderr
-    assert got.read_bytes() == data
+    _curl_blob(topo, h1, h2, tmp_path, data)
     n = 20000
     rx = topo.popen(h2, "python3", "-c", BURST_RECEIVER, str(n))
     topo.wait_output(rx, "listening", timeout=20)
