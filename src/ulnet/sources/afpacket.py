@@ -307,9 +307,9 @@ def _put_u16le(b, p, v):
 
 @njit(cache=True)
 def _take(ring, h, status, mac, snap, wlen, sec, nsec, tci, tpid, vnet, port,
-          off, caplen, wirelen, ts, linktype, portcol, i, counters):
-    """Fill row i from one ring frame header at h; re-insert a stripped VLAN
-    tag in place (moving the virtio-net header with the frame)."""
+          off, caplen, wirelen, ts, linktype, portcol, i, counters, c_vlan, c_gso):
+    """Fill row i from one ring frame header at h and count it; re-insert a
+    stripped VLAN tag in place (moving the virtio-net header with the frame)."""
     m = h + mac
     if status & 0x10:                           # TP_STATUS_VLAN_VALID
         if vnet:
@@ -338,7 +338,12 @@ def _take(ring, h, status, mac, snap, wlen, sec, nsec, tci, tpid, vnet, port,
     ts[i] = sec * 1000000000 + nsec
     linktype[i] = 1
     portcol[i] = port
-    return status & 0x10
+    if status & 0x10:
+        counters[c_vlan] += 1
+    if status & 0x100:                          # TP_STATUS_GSO_TCP
+        counters[c_gso] += 1
+    counters[C_SRC_PACKETS] += 1
+    counters[C_SRC_BYTES] += snap
 
 
 @njit(cache=True)
@@ -377,15 +382,9 @@ def _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts
                     break
             status = _u32(ring, h + 20)
             snap = _u32(ring, h + 12)
-            got = _take(ring, h, status, _u16(ring, h + 24), snap, _u32(ring, h + 16),
-                        _u32(ring, h + 4), _u32(ring, h + 8), _u32(ring, h + 32), _u16(ring, h + 36),
-                        vnet, port, off, caplen, wirelen, ts, linktype, portcol, i, counters)
-            if got:
-                counters[c_vlan] += 1
-            if status & 0x100:
-                counters[c_gso] += 1
-            counters[C_SRC_PACKETS] += 1
-            counters[C_SRC_BYTES] += caplen[i]
+            _take(ring, h, status, _u16(ring, h + 24), snap, _u32(ring, h + 16),
+                  _u32(ring, h + 4), _u32(ring, h + 8), _u32(ring, h + 32), _u16(ring, h + 36),
+                  vnet, port, off, caplen, wirelen, ts, linktype, portcol, i, counters, c_vlan, c_gso)
             i += 1
             k += 1
             nxt = _u32(ring, h)                     # tp_next_offset
@@ -434,15 +433,9 @@ def _walk_v2(ring, frame_size, nframes, st, vnet, port, off, caplen, wirelen, ts
         status = _u32(ring, h)
         if (status & 1) == 0:
             break
-        got = _take(ring, h, status, _u16(ring, h + 12), _u32(ring, h + 8), _u32(ring, h + 4),
-                    _u32(ring, h + 16), _u32(ring, h + 20), _u16(ring, h + 24), _u16(ring, h + 26),
-                    vnet, port, off, caplen, wirelen, ts, linktype, portcol, i, counters)
-        if got:
-            counters[c_vlan] += 1
-        if status & 0x100:
-            counters[c_gso] += 1
-        counters[C_SRC_PACKETS] += 1
-        counters[C_SRC_BYTES] += caplen[i]
+        _take(ring, h, status, _u16(ring, h + 12), _u32(ring, h + 8), _u32(ring, h + 4),
+              _u32(ring, h + 16), _u32(ring, h + 20), _u16(ring, h + 24), _u16(ring, h + 26),
+              vnet, port, off, caplen, wirelen, ts, linktype, portcol, i, counters, c_vlan, c_gso)
         i += 1
         st[1] += 1
         f = (f + 1) % nframes
