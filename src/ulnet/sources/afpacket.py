@@ -96,7 +96,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
-import os
 import platform
 import select
 import socket
