@@ -136,7 +136,7 @@ MAX_EXT = 16
 MAX_TUNNEL = 4
 
 # layer states of the walk
-L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6 = 0, 1, 2, 3, 4, 5
+L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6, L_TUN = 0, 1, 2, 3, 4, 5, 6
 
 IPV4_MAPPED_HI = np.uint64(0)
 IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
@@ -169,19 +169,6 @@ def _err(hdr, i, code, counters):
 
 
 @njit(cache=True)
-def _tunnel(hdr, i, kind, counter, counters):
-    """Enter a tunnel: returns False (and counts) when too deep."""
-    d = hdr[i, H_TUNNEL_DEPTH]
-    if d >= MAX_TUNNEL:
-        _err(hdr, i, C_DEC_TUNNEL_TOO_DEEP, counters)
-        return False
-    hdr[i, H_TUNNEL_DEPTH] = d + 1
-    hdr[i, H_TUNNEL] = kind
-    counters[counter] += 1
-    return True
-
-
-@njit(cache=True)
 def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
     """Decode packets 0..n-1. One flat loop: per-packet helper calls that take
     arrays cost numba reference counting on every call (about 50 ns a packet),
@@ -209,6 +196,9 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
         q = p
         et = -1
         nxt = L_DONE
+        tk = 0        # tunnel being entered (L_TUN): kind, counter, layer inside
+        tc = 0
+        tn = L_DONE
         # ---- link layer ---------------------------------------------------------
         while True:   # one pass; break leaves the link layer
             if lt == LT_ETHERNET:
@@ -375,6 +365,19 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                 else:
                     err = C_DEC_IPV4_BAD_VERSION
                     break
+            # ---- entering a tunnel: the site set tk/tc (kind, counter), tn (the
+            # layer inside) and q/end; too deep stops here -------------------
+            elif nxt == L_TUN:
+                d = hdr[i, H_TUNNEL_DEPTH]
+                if d >= MAX_TUNNEL:
+                    _err(hdr, i, C_DEC_TUNNEL_TOO_DEEP, counters)
+                    break
+                if tk == TUN_IPIP:
+                    hdr[i, H_L4] = q - p
+                hdr[i, H_TUNNEL_DEPTH] = d + 1
+                hdr[i, H_TUNNEL] = tk
+                counters[tc] += 1
+                nxt = tn
             # ---- IP ------------------------------------------------------------
             else:
                 if hdr[i, H_OUTER_L3] < 0:
@@ -519,13 +522,13 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     break  # non-first fragment: no transport header here
                 nxt = L_DONE
                 if proto == P_IPIP or proto == P_IPV6:
-                    if _tunnel(hdr, i, TUN_IPIP, C_DEC_TUN_IPIP, counters):
-                        hdr[i, H_L4] = q - p
-                        nxt = L_IP4 if proto == P_IPIP else L_IP6
-                        end = ip_end
-                        wend = end
-                        continue
-                    break
+                    tk = TUN_IPIP
+                    tc = C_DEC_TUN_IPIP
+                    tn = L_IP4 if proto == P_IPIP else L_IP6
+                    end = ip_end
+                    wend = end
+                    nxt = L_TUN
+                    continue
                 if proto == P_GRE:
                     hdr[i, H_L4] = q - p
                     if ip_end - q < GRE_MIN:
@@ -565,25 +568,27 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         if ip_end - r >= 2:
                             pp = _be16(buf, r)
                             if pp == PPP_IPV4 or pp == PPP_IPV6:
-                                if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                                    nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
-                                    q = r + 2
-                                    end = ip_end
-                                    wend = end
-                                    continue
-                                break
+                                tk = TUN_GRE
+                                tc = C_DEC_TUN_GRE
+                                tn = L_IP4 if pp == PPP_IPV4 else L_IP6
+                                q = r + 2
+                                end = ip_end
+                                wend = end
+                                nxt = L_TUN
+                                continue
                         break
                     if gp == ET_IPV4 or gp == ET_IPV6 or gp == ET_TEB:
-                        if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                            q += glen
-                            end = ip_end
-                            wend = end
-                            if gp == ET_TEB:
-                                nxt = L_ETH
-                            else:
-                                nxt = L_IP4 if gp == ET_IPV4 else L_IP6
-                            continue
-                        break
+                        tk = TUN_GRE
+                        tc = C_DEC_TUN_GRE
+                        q += glen
+                        end = ip_end
+                        wend = end
+                        if gp == ET_TEB:
+                            tn = L_ETH
+                        else:
+                            tn = L_IP4 if gp == ET_IPV4 else L_IP6
+                        nxt = L_TUN
+                        continue
                     break
                 hdr[i, H_L4] = q - p
                 if proto == P_TCP:
@@ -639,13 +644,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                             break
                         if (buf[r] & 0x08) == 0:
                             break  # VNI flag not set: not VXLAN
-                        if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
-                            q = r + VXLAN_LEN
-                            end = pend
-                            wend = end
-                            nxt = L_ETH
-                            continue
-                        break
+                        tk = TUN_VXLAN
+                        tc = C_DEC_TUN_VXLAN
+                        tn = L_ETH
+                        q = r + VXLAN_LEN
+                        end = pend
+                        wend = end
+                        nxt = L_TUN
+                        continue
                     if dp == PORT_GTPU or sp == PORT_GTPU:
                         if pend - r < GTPU_LEN:
                             err = C_DEC_GTPU_TRUNCATED
@@ -678,13 +684,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         v = buf[g] >> 4
                         if v != 4 and v != 6:
                             break
-                        if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
-                            q = g
-                            end = pend
-                            wend = end
-                            nxt = L_IP4 if v == 4 else L_IP6
-                            continue
-                        break
+                        tk = TUN_GTPU
+                        tc = C_DEC_TUN_GTPU
+                        tn = L_IP4 if v == 4 else L_IP6
+                        q = g
+                        end = pend
+                        wend = end
+                        nxt = L_TUN
+                        continue
                     if dp == PORT_TEREDO or sp == PORT_TEREDO:
                         t = r
                         if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 1:
@@ -697,13 +704,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         if pend - t >= IP6_HDR and (buf[t] >> 4) == 6:
                             ipl = _be16(buf, t + IP6_PLEN)
                             if t + IP6_HDR + ipl == pend:
-                                if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
-                                    q = t
-                                    end = pend
-                                    wend = end
-                                    nxt = L_IP6
-                                    continue
-                                break
+                                tk = TUN_TEREDO
+                                tc = C_DEC_TUN_TEREDO
+                                tn = L_IP6
+                                q = t
+                                end = pend
+                                wend = end
+                                nxt = L_TUN
+                                continue
                 elif proto == P_SCTP:
                     counters[C_DEC_SCTP] += 1
                     if ip_end - q < PORTS_LEN:
