@@ -142,30 +142,28 @@ IPV4_MAPPED_HI = np.uint64(0)
 IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
 
 
-@njit(cache=True, inline="always")
+# Small helpers are separate (not numba-inlined) functions: numba compiles each
+# once and LLVM inlines it into the kernel, while inline="always" re-ran the
+# untyped pipeline and split the kernel's blocks at every call site (about a
+# second of the cold compile). The np.int64 casts keep NUMBA_DISABLE_JIT runs
+# (tests/test_hostile.py) free of uint8 overflow.
+@njit(cache=True)
 def _be16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _be32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _be64(buf, p):
     v = np.uint64(0)
     for k in range(8):
         v = (v << np.uint64(8)) | np.uint64(buf[p + k])
     return v
-
-
-@njit(cache=True, inline="always")
-def _err(hdr, i, code, counters):
-    counters[code] += 1
-    if hdr[i, H_ERROR] == 0:
-        hdr[i, H_ERROR] = code
 
 
 @njit(cache=True)
@@ -279,7 +277,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
             if nxt == L_ETH:
                 if end - q < ETH_LEN:
                     if hdr[i, H_TUNNEL_DEPTH] > 0:
-                        _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
+                        err = C_DEC_VXLAN_TRUNCATED
                     else:
                         err = C_DEC_ETH_TRUNCATED
                     break
@@ -370,7 +368,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
             elif nxt == L_TUN:
                 d = hdr[i, H_TUNNEL_DEPTH]
                 if d >= MAX_TUNNEL:
-                    _err(hdr, i, C_DEC_TUNNEL_TOO_DEEP, counters)
+                    err = C_DEC_TUNNEL_TOO_DEEP
                     break
                 if tk == TUN_IPIP:
                     hdr[i, H_L4] = q - p
@@ -631,7 +629,10 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     pend = ip_end
                     if ulen < UDP_LEN:
                         if ulen != 0 or hdr[i, H_IP_VERSION] != 6:   # 0 = IPv6 jumbogram
-                            _err(hdr, i, C_DEC_UDP_BAD_LEN, counters)
+                            # counted and recorded, but the walk goes on
+                            counters[C_DEC_UDP_BAD_LEN] += 1
+                            if hdr[i, H_ERROR] == 0:
+                                hdr[i, H_ERROR] = C_DEC_UDP_BAD_LEN
                     else:
                         pend = min(ip_end, q + ulen)
                     r = q + UDP_LEN
@@ -729,7 +730,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     c_bad = C_DEC_ICMP_TRUNCATED if proto == P_ICMP else C_DEC_ICMPV6_TRUNCATED
                     counters[c_ok] += 1
                     if ip_end - q < 2:
-                        _err(hdr, i, c_bad, counters)
+                        err = c_bad
                         break
                     hdr[i, H_ICMP_TYPE] = buf[q]
                     hdr[i, H_ICMP_CODE] = buf[q + 1]
