@@ -138,6 +138,19 @@ MAX_TUNNEL = 4
 # layer states of the walk
 L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6, L_TUN = 0, 1, 2, 3, 4, 5, 6
 
+# A packet's columns before decoding: -1 (none) but for the counts, versions,
+# flags and lengths that start at 0. Each IP header (a tunnel's inner one
+# too) resets the fragment, transport and payload columns, a contiguous block.
+# One loop over a constant row instead of a store per column keeps the kernel's
+# IR (and its cold compile) smaller; LLVM folds the loads.
+HDR_INIT = np.full(N_HDR, -1, np.int64)
+HDR_INIT[[H_ERROR, H_VLAN_COUNT, H_MPLS_COUNT, H_OUTER_VERSION, H_TUNNEL, H_TUNNEL_DEPTH,
+          H_IP_VERSION, H_FRAG, H_FRAG_OFF, H_PAYLOAD_LEN]] = 0
+IP_RESET_LO, IP_RESET_HI = H_FRAG, H_PAYLOAD_LEN + 1
+assert set(range(IP_RESET_LO, IP_RESET_HI)) == {
+    H_FRAG, H_FRAG_OFF, H_FRAG_ID, H_L4, H_SPORT, H_DPORT, H_TCP_FLAGS, H_TCP_HLEN,
+    H_ICMP_TYPE, H_ICMP_CODE, H_PAYLOAD, H_PAYLOAD_LEN}
+
 IPV4_MAPPED_HI = np.uint64(0)
 IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
 
@@ -177,17 +190,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
         wend = p + np.int64(wirelen[i])
         lt = np.int64(linktype[i])
         for c in range(N_HDR):
-            hdr[i, c] = -1
-        hdr[i, H_ERROR] = 0
-        hdr[i, H_VLAN_COUNT] = 0
-        hdr[i, H_MPLS_COUNT] = 0
-        hdr[i, H_OUTER_VERSION] = 0
-        hdr[i, H_TUNNEL] = 0
-        hdr[i, H_TUNNEL_DEPTH] = 0
-        hdr[i, H_IP_VERSION] = 0
-        hdr[i, H_FRAG] = 0
-        hdr[i, H_FRAG_OFF] = 0
-        hdr[i, H_PAYLOAD_LEN] = 0
+            hdr[i, c] = HDR_INIT[c]
         for k in range(4):
             addr[i, k] = 0
         err = 0
@@ -381,18 +384,8 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                 if hdr[i, H_OUTER_L3] < 0:
                     hdr[i, H_OUTER_L3] = q - p
                     hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
-                hdr[i, H_L4] = -1
-                hdr[i, H_SPORT] = -1
-                hdr[i, H_DPORT] = -1
-                hdr[i, H_TCP_FLAGS] = -1
-                hdr[i, H_TCP_HLEN] = -1
-                hdr[i, H_ICMP_TYPE] = -1
-                hdr[i, H_ICMP_CODE] = -1
-                hdr[i, H_PAYLOAD] = -1
-                hdr[i, H_PAYLOAD_LEN] = 0
-                hdr[i, H_FRAG] = 0
-                hdr[i, H_FRAG_OFF] = 0
-                hdr[i, H_FRAG_ID] = -1
+                for c in range(IP_RESET_LO, IP_RESET_HI):   # fragment, transport, payload
+                    hdr[i, c] = HDR_INIT[c]
                 if nxt == L_IP4:
                     # The header's columns are written only once it is known to be
                     # sane (version, header length, total length), as tshark does.
