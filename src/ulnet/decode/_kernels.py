@@ -136,49 +136,47 @@ MAX_EXT = 16
 MAX_TUNNEL = 4
 
 # layer states of the walk
-L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6 = 0, 1, 2, 3, 4, 5
+L_DONE, L_ETH, L_ETYPE, L_IP, L_IP4, L_IP6, L_TUN = 0, 1, 2, 3, 4, 5, 6
+
+# A packet's columns before decoding: -1 (none) but for the counts, versions,
+# flags and lengths that start at 0. Each IP header (a tunnel's inner one
+# too) resets the fragment, transport and payload columns, a contiguous block.
+# One loop over a constant row instead of a store per column keeps the kernel's
+# IR (and its cold compile) smaller; LLVM folds the loads.
+HDR_INIT = np.full(N_HDR, -1, np.int64)
+HDR_INIT[[H_ERROR, H_VLAN_COUNT, H_MPLS_COUNT, H_OUTER_VERSION, H_TUNNEL, H_TUNNEL_DEPTH,
+          H_IP_VERSION, H_FRAG, H_FRAG_OFF, H_PAYLOAD_LEN]] = 0
+IP_RESET_LO, IP_RESET_HI = H_FRAG, H_PAYLOAD_LEN + 1
+assert set(range(IP_RESET_LO, IP_RESET_HI)) == {
+    H_FRAG, H_FRAG_OFF, H_FRAG_ID, H_L4, H_SPORT, H_DPORT, H_TCP_FLAGS, H_TCP_HLEN,
+    H_ICMP_TYPE, H_ICMP_CODE, H_PAYLOAD, H_PAYLOAD_LEN}
 
 IPV4_MAPPED_HI = np.uint64(0)
 IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
 
 
-@njit(cache=True, inline="always")
+# Small helpers are separate (not numba-inlined) functions: numba compiles each
+# once and LLVM inlines it into the kernel, while inline="always" re-ran the
+# untyped pipeline and split the kernel's blocks at every call site (about a
+# second of the cold compile). The np.int64 casts keep NUMBA_DISABLE_JIT runs
+# (tests/test_hostile.py) free of uint8 overflow.
+@njit(cache=True)
 def _be16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _be32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _be64(buf, p):
     v = np.uint64(0)
     for k in range(8):
         v = (v << np.uint64(8)) | np.uint64(buf[p + k])
     return v
-
-
-@njit(cache=True, inline="always")
-def _err(hdr, i, code, counters):
-    counters[code] += 1
-    if hdr[i, H_ERROR] == 0:
-        hdr[i, H_ERROR] = code
-
-
-@njit(cache=True)
-def _tunnel(hdr, i, kind, counter, counters):
-    """Enter a tunnel: returns False (and counts) when too deep."""
-    d = hdr[i, H_TUNNEL_DEPTH]
-    if d >= MAX_TUNNEL:
-        _err(hdr, i, C_DEC_TUNNEL_TOO_DEEP, counters)
-        return False
-    hdr[i, H_TUNNEL_DEPTH] = d + 1
-    hdr[i, H_TUNNEL] = kind
-    counters[counter] += 1
-    return True
 
 
 @njit(cache=True)
@@ -192,23 +190,16 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
         wend = p + np.int64(wirelen[i])
         lt = np.int64(linktype[i])
         for c in range(N_HDR):
-            hdr[i, c] = -1
-        hdr[i, H_ERROR] = 0
-        hdr[i, H_VLAN_COUNT] = 0
-        hdr[i, H_MPLS_COUNT] = 0
-        hdr[i, H_OUTER_VERSION] = 0
-        hdr[i, H_TUNNEL] = 0
-        hdr[i, H_TUNNEL_DEPTH] = 0
-        hdr[i, H_IP_VERSION] = 0
-        hdr[i, H_FRAG] = 0
-        hdr[i, H_FRAG_OFF] = 0
-        hdr[i, H_PAYLOAD_LEN] = 0
+            hdr[i, c] = HDR_INIT[c]
         for k in range(4):
             addr[i, k] = 0
         err = 0
         q = p
         et = -1
         nxt = L_DONE
+        tk = 0        # tunnel being entered (L_TUN): kind, counter, layer inside
+        tc = 0
+        tn = L_DONE
         # ---- link layer ---------------------------------------------------------
         while True:   # one pass; break leaves the link layer
             if lt == LT_ETHERNET:
@@ -289,7 +280,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
             if nxt == L_ETH:
                 if end - q < ETH_LEN:
                     if hdr[i, H_TUNNEL_DEPTH] > 0:
-                        _err(hdr, i, C_DEC_VXLAN_TRUNCATED, counters)
+                        err = C_DEC_VXLAN_TRUNCATED
                     else:
                         err = C_DEC_ETH_TRUNCATED
                     break
@@ -375,23 +366,26 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                 else:
                     err = C_DEC_IPV4_BAD_VERSION
                     break
+            # ---- entering a tunnel: the site set tk/tc (kind, counter), tn (the
+            # layer inside) and q/end; too deep stops here -------------------
+            elif nxt == L_TUN:
+                d = hdr[i, H_TUNNEL_DEPTH]
+                if d >= MAX_TUNNEL:
+                    err = C_DEC_TUNNEL_TOO_DEEP
+                    break
+                if tk == TUN_IPIP:
+                    hdr[i, H_L4] = q - p
+                hdr[i, H_TUNNEL_DEPTH] = d + 1
+                hdr[i, H_TUNNEL] = tk
+                counters[tc] += 1
+                nxt = tn
             # ---- IP ------------------------------------------------------------
             else:
                 if hdr[i, H_OUTER_L3] < 0:
                     hdr[i, H_OUTER_L3] = q - p
                     hdr[i, H_OUTER_VERSION] = 4 if nxt == L_IP4 else 6
-                hdr[i, H_L4] = -1
-                hdr[i, H_SPORT] = -1
-                hdr[i, H_DPORT] = -1
-                hdr[i, H_TCP_FLAGS] = -1
-                hdr[i, H_TCP_HLEN] = -1
-                hdr[i, H_ICMP_TYPE] = -1
-                hdr[i, H_ICMP_CODE] = -1
-                hdr[i, H_PAYLOAD] = -1
-                hdr[i, H_PAYLOAD_LEN] = 0
-                hdr[i, H_FRAG] = 0
-                hdr[i, H_FRAG_OFF] = 0
-                hdr[i, H_FRAG_ID] = -1
+                for c in range(IP_RESET_LO, IP_RESET_HI):   # fragment, transport, payload
+                    hdr[i, c] = HDR_INIT[c]
                 if nxt == L_IP4:
                     # The header's columns are written only once it is known to be
                     # sane (version, header length, total length), as tshark does.
@@ -519,13 +513,13 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     break  # non-first fragment: no transport header here
                 nxt = L_DONE
                 if proto == P_IPIP or proto == P_IPV6:
-                    if _tunnel(hdr, i, TUN_IPIP, C_DEC_TUN_IPIP, counters):
-                        hdr[i, H_L4] = q - p
-                        nxt = L_IP4 if proto == P_IPIP else L_IP6
-                        end = ip_end
-                        wend = end
-                        continue
-                    break
+                    tk = TUN_IPIP
+                    tc = C_DEC_TUN_IPIP
+                    tn = L_IP4 if proto == P_IPIP else L_IP6
+                    end = ip_end
+                    wend = end
+                    nxt = L_TUN
+                    continue
                 if proto == P_GRE:
                     hdr[i, H_L4] = q - p
                     if ip_end - q < GRE_MIN:
@@ -565,25 +559,27 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         if ip_end - r >= 2:
                             pp = _be16(buf, r)
                             if pp == PPP_IPV4 or pp == PPP_IPV6:
-                                if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                                    nxt = L_IP4 if pp == PPP_IPV4 else L_IP6
-                                    q = r + 2
-                                    end = ip_end
-                                    wend = end
-                                    continue
-                                break
+                                tk = TUN_GRE
+                                tc = C_DEC_TUN_GRE
+                                tn = L_IP4 if pp == PPP_IPV4 else L_IP6
+                                q = r + 2
+                                end = ip_end
+                                wend = end
+                                nxt = L_TUN
+                                continue
                         break
                     if gp == ET_IPV4 or gp == ET_IPV6 or gp == ET_TEB:
-                        if _tunnel(hdr, i, TUN_GRE, C_DEC_TUN_GRE, counters):
-                            q += glen
-                            end = ip_end
-                            wend = end
-                            if gp == ET_TEB:
-                                nxt = L_ETH
-                            else:
-                                nxt = L_IP4 if gp == ET_IPV4 else L_IP6
-                            continue
-                        break
+                        tk = TUN_GRE
+                        tc = C_DEC_TUN_GRE
+                        q += glen
+                        end = ip_end
+                        wend = end
+                        if gp == ET_TEB:
+                            tn = L_ETH
+                        else:
+                            tn = L_IP4 if gp == ET_IPV4 else L_IP6
+                        nxt = L_TUN
+                        continue
                     break
                 hdr[i, H_L4] = q - p
                 if proto == P_TCP:
@@ -626,7 +622,10 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     pend = ip_end
                     if ulen < UDP_LEN:
                         if ulen != 0 or hdr[i, H_IP_VERSION] != 6:   # 0 = IPv6 jumbogram
-                            _err(hdr, i, C_DEC_UDP_BAD_LEN, counters)
+                            # counted and recorded, but the walk goes on
+                            counters[C_DEC_UDP_BAD_LEN] += 1
+                            if hdr[i, H_ERROR] == 0:
+                                hdr[i, H_ERROR] = C_DEC_UDP_BAD_LEN
                     else:
                         pend = min(ip_end, q + ulen)
                     r = q + UDP_LEN
@@ -639,13 +638,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                             break
                         if (buf[r] & 0x08) == 0:
                             break  # VNI flag not set: not VXLAN
-                        if _tunnel(hdr, i, TUN_VXLAN, C_DEC_TUN_VXLAN, counters):
-                            q = r + VXLAN_LEN
-                            end = pend
-                            wend = end
-                            nxt = L_ETH
-                            continue
-                        break
+                        tk = TUN_VXLAN
+                        tc = C_DEC_TUN_VXLAN
+                        tn = L_ETH
+                        q = r + VXLAN_LEN
+                        end = pend
+                        wend = end
+                        nxt = L_TUN
+                        continue
                     if dp == PORT_GTPU or sp == PORT_GTPU:
                         if pend - r < GTPU_LEN:
                             err = C_DEC_GTPU_TRUNCATED
@@ -678,13 +678,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         v = buf[g] >> 4
                         if v != 4 and v != 6:
                             break
-                        if _tunnel(hdr, i, TUN_GTPU, C_DEC_TUN_GTPU, counters):
-                            q = g
-                            end = pend
-                            wend = end
-                            nxt = L_IP4 if v == 4 else L_IP6
-                            continue
-                        break
+                        tk = TUN_GTPU
+                        tc = C_DEC_TUN_GTPU
+                        tn = L_IP4 if v == 4 else L_IP6
+                        q = g
+                        end = pend
+                        wend = end
+                        nxt = L_TUN
+                        continue
                     if dp == PORT_TEREDO or sp == PORT_TEREDO:
                         t = r
                         if pend - t >= 2 and buf[t] == 0 and buf[t + 1] == 1:
@@ -697,13 +698,14 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                         if pend - t >= IP6_HDR and (buf[t] >> 4) == 6:
                             ipl = _be16(buf, t + IP6_PLEN)
                             if t + IP6_HDR + ipl == pend:
-                                if _tunnel(hdr, i, TUN_TEREDO, C_DEC_TUN_TEREDO, counters):
-                                    q = t
-                                    end = pend
-                                    wend = end
-                                    nxt = L_IP6
-                                    continue
-                                break
+                                tk = TUN_TEREDO
+                                tc = C_DEC_TUN_TEREDO
+                                tn = L_IP6
+                                q = t
+                                end = pend
+                                wend = end
+                                nxt = L_TUN
+                                continue
                 elif proto == P_SCTP:
                     counters[C_DEC_SCTP] += 1
                     if ip_end - q < PORTS_LEN:
@@ -721,7 +723,7 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
                     c_bad = C_DEC_ICMP_TRUNCATED if proto == P_ICMP else C_DEC_ICMPV6_TRUNCATED
                     counters[c_ok] += 1
                     if ip_end - q < 2:
-                        _err(hdr, i, c_bad, counters)
+                        err = c_bad
                         break
                     hdr[i, H_ICMP_TYPE] = buf[q]
                     hdr[i, H_ICMP_CODE] = buf[q + 1]

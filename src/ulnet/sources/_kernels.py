@@ -44,14 +44,14 @@ BLK_EPB = 6
 BOM = 0x1A2B3C4D
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _u16(buf, p, big):
     if big:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _u32(buf, p, big):
     if big:
         return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
