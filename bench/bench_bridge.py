@@ -94,6 +94,20 @@ match app any count by app
 """
 
 
+def stop_group(p: subprocess.Popen) -> None:
+    """SIGINT, then SIGKILL, to the process group of a process we started in its own session."""
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def ethtool_all(t, nss, on):
     h1, br, h2 = nss
     for ns, ifs in ((h1, ("eth0",)), (br, ("a", "b")), (h2, ("eth0",))):
@@ -156,16 +170,7 @@ def udp_rate(t, h1, h2, conf: Path, seconds: float, rate_pps: int | None) -> tup
         time.sleep(seconds)
         t1, tx1, rx1 = time.monotonic(), tx(), rx_packets(t, h2)
     finally:
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                p.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(p)
     time.sleep(0.3)
     dt = t1 - t0
     return (tx1 - tx0) / dt, (rx1 - rx0) / dt

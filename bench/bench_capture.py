@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from netns import Topo, have  # noqa: E402
-from bench_bridge import trafgen_conf  # noqa: E402
+from bench_bridge import stop_group, trafgen_conf  # noqa: E402
 from bench_flows import snapshot  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -134,20 +134,6 @@ def count_pcap(path: Path) -> int:
 
 def counter(t: Topo, ns: str, name: str, iface: str = "eth0") -> int:
     return int(t.run(ns, "cat", f"/sys/class/net/{iface}/statistics/{name}").stdout)
-
-
-def stop_group(p: subprocess.Popen) -> None:
-    """SIGINT, then SIGKILL, to the process group of a process we started in its own session."""
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def wait_file(path: Path, needle: str, p: subprocess.Popen, timeout: float) -> None:

@@ -480,11 +480,9 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                 elif (F[e, F_STATE] & 0xF) >= TCP_CLOSED and tcpf >= 0 and (tcpf & TCP_SYN) and not (tcpf & TCP_ACK):
                     restart = END_TCP     # a new connection on a closed 5-tuple
                 if restart != -2:
-                    # (with a free entry at hand, e goes to the tail of the free
-                    # list and is not reused now: only an open flow must wait)
-                    if i > i0 and (_pending(F, e, epoch) or (
-                            S[S_FREE_HEAD] < 0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch)):
-                        return i   # touched in this segment: let the next stage see it first
+                    # (its entry is not reused within the segment: see the free list below)
+                    if i > i0 and _pending(F, e, epoch):
+                        return i   # payload in this segment not inspected yet: let the next stage see it first
                     _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, restart, stats)
                     e = -1
                     # the index changed: find the empty slot again
@@ -496,8 +494,8 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     victim = S[S_CLOSED_HEAD]
                     if victim < 0:
                         victim = S[S_LIVE_HEAD]
-                    if i > i0 and ((F[victim, F_STATE] >> 16) & 0xFFFF) == epoch:
-                        return i   # touched in this segment: let the next stage see it first
+                    if i > i0 and _pending(F, victim, epoch):
+                        return i   # payload in this segment not inspected yet: let the next stage see it first
                     counters[C_FLOW_EVICTED] += 1
                     _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, victim, END_EVICT, stats)
                     j = np.int64(h & np.uint64(mask))
@@ -505,7 +503,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                         j = (j + 1) & mask
                 e = S[S_FREE_HEAD]
                 if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
-                    return i   # freed in this segment after packets inspection has not seen yet
+                    return i   # touched in this segment, then freed: the next stages still read it
                 S[S_FREE_HEAD] = LNK[e, 1]
                 if S[S_FREE_HEAD] < 0:
                     S[S_FREE_TAIL] = -1
