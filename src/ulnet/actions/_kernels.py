@@ -14,7 +14,7 @@ the rejected packets in one output array.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch.columns import (H_L3, H_L4, H_IP_VERSION, H_PROTO, H_TCP_FLAGS, H_TCP_HLEN, H_PAYLOAD_LEN,
                                  H_ICMP_TYPE, H_TUNNEL, H_MPLS_COUNT, H_VLAN_COUNT, H_FRAG, H_FRAG_OFF, H_IP_LEN,

@@ -13,7 +13,7 @@ calls, so tunnels of any combination reuse the same code.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch.columns import (
     N_HDR, H_ERROR, H_ETHERTYPE, H_VLAN, H_VLAN2, H_VLAN_COUNT, H_MPLS_COUNT, H_OUTER_L3,
@@ -35,6 +35,9 @@ from ulnet.counters import (
     C_DEC_VXLAN_TRUNCATED, C_DEC_GTPU_TRUNCATED, C_DEC_TUNNEL_TOO_DEEP, C_DEC_LINK_TRUNCATED,
 )
 from ulnet.decode import headers as HD
+from ulnet.prefetch import prefetch
+
+PREFETCH_AHEAD = 8   # packets ahead of the one being decoded
 
 # ---- derived offsets (plain ints for numba) ---------------------------------
 ETH_TYPE = HD.ETH["type"]
@@ -185,6 +188,10 @@ def decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
     arrays cost numba reference counting on every call (about 50 ns a packet),
     so the packet body lives here and leaves a layer with ``break``."""
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            # the walker streamed these lines in, but a 4096-packet batch
+            # (~1.4 MB) has pushed its first packets out of L2 by now
+            prefetch(buf, off[i + PREFETCH_AHEAD])
         p = off[i]
         end = p + np.int64(caplen[i])
         wend = p + np.int64(wirelen[i])

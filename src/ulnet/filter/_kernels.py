@@ -18,7 +18,7 @@ A packet is kept when the program returns non-zero.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 MAX_STEPS = 4096          # BPF_MAXINSNS: libpcap and Linux accept no longer program
 

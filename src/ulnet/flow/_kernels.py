@@ -22,7 +22,7 @@ the caller drains them and resumes at the same packet.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch.columns import (
     H_PAYLOAD_LEN, H_IP_VERSION, H_PROTO, H_VLAN, H_VLAN2, H_SPORT, H_DPORT, H_TCP_FLAGS, H_FRAG, H_FRAG_OFF, H_FRAG_ID,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.addr import to_text
 

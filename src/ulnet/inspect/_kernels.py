@@ -24,7 +24,7 @@ direction: set when that direction will not be inspected any more.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch.columns import H_PROTO, H_PAYLOAD, H_PAYLOAD_LEN, H_SPORT, H_DPORT
 from ulnet.counters import C_INSPECT_DECIDED, C_INSPECT_PACKETS, C_INSPECT_META_FULL

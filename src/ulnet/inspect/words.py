@@ -19,7 +19,7 @@ matcher checks ``n`` itself):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 WORDS = 4
 WBYTES = 8 * WORDS

@@ -16,7 +16,7 @@ Per flow entry (V int64 [cap, NV]):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch.columns import (H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT, H_TCP_FLAGS, H_VLAN, H_VLAN2)
 from ulnet.flow._kernels import (F_STATE, F_PK1, F_APP, A_DONE_SHIFT, A_APP_SHIFT, A_META_SHIFT, M_NAME, M_NAME_MAX)

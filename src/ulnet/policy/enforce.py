@@ -27,7 +27,7 @@ DESCRIPTION
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.actions import Actions
 from ulnet.actions import _kernels as AK

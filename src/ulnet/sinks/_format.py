@@ -30,9 +30,11 @@ import math
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from ulnet.jit import njit
 
 from ulnet.flow.text import arrow_of
 

@@ -51,7 +51,7 @@ import struct
 import sys
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch import PacketBatch
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet import __version__
 from ulnet.batch import PacketBatch

@@ -52,7 +52,7 @@ import struct
 import time
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch import PacketBatch
 from ulnet.counters import (C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_RING_FULL, C_LIVE_TX_TOO_BIG,

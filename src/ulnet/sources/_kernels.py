@@ -17,7 +17,9 @@ Status written to ``out[1]`` (new position in ``out[0]``):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
+
+from ulnet.prefetch import stream_ahead
 
 from ulnet.counters import (
     C_SRC_PACKETS, C_SRC_BYTES, C_SRC_CAPLEN_GT_WIRELEN, C_SRC_PCAPNG_SKIPPED_BLOCK,
@@ -85,7 +87,9 @@ def pcap_walk(buf, pos, end, big, nano, rec_hdr, swap, lt, portval, maxcap,
     n = n0
     status = ST_FULL
     mult = 1 if nano else 1000
+    pf = pos
     while n < nmax:
+        pf = stream_ahead(buf, pf, pos, end)
         if pos == end:
             status = ST_END
             break
@@ -142,7 +146,9 @@ def pcapng_walk(buf, pos, end, state, if_lt, if_kind, if_exp, if_offns, if_snap,
     n = n0
     status = ST_FULL
     last_ts = state[PS_LAST_TS]
+    pf = pos
     while n < nmax:
+        pf = stream_ahead(buf, pf, pos, end)
         if pos == end:
             status = ST_END
             break
@@ -275,7 +281,9 @@ def erf_walk(buf, pos, end, portval, maxcap,
     """Endace ERF records: Ethernet, IPv4 and IPv6 types; others skipped."""
     n = n0
     status = ST_FULL
+    pf = pos
     while n < nmax:
+        pf = stream_ahead(buf, pf, pos, end)
         if pos == end:
             status = ST_END
             break

@@ -102,7 +102,7 @@ import socket
 import struct
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.batch import PacketBatch
 from ulnet.counters import (C_SRC_PACKETS, C_SRC_BYTES, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES,

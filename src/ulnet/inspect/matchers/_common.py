@@ -12,7 +12,7 @@ Nothing here reads past byte 31: every loop is bounded by 32.
 """
 
 import numpy as np
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b
 

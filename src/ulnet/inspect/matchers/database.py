@@ -2,7 +2,7 @@
 Server (TDS), Oracle (TNS), MongoDB, Redis (RESP), Memcached, Cassandra
 (CQL), Elasticsearch transport."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import digit
 from ulnet.inspect.words import b, be16, be32, head, le32, lit

@@ -1,6 +1,6 @@
 """File transfer: FTP control (and its AUTH TLS upgrade), TFTP, rsync, git."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has
 from ulnet.inspect.words import b, be16, head, lit

@@ -1,7 +1,7 @@
 """Game networking: Valve's Source engine queries, RakNet, netcode.io
 (Yojimbo), i3D-hosted game servers."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at
 from ulnet.inspect.words import b, be16, be32, lit

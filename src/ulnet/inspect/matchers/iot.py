@@ -4,7 +4,7 @@ HiSLIP, HART-IP, KNXnet/IP, IEEE C37.118, Omron FINS, Tuya, TP-Link smart
 home, CoAP, CAN over UDP, EtherSIO, Beckhoff ADS, DLMS/COSEM (IEC 62056),
 tank gauges (ATG), OpenFlow, DDS (RTPS), SOME/IP."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import digits, has, lower
 from ulnet.inspect.words import b, be16, be32, head, le16, le32, lit

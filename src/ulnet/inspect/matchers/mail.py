@@ -7,7 +7,7 @@ nDPI: the inspector's upgrade pass (ulnet.inspect.UPGRADES) renames the
 flow when the TLS handshake follows.
 """
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has, lower, upper
 from ulnet.inspect.words import b, head, lit

@@ -1,7 +1,7 @@
 """Streaming media and HTTP's relatives: RTSP, RTMP, MPEG transport
 streams over UDP, the HTTP/2 connection preface."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, upper
 from ulnet.inspect.words import b, be32, head, lit

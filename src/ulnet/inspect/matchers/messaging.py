@@ -2,7 +2,7 @@
 brokers and RPC: MQTT, AMQP, Kafka, STOMP, NATS, OpenWire (ActiveMQ),
 SMPP, FIX, Thrift, CORBA (GIOP), JSON-RPC, HL7."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, lower, upper
 from ulnet.inspect.words import b, be16, be32, head, lit

@@ -4,7 +4,7 @@ Ubiquiti), NAT-PMP, tunnels of the operator (GTP, Teredo, CAPWAP), BGP,
 DNSCrypt, time and measurement services (Roughtime, RIPE Atlas, Ookla),
 Avast's update protocol."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, ber_len, digit, lower
 from ulnet.inspect.words import b, be16, be32, head, le32, lit

@@ -1,6 +1,6 @@
 """Network services: DNS and its multicast relatives."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b, be16
 

@@ -2,7 +2,7 @@
 trackers, local discovery), Gnutella, Syncthing, Bitcoin, Monero, mining
 pools (stratum)."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has, lower
 from ulnet.inspect.words import b, be16, be32, head, lit

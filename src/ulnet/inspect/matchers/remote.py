@@ -1,7 +1,7 @@
 """Remote access: SSH, Telnet, RDP (TCP and UDP), VNC, TeamViewer, Citrix
 ICA, rsh, XDMCP."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, digits
 from ulnet.inspect.words import b, be16, be32, head, lit

@@ -3,7 +3,7 @@ NTP, Syslog, NFS (ONC RPC), SLP, LDAP, Kerberos, DCE/RPC, printer and
 management discovery (BJNP, RMCP), monitoring agents (collectd, Munin,
 Check_MK, Zabbix), LAN sync of desktop apps (Dropbox, Spotify, TiVo)."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import alnum, at, ber_len, digit, lower, upper
 from ulnet.inspect.words import b, be16, be32, head, le16, lit

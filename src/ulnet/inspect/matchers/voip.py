@@ -5,7 +5,7 @@ RTP is the greediest matcher of all (two header bits and a payload type):
 its row sits last in the registry.
 """
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, upper
 from ulnet.inspect.words import b, be16, be32, head, le32, lit

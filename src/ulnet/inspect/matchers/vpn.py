@@ -1,7 +1,7 @@
 """VPNs, tunnels and proxies: IKE (IPsec key exchange), OpenVPN, WireGuard,
 PPTP, L2TP, Tailscale, SOCKS, the HAProxy PROXY header."""
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at
 from ulnet.inspect.words import b, be16, be32, head, lit

@@ -6,7 +6,7 @@ docstring. The server name, ALPN and User-Agent are read afterwards by the
 extractors in ulnet.inspect._kernels, from the whole payload.
 """
 
-from numba import njit
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b, be16, be32, head, lit
 
