@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from ulnet.jit import njit
+from ulnet.prefetch import prefetch
 
 from ulnet.batch.columns import (
     H_PAYLOAD_LEN, H_IP_VERSION, H_PROTO, H_VLAN, H_VLAN2, H_SPORT, H_DPORT, H_TCP_FLAGS, H_FRAG, H_FRAG_OFF, H_FRAG_ID,
@@ -99,7 +100,18 @@ S_FREE_TAIL = 10   # last free entry, -1 none
 S_HWM = 11         # entries ever taken: every entry in use is below it
 S_NRES = 12        # export rows reserved in this segment (_reserve)
 S_RES_LO = 13      # the first of them
-S_SIZE = 14
+S_PF = 14          # PF_RING slots: index slot of packet k at S_PF + (k & PF_MASK) (prefetch only)
+PF_RING = 32
+PF_MASK = PF_RING - 1
+S_SIZE = S_PF + PF_RING
+
+# Prefetch distances (packets ahead of the one being tracked): the index
+# slot of packet i + PF_SLOT_AHEAD is requested first; PF_ENTRY_AHEAD
+# packets ahead, that slot has arrived and the entry it names (K, F and
+# LNK rows) is requested. With 10 M flows every one of those is a cache
+# (and TLB) miss; with a small table they are hits and cost a few ns.
+PF_SLOT_AHEAD = 16
+PF_ENTRY_AHEAD = 8
 
 # fragment map (FR int64 [FRAG_SLOTS, 6]): key (hash of addresses, id, proto), entry, flow id, -, -, ts;
 # FRAG_WAYS slots per bucket, so that datagrams in flight at once do not push
@@ -133,6 +145,30 @@ def _hash(seed, ahi, alo, bhi, blo, key):
     h *= np.uint64(0xD6E8FEB86659FD93)
     h ^= h >> np.uint64(32)
     return h
+
+
+@njit(cache=True)
+def _packet_key(ver, proto, vlan2, vlan, sp, dp, shi, slo, dhi, dlo):
+    """A packet's flow key from its header fields: (proto, swap, a_hi, a_lo,
+    b_hi, b_lo, a_port, b_port, mkey). proto -1 becomes 255, the
+    VLAN is the inner (customer) tag of QinQ as nDPI and NFStream use, ports
+    are 0 unless both are known; the endpoints go in canonical order (swap:
+    the source is endpoint b)."""
+    if proto < 0:
+        proto = 255
+    if vlan2 >= 0:
+        vlan = vlan2
+    if sp < 0 or dp < 0:
+        sp = 0
+        dp = 0
+    swap = (shi > dhi) or (shi == dhi and (slo > dlo or (slo == dlo and sp > dp)))
+    if swap:
+        ahi, alo, bhi, blo, ap, bp = dhi, dlo, shi, slo, dp, sp
+    else:
+        ahi, alo, bhi, blo, ap, bp = shi, slo, dhi, dlo, sp, dp
+    mkey = ((np.int64(ap) << 16) | np.int64(bp) | (np.int64(proto) << 32) | (np.int64(ver) << 40)
+            | (np.int64(vlan + 1) << 44))
+    return proto, swap, ahi, alo, bhi, blo, ap, bp, mkey
 
 
 @njit(cache=True)
@@ -359,7 +395,33 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
     xcap = XF.shape[0]
     mask = IDX.shape[0] - 1
     cap = F.shape[0]
+    nf = F.shape[1]
+    for r in range(PF_RING):
+        S[S_PF + r] = -1
     for i in range(i0, n):
+        # ---- prefetch (changes no value): the index slot of the packet
+        # PF_SLOT_AHEAD ahead, and the entry named by the slot requested for
+        # the packet PF_ENTRY_AHEAD ahead. (Inline: a helper taking the
+        # arrays would pay numba's reference counting on every call.)
+        k = i + PF_SLOT_AHEAD
+        if k < n:
+            jk = -1
+            if hdr[k, H_IP_VERSION] != 0 and not (hdr[k, H_FRAG] & FRAG_IS):
+                _, _, k0, k1, k2, k3, _, _, kk = _packet_key(
+                    hdr[k, H_IP_VERSION], hdr[k, H_PROTO], hdr[k, H_VLAN2], hdr[k, H_VLAN], hdr[k, H_SPORT],
+                    hdr[k, H_DPORT], addr[k, 0], addr[k, 1], addr[k, 2], addr[k, 3])
+                jk = np.int64(_hash(S[S_SEED], k0, k1, k2, k3, kk) & np.uint64(mask))
+                prefetch(IDX, jk)
+            S[S_PF + (k & PF_MASK)] = jk
+        if i + PF_ENTRY_AHEAD < n:
+            j = S[S_PF + ((i + PF_ENTRY_AHEAD) & PF_MASK)]
+            if j >= 0:
+                v = np.int64(IDX[j]) - 1
+                if v >= 0:
+                    prefetch(K, v * 4)
+                    prefetch(F, v * nf)
+                    prefetch(F, v * nf + nf - 1)
+                    prefetch(LNK, v * 2)
         t = ts[i]
         # ---- expiry on the packet clock (heads of the two lists) --------------
         while True:
@@ -392,28 +454,17 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             out_pkt[i] = -1
             counters[C_FLOW_NOT_IP] += 1
             continue
-        proto = hdr[i, H_PROTO]
-        if proto < 0:
-            proto = 255
-        vlan = hdr[i, H_VLAN2]          # QinQ: the inner (customer) tag, as nDPI and NFStream
-        if vlan < 0:
-            vlan = hdr[i, H_VLAN]
-        sp = hdr[i, H_SPORT]
-        dp = hdr[i, H_DPORT]
-        if sp < 0 or dp < 0:
-            sp = 0
-            dp = 0
         shi = addr[i, 0]
         slo = addr[i, 1]
         dhi = addr[i, 2]
         dlo = addr[i, 3]
+        proto, swap, ahi, alo, bhi, blo, ap, bp, mkey = _packet_key(
+            ver, hdr[i, H_PROTO], hdr[i, H_VLAN2], hdr[i, H_VLAN], hdr[i, H_SPORT], hdr[i, H_DPORT],
+            shi, slo, dhi, dlo)
         # ---- non-first fragments: the flow of their datagram ------------------
         fr = hdr[i, H_FRAG]
         joined = -1
         fs = 0
-        swap = False
-        ahi = alo = bhi = blo = np.uint64(0)
-        ap = bp = np.int64(0)
         if fr & FRAG_IS:
             fh = _hash(S[S_SEED], shi, slo, dhi, dlo, (np.int64(hdr[i, H_FRAG_ID]) << 8) | proto)
             fkey = np.int64(fh >> np.uint64(1))
@@ -435,7 +486,6 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     fe = FR[fs, 1]
                     if fe >= 0 and F[fe, F_ID] == FR[fs, 2] and ((F[fe, F_STATE] >> 8) & 0xF) < LIST_FREE:
                         joined = fe
-                        sp = -1
                 if joined < 0:
                     counters[C_FLOW_FRAG_ORPHAN] += 1
                 else:
@@ -451,14 +501,6 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             else:
                 d = 1 if a_is_src else 0
         else:
-            # ---- canonical key --------------------------------------------------
-            swap = (shi > dhi) or (shi == dhi and (slo > dlo or (slo == dlo and sp > dp)))
-            if swap:
-                ahi, alo, bhi, blo, ap, bp = dhi, dlo, shi, slo, dp, sp
-            else:
-                ahi, alo, bhi, blo, ap, bp = shi, slo, dhi, dlo, sp, dp
-            mkey = ((np.int64(ap) << 16) | np.int64(bp) | (np.int64(proto) << 32) | (np.int64(ver) << 40)
-                    | (np.int64(vlan + 1) << 44))
             h = _hash(S[S_SEED], ahi, alo, bhi, blo, mkey)
             j = np.int64(h & np.uint64(mask))
             e = -1
