@@ -63,6 +63,21 @@ def _copy(typingctx, dst, p, src, a, m):
     return types.none(dst, p, src, a, m), codegen
 
 
+@intrinsic
+def _at(typingctx, addr, i, dtype):
+    """The ``dtype`` value at byte address ``addr + i``: a column's values are
+    read where they are (a strided view of the flow table's export rows), so
+    a chunk's columns are not first copied into one matrix."""
+    ty = dtype.dtype if isinstance(dtype, types.DTypeSpec) else dtype.instance_type
+
+    def codegen(context, builder, sig, args):
+        a, k, _ = args
+        llty = context.get_value_type(ty)
+        ptr = builder.inttoptr(builder.add(a, k), llty.as_pointer())
+        return builder.load(ptr)
+    return ty(addr, i, dtype), codegen
+
+
 @njit(inline='always')
 def _put(out, p, word):
     for k in range(word.shape[0]):
@@ -261,11 +276,12 @@ def _put_float(out, p, v, T, a, b, dig, js):
 
 
 @njit(cache=True)
-def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, N, FL, TO, T, V, i0, out):
+def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, NA, NS, FA, FS, TO, T, V, i0, out):
     """Rows i0.. of a chunk as text into ``out`` while they surely fit;
     returns (next row, bytes written). Column c: prefix pre[pre_off[c]:
-    pre_off[c + 1]], then the value of kind[c] at N[slot[c]] (INT, UINT:
-    int64 bits) or FL[slot[c]] (FLOAT) or text T[TO[tslot[c], i]:TO[tslot[c],
+    pre_off[c + 1]], then the value of kind[c]: INT, UINT: the int64 at byte
+    address NA[slot[c]] + i * NS[slot[c]]; FLOAT: the float64 at FA[slot[c]]
+    + i * FS[slot[c]]; or text T[TO[tslot[c], i]:TO[tslot[c],
     i + 1]] (TEXT; for FLOAT Arrow's text of the value or empty); null when
     vrow[c] >= 0 and V[vrow[c], i] == 0. Each row ends with ``end``; row i
     takes at most most[i] bytes."""
@@ -290,11 +306,11 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, N, FL, TO,
                 continue
             kd = kind[c]
             if kd == INT:
-                p = _put_int(out, p, N[slot[c], i])
+                p = _put_int(out, p, _at(NA[slot[c]], i * NS[slot[c]], np.int64))
             elif kd == UINT:
-                p = _put_uint(out, p, np.uint64(N[slot[c], i]))
+                p = _put_uint(out, p, _at(NA[slot[c]], i * NS[slot[c]], np.uint64))
             elif kd == FLOAT:
-                v = FL[slot[c], i]
+                v = _at(FA[slot[c]], i * FS[slot[c]], np.float64)
                 a, b = TO[tslot[c], i], TO[tslot[c], i + 1]
                 if a < b and not js:                        # Arrow's text is the CSV text
                     _copy(out, p, T, a, b - a)
@@ -392,8 +408,12 @@ class RowFormatter:
             else:
                 kind[c], slot[c] = (UINT if v.dtype.kind == "u" else INT), len(nums)
                 nums.append(v.astype(np.uint64 if v.dtype.kind == "u" else np.int64, copy=False).view(np.int64))
-        N = np.stack(nums) if nums else np.empty((0, n), np.int64)
-        FL = np.stack(floats) if floats else np.empty((0, n), np.float64)
+        # where each column's values are, and its stride: no copy (the kernel
+        # reads them through _at while ``nums``/``floats`` keep them alive)
+        NA = np.array([v.ctypes.data for v in nums], np.int64)
+        NS = np.array([v.strides[0] for v in nums], np.int64)
+        FA = np.array([v.ctypes.data for v in floats], np.int64)
+        FS = np.array([v.strides[0] for v in floats], np.int64)
         base = np.cumsum([0] + [len(d) for _, d in texts])
         TO = np.stack([o + b for (o, _), b in zip(texts, base)]) if texts else np.zeros((0, n + 1), np.int64)
         T = np.concatenate([d for _, d in texts]) if texts else np.empty(0, np.uint8)
@@ -401,18 +421,18 @@ class RowFormatter:
         most = np.full(n, len(self.pre) + len(self.end) + sum(_WIDTH[int(x)] for x in kind), np.int64)
         for t in tslot[kind == TEXT]:       # + the escapes: JSON's \u00XX, CSV's doubled quotes
             most += (6 if self.js else 2) * np.diff(TO[t])
-        return kind, slot, tslot, vrow, most, N, FL, TO, T, V
+        return kind, slot, tslot, vrow, most, (NA, NS, FA, FS), (nums, floats), TO, T, V
 
     def format(self, cols: dict):
         """Yield the text of a chunk's records, a buffer (memoryview) at a time."""
         n = len(cols[self.names[0]]) if self.names else 0
-        kind, slot, tslot, vrow, most, N, FL, TO, T, V = self._columns(cols, n)
+        kind, slot, tslot, vrow, most, (NA, NS, FA, FS), keep, TO, T, V = self._columns(cols, n)
         if len(self._buf) < BUFFER:
             self._buf = np.empty(BUFFER, np.uint8)
         i = 0
         while i < n:
             i2, used = format_rows(self.js, kind, slot, tslot, vrow, self.pre, self.pre_off, self.end, most,
-                                   N, FL, TO, T, V, i, self._buf)
+                                   NA, NS, FA, FS, TO, T, V, i, self._buf)
             if i2 == i:             # one row longer than the buffer
                 self._buf = np.empty(2 * len(self._buf), np.uint8)
                 continue
