@@ -19,7 +19,10 @@ or off -- both sides of a comparison always share the setting):
 ulnet bridge also runs with a policy (inspection, a table, count by app:
 RULES below), with --ring v2 (TPACKET_V2 frames) and with --ring v3-retire
 (V3 blocks read only once retired, up to 1 ms per traversal: the default
-before blocks were read while the kernel fills them). --kinds picks rows.
+before blocks were read while the kernel fills them). --kinds picks rows;
+--only picks measurements (ping,tcp,pps); --base-src DIR with kinds named
+KIND-base (ulnet-1-base) runs ulnet from another checkout in the same run
+(a before/after on one topology and one machine load).
 
 Writes bench/out/bridge.json and bench/out/bridge.md (README-ready table).
 The machine is shared: numbers move by +-10 % between runs; compare the
@@ -115,6 +118,9 @@ def ethtool_all(t, nss, on):
             t.offloads(ns, i, on)
 
 
+BASE_SRC = None     # --base-src: where the "-base" kinds take ulnet from (an A/B in one run)
+
+
 def start_forwarder(t, br, kind):
     if kind == "linux":
         t.run(br, "ip", "link", "add", "br0", "type", "bridge")
@@ -130,8 +136,12 @@ def start_forwarder(t, br, kind):
         args = {"ulnet-1": [], "ulnet-2": ["--workers", "2"], "ulnet-1-v2": ["--ring", "v2"],
                 "ulnet-1-retire": ["--ring", "v3-retire"],
                 "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
-                "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind]
-        p = t.ulnet(br, "bridge", "a", "b", *args)
+                "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind.removesuffix("-base")]
+        if kind.endswith("-base"):
+            env = dict(os.environ, PYTHONPATH=str(BASE_SRC))
+            p = t.popen(br, sys.executable, "-m", "ulnet.cli.main", "bridge", "a", "b", *args, env=env)
+        else:
+            p = t.ulnet(br, "bridge", "a", "b", *args)
     t.wait_output(p, "forwarding", timeout=400)
     return p
 
@@ -226,7 +236,18 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="shorter runs (2 s per rate, 300 pings)")
     ap.add_argument("--offloads", default="on,off")
     ap.add_argument("--kinds", default="linux,ulnet-1,ulnet-2,ulnet-1-rules,ulnet-2-rules,python,ulnet-1-v2,ulnet-1-retire")
+    ap.add_argument("--only", default="ping,tcp,pps",
+                    help="measurements to run, of ping,tcp,pps (default all)")
+    ap.add_argument("--base-src", metavar="DIR",
+                    help="another checkout's src/: kinds named KIND-base (ulnet-1-base, ...) run "
+                         "ulnet from there, for a before/after in one run")
     args = ap.parse_args()
+    global BASE_SRC
+    BASE_SRC = args.base_src
+    only = set(args.only.split(","))
+    if any(k.endswith("-base") for k in args.kinds.split(",")) and not BASE_SRC:
+        print("bench_bridge: -base kinds need --base-src", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("bench_bridge: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -242,9 +263,12 @@ def main() -> int:
                 try:
                     t.run(nss[0], "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.199.0.2", check=False)
                     row = {"forwarder": kind, "offloads": off}
-                    row.update(rtt(t, nss, pings))
-                    row["tcp_gbit"] = tcp_gbit(t, nss, secs + 2)
-                    row.update(small_packets(t, nss, secs))
+                    if "ping" in only:
+                        row.update(rtt(t, nss, pings))
+                    if "tcp" in only:
+                        row["tcp_gbit"] = tcp_gbit(t, nss, secs + 2)
+                    if "pps" in only:
+                        row.update(small_packets(t, nss, secs))
                 finally:
                     err = stop_forwarder(t, nss[1], kind, p)
                 row["forwarder_errors"] = err[-300:] if err and "error" in err.lower() else ""
@@ -264,6 +288,7 @@ def table(results) -> str:
              "ulnet-1-retire": "ulnet bridge, 1 worker, V3 read once retired (--ring v3-retire)",
              "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only",
              "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy"}
+    names.update({k + "-base": v + " (--base-src)" for k, v in list(names.items()) if k != "linux"})
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "
              "| ping p50 us | p99 us | added p50 us |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -276,11 +301,11 @@ def table(results) -> str:
                 if base is None or not base.get(k) or r.get(k) is None:
                     return "-"
                 return f"{r[k] / base[k]:.2f}"
-            added = "-" if base is None or r["p50_us"] is None or base["p50_us"] is None else \
+            added = "-" if base is None or r.get("p50_us") is None or base.get("p50_us") is None else \
                 f"{r['p50_us'] - base['p50_us']:+.0f}"
             lines.append(f"| {off} | {names.get(r['forwarder'], r['forwarder'])} | {r.get('no_loss_pps', '-')} | "
-                         f"{ratio('no_loss_pps')} | {r.get('saturation_forwarded_pps', '-')} | {r['tcp_gbit']} | "
-                         f"{ratio('tcp_gbit')} | {r['p50_us']} | {r['p99_us']} | {added} |")
+                         f"{ratio('no_loss_pps')} | {r.get('saturation_forwarded_pps', '-')} | {r.get('tcp_gbit', '-')} | "
+                         f"{ratio('tcp_gbit')} | {r.get('p50_us', '-')} | {r.get('p99_us', '-')} | {added} |")
     return "\n".join(lines) + "\n"
 
 

@@ -175,24 +175,32 @@ class FlowTable:
         self.S[K.S_NEXP] = 0
         return chunk
 
-    def process(self, batch: PacketBatch, counters: np.ndarray, after=None) -> list[FlowChunk]:
+    def process(self, batch: PacketBatch, counters: np.ndarray, after=None,
+                first: int | None = None) -> list[FlowChunk]:
         """Track the batch's packets; returns the flows that ended meanwhile,
         in the order they ended. Fills the batch's flow columns.
 
         ``after(batch, i0, i1)``, when given, runs the next stage over packets
         i0..i1 before any flow they touched can be exported (the table hands
-        the batch over in segments; see _kernels.flow_batch)."""
+        the batch over in segments; see _kernels.flow_batch).
+
+        ``first``: the kernel has already run the first segment (with epoch
+        -1, no ``after``) and returned ``first``; go on from there (the
+        bridge's fused pass, ulnet.live._kernels)."""
         b = batch
         done = 0
         chunks = []
         while True:
             start = done
-            done = K.flow_batch(b.hdr, b.addr, b.ts, b.wirelen, b.n, done,
+            if first is not None:
+                done, first = first, None
+            else:
+                done = K.flow_batch(b.hdr, b.addr, b.ts, b.wirelen, b.n, done,
                                 self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.S, self.FR,
-                                self.META, self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA,
-                                self.idle_ns, self.active_ns, self.close_ns, self.statistics, self.skip_frags,
-                                self.epoch if after is not None else -1,
-                                b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt, counters)
+                                    self.META, self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA,
+                                    self.idle_ns, self.active_ns, self.close_ns, self.statistics, self.skip_frags,
+                                    self.epoch if after is not None else -1,
+                                    b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt, counters)
             if after is not None and done > start:
                 after(b, start, done)
             if self.S[K.S_NRES]:

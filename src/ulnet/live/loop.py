@@ -26,6 +26,8 @@ from ulnet.batch import PacketBatch
 from ulnet.counters import C_LIVE_POLICY_DROPPED, new_counters
 from ulnet.actions._kernels import NEXT_SHAPED
 from ulnet.decode import decode
+from ulnet.flow import FlowTable
+from ulnet.live._kernels import PASS_DONE, PASS_FLOWS, bridge_pass
 
 
 BRIDGE_BATCH = 256
@@ -98,6 +100,36 @@ class Forwarder:
             if wfd is not None:
                 self._poll.register(wfd, select.POLLIN)
                 self._wakers.append(p.rx)
+        self._res = np.zeros(4, dtype=np.int64)
+        self._fast = self._fused_args()
+
+    def _fused_args(self):
+        """Per port, the arguments of the one-call pass (``_kernels.bridge_pass``),
+        built once: every array they name lives as long as the ports. None
+        when a stage or a port needs the general path (a policy, no flow
+        table, a TAP, a V2 ring)."""
+        from ulnet.sinks.txring import ETH_HLEN_MAX, TxRing
+        from ulnet.sources.afpacket import RingSource
+        fl, b = self.flows, self.batch
+        if self.policy is not None or fl is None or not isinstance(fl, FlowTable):
+            return None
+        if not all(type(p.rx) is RingSource and p.rx.version == 3 and type(p.tx) is TxRing for p in self.ports):
+            return None
+        mask = np.ones(b.capacity, dtype=np.bool_)
+        fast = []
+        for k, p in enumerate(self.ports):
+            r, out = p.rx, self.ports[self.peer[k]]
+            t = out.tx
+            args = (r.ring, r.unit, r.count, r.st, r.vnet, r.port, r.peek, r.ifindex,
+                    b.off, b.caplen, b.wirelen, b.ts, b.linktype, b.port, b.hdr, b.addr, b.capacity,
+                    fl.F, fl.K, fl.TF, fl.ST, fl.LT, fl.LNK, fl.IDX, fl.S, fl.FR, fl.META, fl.MFREE,
+                    fl.XF, fl.XK, fl.XTF, fl.XST, fl.XMETA,
+                    fl.idle_ns, fl.active_ns, fl.close_ns, fl.statistics, fl.skip_frags, fl.drain_rows,
+                    b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt,
+                    t.ring, t.fsize, t.nframes, t.st, mask, t.vnet, t.mtu + ETH_HLEN_MAX,
+                    p.stats, out.stats, self.counters, self._res)
+            fast.append((k, p, out, args))
+        return fast
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -117,6 +149,8 @@ class Forwarder:
 
     def step(self) -> int:
         """One pass over every port; returns the packets forwarded or dropped."""
+        if self._fast is not None:
+            return self._step_fused()
         b, c = self.batch, self.counters
         total = 0
         for k, p in enumerate(self.ports):
@@ -150,6 +184,36 @@ class Forwarder:
             total += n
         if self.policy is not None and self.policy.queue:
             self.policy.release_due(self.ports, c)
+        return total
+
+    def _step_fused(self) -> int:
+        """``step`` without a policy, each port in one compiled call
+        (``_kernels.bridge_pass``); whatever needs Python continues with the
+        general path's code from where the pass stopped."""
+        total = 0
+        res = self._res
+        for k, p, out, args in self._fast:
+            code = bridge_pass(*args)
+            if not code:
+                continue
+            n = int(res[0])
+            total += n
+            if code == PASS_DONE:
+                self.flows.epoch = (self.flows.epoch + 1) & 0xFFFF
+                out.tx._flush(self.counters)
+                continue
+            b, c = self.batch, self.counters
+            b.n = n
+            b.buf = p.rx.ring
+            if code == PASS_FLOWS:
+                for chunk in self.flows.process(b, c, first=int(res[1])):
+                    self.ended += len(chunk)
+                sent = out.tx.send_batch(b, c, None, src_vnet=p.vnet)
+            else:                                   # PASS_TX_FULL
+                self.flows.epoch = (self.flows.epoch + 1) & 0xFFFF
+                sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
+            out.stats[2] += sent
+            p.rx.release()
         return total
 
     def wait(self, timeout_ms: int) -> None:
@@ -189,6 +253,7 @@ class Forwarder:
             p.rx.add_kernel_stats(self.counters)
 
     def close(self) -> None:
+        self._fast = None                  # its tuples view the rings
         if self.policy is not None and hasattr(self.policy, "close"):
             self.policy.close()
         for p in self.ports:

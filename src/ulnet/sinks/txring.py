@@ -181,9 +181,11 @@ class TxRing:
             self.down = True
             counters[C_LIVE_TX_SEND_FAILED] += 1
 
-    def send_batch(self, batch: PacketBatch, counters: np.ndarray, mask=None, src_vnet: bool = False) -> int:
+    def send_batch(self, batch: PacketBatch, counters: np.ndarray, mask=None, src_vnet: bool = False,
+                   start: int = 0) -> int:
         """Queue the batch's rows (where ``mask`` is true) and send them with
-        one ``send()``; returns the rows that found a slot."""
+        one ``send()``; returns the rows that found a slot. ``start``: the
+        rows before it are already placed (slots marked, not yet sent)."""
         n = batch.n
         if mask is None:
             if len(self._all) < n:
@@ -191,7 +193,7 @@ class TxRing:
             mask = self._all
         before = int(counters[C_LIVE_TX_PACKETS])
         maxlen = self.mtu + ETH_HLEN_MAX
-        i = 0
+        i = start
         deadline = None
         while True:
             i = _tx_fill(self.ring, self.fsize, self.nframes, self.st, batch.buf, batch.off, batch.caplen,

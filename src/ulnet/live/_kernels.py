@@ -1,0 +1,84 @@
+"""The bridge's per-port pass as one compiled call (private to ulnet.live).
+
+``bridge_pass`` runs, for one port of a bridge without a policy, what
+``Forwarder.step`` otherwise does in six calls from Python: walk the V3
+receive ring into the batch, add the receive counts, decode, track flows
+(the first segment), copy the frames into the peer's TX ring and give the
+walked blocks back. Only the ``send()`` is left to Python. Each numba call
+from Python costs microseconds (argument unboxing, more so on a CPU just
+woken from sleep), and a lone ping pays them twice per round trip
+(docs/live.md, "Latency"): one call instead of six is the saving.
+
+Whenever a case needs Python (the flow table must hand a segment over,
+settle reserved rows or drain ended flows; the TX ring is full), the pass
+stops at that point and says so; the caller continues with the ordinary
+code from there, so the result is the same as the six calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ulnet.counters import (C_LIVE_GSO_FRAMES, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG,
+                            C_LIVE_VLAN_REINSERTED)
+from ulnet.decode._kernels import decode_batch
+from ulnet.flow import _kernels as FK
+from ulnet.flow._kernels import flow_batch
+from ulnet.sinks.txring import _tx_fill
+from ulnet.sources.afpacket import _release_v3, _walk_v3
+
+# bridge_pass return codes
+PASS_EMPTY = 0       # no packet
+PASS_DONE = 1        # forwarded and released: the caller sends and bumps the flow epoch
+PASS_FLOWS = 2       # decoded; the flow table returned res[1] < n or needs Python: continue from there
+PASS_TX_FULL = 3     # flows done; TX ring full at row res[2] (res[3] rows placed): continue sending
+
+S_NRES = FK.S_NRES
+S_NEXP = FK.S_NEXP
+
+
+@njit(cache=True)
+def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
+                off, caplen, wirelen, ts, linktype, portcol, hdr, addr, cap,
+                F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST, XMETA,
+                idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows,
+                flow_entry, flow_id, flow_dir, flow_pkt,
+                txring, fsize, nframes, tst, mask, tvnet, maxlen,
+                rx_stats, tx_stats, counters, res):
+    """One port's packets through walk, decode, flow, TX copy and release.
+    res[0] = packets taken, res[1] = flow rows done, res[2] = TX row reached,
+    res[3] = rows placed in the TX ring. Returns a PASS_* code."""
+    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    res[0] = n
+    if n == 0:
+        if rst[3]:
+            # blocks whose packets were all taken earlier (peek) and that
+            # retired since: give them back now (RingSource.fill)
+            _release_v3(ring, unit, nblocks, rst, peek)
+        return PASS_EMPTY
+    rx_stats[0] += n
+    nb = 0
+    for i in range(n):
+        nb += wirelen[i]
+    rx_stats[1] += nb
+    decode_batch(ring, off, caplen, wirelen, linktype, n, hdr, addr, counters)
+    done = flow_batch(hdr, addr, ts, wirelen, n, 0, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE,
+                      XF, XK, XTF, XST, XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, -1,
+                      flow_entry, flow_id, flow_dir, flow_pkt, counters)
+    res[1] = done
+    if done < n or S[S_NRES] or S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > XF.shape[0]:
+        return PASS_FLOWS
+    before = counters[C_LIVE_TX_PACKETS]
+    i = _tx_fill(txring, fsize, nframes, tst, ring, off, caplen, mask, 0, n, vnet, tvnet, maxlen,
+                 counters, C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
+    sent = counters[C_LIVE_TX_PACKETS] - before
+    res[2] = i
+    res[3] = sent
+    if i < n:
+        return PASS_TX_FULL
+    tx_stats[2] += sent
+    if rst[3]:
+        _release_v3(ring, unit, nblocks, rst, peek)
+    return PASS_DONE
