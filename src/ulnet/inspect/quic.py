@@ -151,17 +151,21 @@ def _client_keys(ver: Version, dcid: bytes):
     return got
 
 
+_VARINT_MASK = (0, 0x3F, 0x3FFF, 0, 0x3FFFFFFF, 0, 0, 0, 0x3FFFFFFFFFFFFFFF)
+
+
 def _varint(data: bytes, p: int) -> tuple[int, int]:
-    if p >= len(data):
-        raise ValueError("varint past the end")
-    first = data[p]
+    """QUIC variable-length integer at p (RFC 9000 16): (value, next p)."""
+    try:
+        first = data[p]
+    except IndexError:
+        raise ValueError("varint past the end") from None
+    if first < 0x40:                      # one byte: most frame fields
+        return first, p + 1
     n = 1 << (first >> 6)
     if p + n > len(data):
         raise ValueError("varint past the end")
-    v = first & 0x3F
-    for k in range(1, n):
-        v = (v << 8) | data[p + k]
-    return v, p + n
+    return int.from_bytes(data[p:p + n], "big") & _VARINT_MASK[n], p + n
 
 
 # ---- packets ------------------------------------------------------------------------
