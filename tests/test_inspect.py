@@ -872,3 +872,16 @@ def test_apps_command_lists_the_registry():
     assert all(r["category"] for r in rows)
     text = run_ulnet("apps", check=True).stdout.decode()
     assert "TLS" in text and "Web" in text
+
+
+@pytest.mark.parametrize("hexval,value", [("c2197c5eff14e88c", 151288809941952652), ("9d7f3e7d", 494878333),
+                                          ("7bbd", 15293), ("25", 37), ("4025", 37)])
+def test_quic_varint_rfc9000_examples(hexval, value):
+    data = bytes.fromhex(hexval)
+    assert quic._varint(b"\xff" + data, 1) == (value, 1 + len(data))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x40", b"\xc0\x00\x00", b"\x80\x01"])
+def test_quic_varint_cut_short_is_an_error(data):
+    with pytest.raises(ValueError):
+        quic._varint(data, 0)
