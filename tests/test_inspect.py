@@ -885,3 +885,36 @@ def test_quic_varint_rfc9000_examples(hexval, value):
 def test_quic_varint_cut_short_is_an_error(data):
     with pytest.raises(ValueError):
         quic._varint(data, 0)
+
+
+LAZY_MATCHERS = r"""
+import sys
+from ulnet.inspect import _dispatch
+lazy = not _dispatch._LOADED if hasattr(_dispatch, "_LOADED") else "web_match_tls" not in vars(_dispatch)
+if sys.argv[1] == "recompile":
+    # what a stale or damaged cache entry does: the dispatcher must compile,
+    # and the matchers it calls were not imported at start
+    from numba.core.caching import NullCache
+    from ulnet.inspect import _kernels as K
+    _dispatch.dispatch._cache = NullCache()
+    K.inspect_batch._cache = NullCache()
+import ulnet
+df = ulnet.flows(sys.argv[2]).to_arrow()
+print(lazy, "web_match_tls" in vars(_dispatch), df.column("application_name").to_pylist())
+"""
+
+
+@pytest.mark.parametrize("mode", ["cached", "recompile"])
+def test_matchers_imported_only_to_compile(mode):
+    """With a fresh cache the dispatcher loads without importing its ~150
+    matchers (start-up); when it has to compile anyway they are imported
+    then, and the applications found are the same."""
+    sample = str(ROOT / "samples" / "sample.pcap")
+    want = [r.application_name for r in ulnet.flows(sample)]
+    p = subprocess.run([sys.executable, "-c", LAZY_MATCHERS, mode, sample], capture_output=True, text=True,
+                       timeout=600, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr[-3000:]
+    lazy, loaded, apps = p.stdout.strip().split(" ", 2)
+    assert lazy == "True"                  # the test session warmed the cache
+    assert loaded == ("True" if mode == "recompile" else "False")
+    assert eval(apps) == want and "TLS" in want

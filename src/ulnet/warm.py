@@ -157,7 +157,8 @@ def job_decode() -> str:
 
 def job_dispatch() -> str:
     from numba import types
-    from ulnet.inspect._dispatch import dispatch
+    from ulnet.inspect._dispatch import dispatch, load_matchers
+    load_matchers()
     dispatch.compile((types.UniTuple(types.uint64, 4), types.int64, types.int64, types.int64, types.int64,
                       types.int64))
     return "dispatcher"

@@ -116,6 +116,9 @@ def _fresh_caches() -> None:
 
 _fresh_caches()
 
+from numba.core.errors import TypingError  # noqa: E402
+
+from ulnet.inspect import _dispatch  # noqa: E402  (after _fresh_caches)
 from ulnet.inspect import _kernels as K  # noqa: E402  (after _fresh_caches)
 from ulnet.inspect import quic  # noqa: E402
 from ulnet.inspect.registry import ID, NAMES  # noqa: E402
@@ -178,9 +181,19 @@ class Inspector:
         if len(self.xapp) < b.capacity:
             self.xapp = np.zeros(b.capacity, dtype=np.int64)
             self.app = np.zeros(b.capacity, dtype=np.int64)
-        nquic = K.inspect_batch(b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META,
-                                table.MFREE, table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open,
-                                self._upgrade, self._ids, self._sni)
+        args = (b.buf, b.off, b.hdr, b.flow_entry, b.flow_dir, i0, i1, table.F, table.META,
+                table.MFREE, table.S, self.max_dpi, counters, self.xapp, self.app, self._keep_open,
+                self._upgrade, self._ids, self._sni)
+        try:
+            nquic = K.inspect_batch(*args)
+        except TypingError:
+            # a compile that needs the matchers, skipped at import because the
+            # dispatcher's cache looked fresh (ulnet.inspect._dispatch)
+            if not _dispatch.load_matchers():
+                raise
+            for kernel in (_dispatch.dispatch, K.inspect_batch):   # numba remembers failed compiles
+                getattr(getattr(kernel, "_compiler", None), "_failed_cache", {}).clear()
+            nquic = K.inspect_batch(*args)
         if nquic:
             self._quic_names(b, table, counters, i0, i1)
 
