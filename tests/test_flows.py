@@ -312,3 +312,15 @@ def test_fragments_of_datagrams_in_flight_together_join_whatever_the_seed(tmp_pa
         list(pipe.finish_flows())
         assert pipe.counters[C_FLOW_FRAG_ORPHAN] == 0, seed
         assert pipe.counters[C_FLOW_FRAG_JOINED] == len(rests), seed
+
+
+@pytest.mark.parametrize("stats", [[], ["--statistics"]])
+def test_parquet_without_any_flow_is_still_parquet(tmp_path, stats):
+    """A filter that keeps no packet: a Parquet file with no rows and the
+    same schema as a run with flows (not an empty file no reader opens)."""
+    empty, full = tmp_path / "e.parquet", tmp_path / "f.parquet"
+    run_ulnet("flows", "--format", "parquet", *stats, "-o", empty, SAMPLE, "port", "1", check=True)
+    run_ulnet("flows", "--format", "parquet", *stats, "-o", full, SAMPLE, check=True)
+    e, f = pq.read_table(empty), pq.read_table(full)
+    assert e.num_rows == 0 and f.num_rows > 0
+    assert e.schema.equals(f.schema)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ulnet.flow.text import arrow_of
 from ulnet.sinks._format import RowFormatter
@@ -54,12 +53,30 @@ class FlowWriter:
         rb = to_record_batch(cols, self.names)
         if self._w is None:
             self._schema = rb.schema
+            import pyarrow.parquet as pq      # (only here: 10 ms of imports CSV and JSON do not need)
             self._w = pq.ParquetWriter(self._fh, rb.schema)
         self._w.write_batch(rb.cast(self._schema) if rb.schema != self._schema else rb)
 
     def close(self) -> None:
+        if self.fmt == "parquet" and self._w is None:
+            # no flow at all: still a Parquet file (with the schema), not 0 bytes
+            import pyarrow.parquet as pq
+            rb = to_record_batch(_no_flows(), self.names)
+            self._w = pq.ParquetWriter(self._fh, rb.schema)
+            self._w.write_batch(rb)
         if self._w is not None:
             self._w.close()
         self._fh.flush()
         if not self._to_stdout:
             self._fh.close()
+
+
+def _no_flows() -> dict:
+    """The record columns of zero flows (every field, statistics included)."""
+    import numpy as np
+    from ulnet.flow import FlowChunk
+    from ulnet.flow import _kernels as K
+    from ulnet.flow.records import to_columns
+    return to_columns(FlowChunk(np.zeros((0, K.NF), np.int64), np.zeros((0, 4), np.uint64),
+                                np.zeros((0, 16), np.uint32), np.zeros((0, K.NS), np.float64),
+                                np.zeros((0, K.META_W), np.uint8)))
