@@ -196,7 +196,7 @@ class FlowTable:
                 done, first = first, None
             else:
                 done = K.flow_batch(b.hdr, b.addr, b.ts, b.wirelen, b.n, done,
-                                self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.S, self.FR,
+                                    self.F, self.K, self.TF, self.ST, self.LT, self.LNK, self.IDX, self.S, self.FR,
                                     self.META, self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA,
                                     self.idle_ns, self.active_ns, self.close_ns, self.statistics, self.skip_frags,
                                     self.epoch if after is not None else -1,
