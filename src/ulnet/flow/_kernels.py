@@ -394,7 +394,6 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
     export row is reserved (_reserve) and filled by settle_reserved."""
     xcap = XF.shape[0]
     mask = IDX.shape[0] - 1
-    cap = F.shape[0]
     nf = F.shape[1]
     for r in range(PF_RING):
         S[S_PF + r] = -1

@@ -17,7 +17,6 @@ code from there, so the result is the same as the six calls.
 
 from __future__ import annotations
 
-import numpy as np
 from ulnet.jit import njit
 
 from ulnet.counters import (C_LIVE_GSO_FRAMES, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG,
