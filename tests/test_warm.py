@@ -40,3 +40,34 @@ def test_warm_leaves_nothing_to_compile(tmp_path):
         saved = [x for x in text.splitlines() if "data saved to" in x]
         assert not saved, (args, saved[:5])
         assert "index loaded from" in text      # the check above can fail: the cache is in use
+
+
+def test_cache_groups_drop_kernels_whose_dependencies_changed(tmp_path):
+    """numba keys a cached kernel on its own file only; a kernel that inlines
+    another file's code must be dropped when that file changes
+    (ulnet.jit.drop_stale_caches), and only then."""
+    import os
+    from ulnet.jit import drop_stale_caches
+    (tmp_path / "kern.py").write_text("x = 1\n")
+    (tmp_path / "dep.py").write_text("y = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    groups = {"g": (["kern.py"], ["dep.py"])}
+
+    def cached():
+        for f in ("kern.f-1.py311.nbi", "kern.f-1.py311.1.nbc"):
+            (cache / f).write_bytes(b"x")
+
+    def present():
+        return sorted(p.name for p in cache.glob("kern.*"))
+
+    cached()
+    assert drop_stale_caches(groups, root=tmp_path) == ["g"]         # no stamp yet: dropped
+    assert present() == []
+    cached()
+    assert drop_stale_caches(groups, root=tmp_path) == []            # nothing changed: kept
+    assert len(present()) == 2
+    st = (tmp_path / "dep.py").stat()
+    os.utime(tmp_path / "dep.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert drop_stale_caches(groups, root=tmp_path) == ["g"]         # a dependency changed
+    assert present() == []

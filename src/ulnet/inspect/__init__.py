@@ -45,83 +45,18 @@ CAVEATS
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
+from numba.core.errors import TypingError
 
 from ulnet.batch import PacketBatch
 from ulnet.batch.columns import H_PAYLOAD, H_PAYLOAD_LEN
 from ulnet.counters import C_INSPECT_QUIC_DECRYPTED, C_INSPECT_QUIC_FAILED
 from ulnet.flow import FlowTable
 from ulnet.flow import _kernels as FK
-
-
-def _fresh_caches() -> None:
-    """Drop numba's cached inspection kernels when any source they were
-    compiled from changed. numba keys a cached function on its own file
-    only, but the dispatcher inlines every matcher and inspect_batch
-    inlines the dispatcher: editing a matcher would otherwise keep running
-    the old one. A stamp (hash of the sources) sits beside the caches."""
-    here = Path(__file__).parent
-    ulnet = here.parent
-    kernels = [here / "_dispatch.py", here / "_kernels.py", here / "words.py"] + \
-        sorted((here / "matchers").glob("*.py"))
-    sources = kernels + [ulnet / "flow" / "_kernels.py", ulnet / "batch" / "columns.py", ulnet / "counters.py"]
-    h = hashlib.sha256()
-    for f in sources:
-        try:
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-        except OSError:
-            pass
-    stamp_text = h.hexdigest()
-    from numba.core import caching
-    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
-    locators = getattr(impl, "_locator_classes", None)
-    if not locators:
-        return
-
-    def _probe():
-        pass
-
-    dirs = {}
-    for f in kernels:
-        for cls in locators:
-            loc = cls.from_function(_probe, str(f))
-            if loc is not None:
-                dirs.setdefault(Path(loc.get_cache_path()), []).append(f.stem)
-                break
-    stamp = next(iter(dirs), None)
-    if stamp is None:
-        return
-    stamp = stamp / "ulnet-inspect.stamp"
-    try:
-        if stamp.read_text() == stamp_text:
-            return
-    except OSError:
-        pass
-    for d, stems in dirs.items():
-        for stem in stems:
-            for old in list(d.glob(f"{stem}.*.nbi")) + list(d.glob(f"{stem}.*.nbc")):
-                try:
-                    old.unlink()
-                except OSError:
-                    pass
-    try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(stamp_text)
-    except OSError:
-        pass
-
-
-_fresh_caches()
-
-from numba.core.errors import TypingError  # noqa: E402
-
-from ulnet.inspect import _dispatch  # noqa: E402  (after _fresh_caches)
-from ulnet.inspect import _kernels as K  # noqa: E402  (after _fresh_caches)
-from ulnet.inspect import quic  # noqa: E402
-from ulnet.inspect.registry import ID, NAMES  # noqa: E402
+from ulnet.inspect import _dispatch
+from ulnet.inspect import _kernels as K
+from ulnet.inspect import quic
+from ulnet.inspect.registry import ID, NAMES
 
 DEFAULT_MAX_DPI = 4
 _QUIC_PENDING_MAX = 4096
