@@ -65,9 +65,11 @@ def _fresh_caches() -> None:
     the old one. A stamp (hash of the sources) sits beside the caches."""
     here = Path(__file__).parent
     ulnet = here.parent
+    # (the bridge's one-call pass with a policy calls inspect_batch: its cache goes with them)
     kernels = [here / "_dispatch.py", here / "_kernels.py", here / "words.py"] + \
-        sorted((here / "matchers").glob("*.py"))
-    sources = kernels + [ulnet / "flow" / "_kernels.py", ulnet / "batch" / "columns.py", ulnet / "counters.py"]
+        sorted((here / "matchers").glob("*.py")) + [ulnet / "live" / "_polkernels.py"]
+    sources = kernels + [ulnet / "flow" / "_kernels.py", ulnet / "batch" / "columns.py", ulnet / "counters.py",
+                         ulnet / "policy" / "_kernels.py", ulnet / "actions" / "_kernels.py"]
     h = hashlib.sha256()
     for f in sources:
         try:
