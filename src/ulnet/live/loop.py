@@ -30,15 +30,6 @@ from ulnet.flow import FlowTable
 from ulnet.live._kernels import PASS_DONE, PASS_FLOWS, PPASS_DONE, PPASS_EMIT, PPASS_TX_FULL, bridge_pass
 
 
-def policy_pass(*args):
-    """``_polkernels.policy_pass``, imported on first use (a bridge without
-    a policy does not load the inspection and policy kernels)."""
-    global policy_pass
-    from ulnet.live._polkernels import policy_pass as kernel
-    policy_pass = kernel
-    return kernel(*args)
-
-
 BRIDGE_BATCH = 256
 # V3 geometry for the bridge: a block retires after 1 ms, so the ring holds
 # blocks x 1 ms of light traffic; many small blocks (each still holds a whole
@@ -148,7 +139,17 @@ class Forwarder:
                 args += (self.peer[k],)
             args += (t.ring, t.fsize, t.nframes, t.st, mask, t.vnet, t.mtu + ETH_HLEN_MAX,
                      p.stats, out.stats, self.counters, self._res)
-            fast.append((k, p, out, args))
+            if pol is not None:
+                # (imported here: a bridge without a policy does not load the
+                # inspection and policy kernels)
+                from ulnet.live import _polkernels
+                packed = _polkernels.pack(args)
+                if packed is None:
+                    fast.append((k, p, out, _polkernels.policy_pass, args))
+                else:           # one argument to unbox, not 129; ``args`` keeps the arrays alive
+                    fast.append((k, p, out, _polkernels.policy_pass_packed, (packed,), args))
+            else:
+                fast.append((k, p, out, args))
         return fast
 
     def warm(self) -> None:
@@ -247,9 +248,9 @@ class Forwarder:
         total = 0
         res = self._res
         fl, pol = self.flows, self.policy
-        for k, p, out, args in self._fast:
+        for k, p, out, kernel, args, *_ in self._fast:
             res[4] = fl.epoch
-            code = policy_pass(*args)
+            code = kernel(*args)
             if not code:
                 continue
             fl.epoch = int(res[4])
