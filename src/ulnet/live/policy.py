@@ -18,6 +18,11 @@ departure time. The engine's clock is the packet timestamps; while packets
 wait in a shaper, the forwarder's poll timeout is cut to the next
 departure and the wall clock (one reading per step) releases them.
 
+On interface rings the forwarder runs all of that in one compiled call per
+port (``ulnet.live._polkernels``, its policy arguments from
+``pass_args``); where that call stops for Python, ``resume`` finishes the
+flow segments and ``emit`` sends, as above.
+
 ``reload()`` (SIGHUP) parses, checks and compiles the file again; any error
 raises and the old policy stays in force. A new policy starts with an empty
 verdict cache: every flow is decided again under the new rules.
