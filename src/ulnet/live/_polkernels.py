@@ -452,4 +452,13 @@ def policy_pass_packed(A):
     tx_stats = carray(_ptr(A[262], np.int64), (A[263],))
     counters = carray(_ptr(A[264], np.int64), (A[265],))
     res = carray(_ptr(A[266], np.int64), (A[267],))
-    return policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype, portcol, hdr, addr, cap, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST, XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows, flow_entry, flow_id, flow_dir, flow_pkt, inspect, max_dpi, xapp, papp, keep_open, upgrade, ids, sni, PB, SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE, APPCAT, PEER, has_app, use_app, V, MS, RSTAT, CBA, PS, LOGB, HCAP, HNAME, HLEN, HHASH, HIX, PIX, PKEY, PC, NHR, HSPEC, HST, o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset, APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO, nxt, outp, outts, acounts, ncaptures, peer, txring, fsize, nframes, tst, mask, tvnet, maxlen, rx_stats, tx_stats, counters, res)
+    return policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
+                       portcol, hdr, addr, cap, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST,
+                       XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows, flow_entry,
+                       flow_id, flow_dir, flow_pkt, inspect, max_dpi, xapp, papp, keep_open, upgrade, ids, sni, PB,
+                       SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE, APPCAT,
+                       PEER, has_app, use_app, V, MS, RSTAT, CBA, PS, LOGB, HCAP, HNAME, HLEN, HHASH, HIX, PIX,
+                       PKEY, PC, NHR, HSPEC, HST, o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset,
+                       APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO, nxt, outp, outts,
+                       acounts, ncaptures, peer, txring, fsize, nframes, tst, mask, tvnet, maxlen, rx_stats,
+                       tx_stats, counters, res)
