@@ -347,14 +347,28 @@ print(sent)
 """
 
 
-def test_bridge_tiny_flow_table_hands_over_mid_batch(topo):
+TINY_TABLE_RULES = """table <bad> { 192.0.2.0/24 }
+default pass
+block from <bad>
+match app any count by app
+"""
+
+
+@pytest.mark.parametrize("rules", [False, True], ids=["no-policy", "policy"])
+def test_bridge_tiny_flow_table_hands_over_mid_batch(topo, tmp_path, rules):
     """A flow table of 4 entries under 200 flows: the one-call pass
-    (live._kernels.bridge_pass) stops whenever the table must hand flows to
-    Python (evictions fill the export rows) and the general path carries on
-    from that packet. Every datagram still arrives once, every eviction is
-    counted, nothing is dropped."""
+    (live._kernels.bridge_pass; with a policy, live._polkernels.policy_pass)
+    stops whenever the table must hand flows to Python (evictions fill the
+    export rows) and the general path carries on from that point. Every
+    datagram still arrives once, every eviction is counted, nothing is
+    dropped."""
     h1, br, h2 = bridge_topology(topo, ipv6=False)
-    p = start_bridge(topo, br, "a", "b", "--max-flows", "4", "--stats")
+    extra = []
+    if rules:
+        f = tmp_path / "r.rules"
+        f.write_text(TINY_TABLE_RULES)
+        extra = ["--rules", str(f)]
+    p = start_bridge(topo, br, "a", "b", "--max-flows", "4", "--stats", *extra)
     n = 4000
     rx = topo.popen(h2, "python3", "-c", BURST_RECEIVER, str(n))
     topo.wait_output(rx, "listening", timeout=20)
@@ -369,5 +383,6 @@ def test_bridge_tiny_flow_table_hands_over_mid_batch(topo):
     counts = dict(re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M))
     assert int(counts["flow.created"]) == n and int(counts["flow.table_full"]) >= n - 4, err[-3000:]
     assert int(counts["live.tx.packets"]) == int(counts["source.packets"]), err[-3000:]
+    assert int(counts.get("live.policy.dropped", 0)) == 0, err[-3000:]
     last = json_lines(out)[-1]
     assert last["kernel_drops"] == 0 and last["drops"] == 0, last

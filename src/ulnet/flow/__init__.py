@@ -176,7 +176,7 @@ class FlowTable:
         return chunk
 
     def process(self, batch: PacketBatch, counters: np.ndarray, after=None,
-                first: int | None = None) -> list[FlowChunk]:
+                first: int | None = None, start: int = 0) -> list[FlowChunk]:
         """Track the batch's packets; returns the flows that ended meanwhile,
         in the order they ended. Fills the batch's flow columns.
 
@@ -186,9 +186,13 @@ class FlowTable:
 
         ``first``: the kernel has already run the first segment (with epoch
         -1, no ``after``) and returned ``first``; go on from there (the
-        bridge's fused pass, ulnet.live._kernels)."""
+        bridge's fused pass, ulnet.live._kernels).
+
+        ``start``: rows before it are done, ``after`` included, and their
+        last segment closed (the bridge's pass with a policy,
+        ulnet.live._polkernels)."""
         b = batch
-        done = 0
+        done = start
         chunks = []
         while True:
             start = done

@@ -33,6 +33,16 @@ PASS_DONE = 1        # forwarded and released: the caller sends and bumps the fl
 PASS_FLOWS = 2       # decoded; the flow table returned res[1] < n or needs Python: continue from there
 PASS_TX_FULL = 3     # flows done; TX ring full at row res[2] (res[3] rows placed): continue sending
 
+# _polkernels.policy_pass return codes (here: the loop needs them without loading that module)
+PPASS_EMPTY = 0      # no packet
+PPASS_DONE = 1       # decided, forwarded and released: the caller sends
+PPASS_EMIT = 2       # rows 0..n decided: the caller emits (LivePolicy.emit) and releases
+PPASS_TX_FULL = 3    # decided; TX ring full at row res[2] (res[3] rows placed): continue sending, release
+PPASS_FLOWS = 4      # rows 0..res[1] decided, their segment closed (settled, epoch bumped), ended flows
+                     # to hand over: the caller drains, goes on from res[1], emits, releases
+PPASS_QUIC = 5       # segment res[5]..res[1]: flow and inspect_batch ran, QUIC Initials to read in
+                     # Python: the caller finishes that segment, goes on, emits, releases
+
 S_NRES = FK.S_NRES
 S_NEXP = FK.S_NEXP
 

@@ -27,7 +27,7 @@ from ulnet.counters import C_LIVE_POLICY_DROPPED, new_counters
 from ulnet.actions._kernels import NEXT_SHAPED
 from ulnet.decode import decode
 from ulnet.flow import FlowTable
-from ulnet.live._kernels import PASS_DONE, PASS_FLOWS, bridge_pass
+from ulnet.live._kernels import PASS_DONE, PASS_FLOWS, PPASS_DONE, PPASS_EMIT, PPASS_TX_FULL, bridge_pass
 
 
 BRIDGE_BATCH = 256
@@ -100,7 +100,7 @@ class Forwarder:
             if wfd is not None:
                 self._poll.register(wfd, select.POLLIN)
                 self._wakers.append(p.rx)
-        self._res = np.zeros(4, dtype=np.int64)
+        self._res = np.zeros(8, dtype=np.int64)
         self._fast = self._fused_args()
 
     def _fused_args(self):
@@ -111,11 +111,20 @@ class Forwarder:
         from ulnet.sinks.txring import ETH_HLEN_MAX, TxRing
         from ulnet.sources.afpacket import RingSource
         fl, b = self.flows, self.batch
-        if self.policy is not None or fl is None or not isinstance(fl, FlowTable):
+        pol = self.policy
+        if pol is not None:
+            # with a policy: the rule-language stage as LivePolicy runs it
+            # (its flow table), when it can say what the pass needs
+            if not hasattr(pol, "pass_args") or fl is not pol.table:
+                return None
+            self._pgen = pol.generation
+        if fl is None or not isinstance(fl, FlowTable):
             return None
         if not all(type(p.rx) is RingSource and p.rx.version == 3 and type(p.tx) is TxRing for p in self.ports):
             return None
         mask = np.ones(b.capacity, dtype=np.bool_)
+        self._mask = mask
+        pargs = pol.pass_args(b) if pol is not None else ()
         fast = []
         for k, p in enumerate(self.ports):
             r, out = p.rx, self.ports[self.peer[k]]
@@ -125,10 +134,22 @@ class Forwarder:
                     fl.F, fl.K, fl.TF, fl.ST, fl.LT, fl.LNK, fl.IDX, fl.S, fl.FR, fl.META, fl.MFREE,
                     fl.XF, fl.XK, fl.XTF, fl.XST, fl.XMETA,
                     fl.idle_ns, fl.active_ns, fl.close_ns, fl.statistics, fl.skip_frags, fl.drain_rows,
-                    b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt,
-                    t.ring, t.fsize, t.nframes, t.st, mask, t.vnet, t.mtu + ETH_HLEN_MAX,
-                    p.stats, out.stats, self.counters, self._res)
-            fast.append((k, p, out, args))
+                    b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt) + pargs
+            if pol is not None:
+                args += (self.peer[k],)
+            args += (t.ring, t.fsize, t.nframes, t.st, mask, t.vnet, t.mtu + ETH_HLEN_MAX,
+                     p.stats, out.stats, self.counters, self._res)
+            if pol is not None:
+                # (imported here: a bridge without a policy does not load the
+                # inspection and policy kernels)
+                from ulnet.live import _polkernels
+                packed = _polkernels.pack(args)
+                if packed is None:
+                    fast.append((k, p, out, _polkernels.policy_pass, args))
+                else:           # one argument to unbox, not 129; ``args`` keeps the arrays alive
+                    fast.append((k, p, out, _polkernels.policy_pass_packed, (packed,), args))
+            else:
+                fast.append((k, p, out, args))
         return fast
 
     def warm(self) -> None:
@@ -150,7 +171,11 @@ class Forwarder:
     def step(self) -> int:
         """One pass over every port; returns the packets forwarded or dropped."""
         if self._fast is not None:
-            return self._step_fused()
+            if self.policy is None:
+                return self._step_fused()
+            if self.policy.generation != self._pgen:      # rules reloaded: their arrays
+                self._fast = self._fused_args()
+            return self._step_policy()
         b, c = self.batch, self.counters
         total = 0
         for k, p in enumerate(self.ports):
@@ -214,6 +239,44 @@ class Forwarder:
                 sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
             out.stats[2] += sent
             p.rx.release()
+        return total
+
+    def _step_policy(self) -> int:
+        """``step`` with a policy, each port in one compiled call
+        (``_polkernels.policy_pass``); whatever needs Python continues with
+        the general path's code from where the pass stopped."""
+        total = 0
+        res = self._res
+        fl, pol = self.flows, self.policy
+        for k, p, out, kernel, args, *_ in self._fast:
+            res[4] = fl.epoch
+            code = kernel(*args)
+            if not code:
+                continue
+            fl.epoch = int(res[4])
+            n = int(res[0])
+            total += n
+            if code == PPASS_DONE:
+                out.tx._flush(self.counters)
+                continue
+            b, c = self.batch, self.counters
+            b.n = n
+            b.buf = p.rx.ring
+            if code == PPASS_TX_FULL:
+                sent = int(res[3])
+                got = out.tx.send_batch(b, c, self._mask, src_vnet=p.vnet, start=int(res[2]))
+                out.stats[2] += sent + got
+                c[C_LIVE_POLICY_DROPPED] += n - sent - got
+                p.rx.release()
+                continue
+            if code != PPASS_EMIT:
+                for chunk in pol.resume(code, b, c, int(res[1]), int(res[5])):
+                    self.ended += len(chunk)
+            sent = pol.emit(b, c, self.ports, p.vnet)
+            c[C_LIVE_POLICY_DROPPED] += n - sent - int(np.count_nonzero(pol.acts.nxt[:n] == NEXT_SHAPED))
+            p.rx.release()
+        if pol.queue:
+            pol.release_due(self.ports, self.counters)
         return total
 
     def wait(self, timeout_ms: int) -> None:

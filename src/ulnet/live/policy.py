@@ -18,6 +18,11 @@ departure time. The engine's clock is the packet timestamps; while packets
 wait in a shaper, the forwarder's poll timeout is cut to the next
 departure and the wall clock (one reading per step) releases them.
 
+On interface rings the forwarder runs all of that in one compiled call per
+port (``ulnet.live._polkernels``, its policy arguments from
+``pass_args``); where that call stops for Python, ``resume`` finishes the
+flow segments and ``emit`` sends, as above.
+
 ``reload()`` (SIGHUP) parses, checks and compiles the file again; any error
 raises and the old policy stays in force. A new policy starts with an empty
 verdict cache: every flow is decided again under the new rules.
@@ -111,6 +116,7 @@ class LivePolicy:
         old = getattr(self, "acts", None)
         self.checked, self.compiled, self.stage, self.acts, self.inspector = checked, compiled, stage, acts, inspector
         self.apps = apps
+        self.generation = getattr(self, "generation", 0) + 1     # the one-call pass rebuilds its arguments
         if old is not None:
             old.close()                       # capture files of the old rules
 
@@ -146,6 +152,59 @@ class LivePolicy:
     def process(self, b: PacketBatch, counters: np.ndarray) -> list:
         self._counters = counters
         return self.table.process(b, counters, self._after_flow)
+
+    # -- the one-call pass (ulnet.live._polkernels) ----------------------------
+    def pass_args(self, b: PacketBatch) -> tuple:
+        """The policy's part of ``policy_pass``'s arguments (from ``inspect``
+        to ``ncaptures``), for batches of ``b``'s capacity: they name the
+        arrays of the rules in force (rebuilt when ``generation`` moves)."""
+        from ulnet.inspect import Inspector
+        st, a, insp = self.stage, self.acts, self.inspector
+        if len(st.rule) < b.capacity:
+            raise ValueError("batch larger than the stage was made for")
+        use_app = insp is not None
+        if insp is None:
+            insp = Inspector()                 # arrays of the right types, not run
+        if len(insp.xapp) < b.capacity:        # as Inspector.process sizes them (once)
+            insp.xapp = np.zeros(b.capacity, dtype=np.int64)
+            insp.app = np.zeros(b.capacity, dtype=np.int64)
+        papp = insp.app if use_app else st._zero_app
+        return ((use_app, insp.max_dpi, insp.xapp, papp, insp._keep_open, insp._upgrade, insp._ids, insp._sni)
+                + tuple(st.arrays)
+                + (st.APPCAT, st.PEER, st.c.has_app and use_app, use_app, st.V, st.MS, st.RSTAT, st.CBA, st.S,
+                   st.LOGB, st.host_cap, st.HNAME, st.HLEN, st.HHASH, st.HIX, st.PIX, st.PKEY, st.PC, st.NHR,
+                   st.HSPEC, st.HST, st.rule, st.act, st.out, st.inp, st.police, st.shape, st.capture, st.cand,
+                   st.mset)
+                + (a.PEER, a.HASOUT, a.RP, a.RS, a.PRK, a.PRT, a.PFK, a.PFT, a.PFO, a.SRK, a.SRT, a.SFK, a.SFT,
+                   a.SFO, a.nxt, a.outp, a.outts, a.counts, len(a.captures)))
+
+    def resume(self, code: int, b: PacketBatch, counters: np.ndarray, done: int, seg: int) -> list:
+        """Finish the flow segments of a batch ``policy_pass`` stopped in
+        (PPASS_FLOWS after the segment ending at ``done``; PPASS_QUIC in the
+        segment ``seg``..``done``, after inspect_batch), as ``process`` would
+        have; returns the flows that ended."""
+        from ulnet.flow import _kernels as FK
+        from ulnet.live._kernels import PPASS_QUIC
+        t = self.table
+        self._counters = counters
+        chunks = []
+        if code == PPASS_QUIC:
+            app = None
+            if self.inspector is not None:
+                self.inspector._quic_names(b, t, counters, seg, done)
+                app = self.inspector.app
+            self.stage.process(b, seg, done, app)
+            self.acts.act(b, seg, done, self.stage)
+            if t.S[FK.S_NRES]:
+                t._settle()
+            t.epoch = (t.epoch + 1) & 0xFFFF
+        if t.S[FK.S_NEXP] >= t.drain_rows or t.S[FK.S_NEXP] + 2 > len(t.XF):
+            c = t._drain()
+            if c is not None:
+                chunks.append(c)
+        if done < b.n:
+            chunks += t.process(b, counters, self._after_flow, start=done)
+        return chunks
 
     def emit(self, b: PacketBatch, counters: np.ndarray, ports, src_vnet: bool) -> int:
         """Send the batch's packets where the verdicts say; returns how many

@@ -1,0 +1,464 @@
+"""The bridge's per-port pass with a policy, as one compiled call (private to ulnet.live).
+
+``policy_pass`` runs, for one port of a bridge with a rules file, what
+``Forwarder.step`` and ``LivePolicy`` otherwise do in a dozen calls from
+Python and as many numpy temporaries per batch: walk the V3 receive ring
+into the batch, add the receive counts, decode, then per flow segment (as
+``FlowTable.process`` with ``LivePolicy._after_flow``) the flow table,
+inspection, the policy stage, the action kernel, settling reserved export
+rows and the segment epoch; then, when every row is forwarded to the peer
+or dropped, the TX copy and the release. Only the ``send()`` is left to
+Python. See ``_kernels.bridge_pass`` for why (each numba call from Python
+costs microseconds of argument unboxing, more on a CPU just woken).
+
+Whatever needs Python stops the pass at that point with a code saying
+where; the caller continues with the ordinary code from there
+(``LivePolicy.resume``), so the result is the same as the general path:
+ended flows to hand over (drain), QUIC Initials to decrypt, a reject
+answer, a shaped packet, a route to another port, a capture file, a full
+TX ring.
+
+Kept in its own module (not ``_kernels``): it pulls in the inspection,
+policy and action kernels, which a bridge without a policy never loads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, types
+from numba.extending import intrinsic
+
+from ulnet.jit import njit
+
+from ulnet.actions._kernels import NEXT_FORWARD, NEXT_REJECT, NEXT_SHAPED, act_batch
+from ulnet.counters import (C_LIVE_GSO_FRAMES, C_LIVE_POLICY_DROPPED, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS,
+                            C_LIVE_TX_TOO_BIG, C_LIVE_VLAN_REINSERTED)
+from ulnet.decode._kernels import decode_batch
+from ulnet.flow import _kernels as FK
+from ulnet.flow._kernels import flow_batch, settle_reserved
+from ulnet.inspect._kernels import inspect_batch
+from ulnet.policy._kernels import S_NLOG as PK_S_NLOG
+from ulnet.policy._kernels import decide_batch
+from ulnet.sinks.txring import _tx_fill
+from ulnet.sources.afpacket import _release_v3, _walk_v3
+
+from ulnet.live._kernels import (PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
+                                PPASS_QUIC, PPASS_TX_FULL)
+
+S_NRES = FK.S_NRES
+S_NEXP = FK.S_NEXP
+
+
+@njit(cache=True)
+def policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
+                off, caplen, wirelen, ts, linktype, portcol, hdr, addr, cap,
+                F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST, XMETA,
+                idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows,
+                flow_entry, flow_id, flow_dir, flow_pkt,
+                inspect, max_dpi, xapp, papp, keep_open, upgrade, ids, sni,
+                PB, SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE,
+                APPCAT, PEER, has_app, use_app, V, MS, RSTAT, CBA, PS, LOGB,
+                HCAP, HNAME, HLEN, HHASH, HIX, PIX, PKEY, PC, NHR, HSPEC, HST,
+                o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset,
+                APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO, nxt, outp, outts, acounts,
+                ncaptures, peer,
+                txring, fsize, nframes, tst, mask, tvnet, maxlen,
+                rx_stats, tx_stats, counters, res):
+    """One port's packets through walk, decode, the flow segments with their
+    stages, the TX copy and the release (see the module doc). res[0] =
+    packets taken, res[1] = rows decided, res[2] = TX row reached, res[3] =
+    rows placed in the TX ring, res[4] = the flow table's epoch (in and
+    out), res[5] = start of the QUIC segment. Returns a PPASS_* code."""
+    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    res[0] = n
+    if n == 0:
+        if rst[3]:
+            # blocks whose packets were all taken earlier (peek) and that
+            # retired since: give them back now (RingSource.fill)
+            _release_v3(ring, unit, nblocks, rst, peek)
+        return PPASS_EMPTY
+    rx_stats[0] += n
+    nb = 0
+    for i in range(n):
+        nb += wirelen[i]
+    rx_stats[1] += nb
+    decode_batch(ring, off, caplen, wirelen, linktype, n, hdr, addr, counters)
+    done = 0
+    epoch = res[4]
+    while True:                                   # FlowTable.process, LivePolicy._after_flow
+        start = done
+        done = flow_batch(hdr, addr, ts, wirelen, n, done, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE,
+                          XF, XK, XTF, XST, XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, epoch,
+                          flow_entry, flow_id, flow_dir, flow_pkt, counters)
+        res[1] = done
+        if done > start:
+            if inspect:
+                nquic = inspect_batch(ring, off, hdr, flow_entry, flow_dir, start, done, F, META, MFREE, S,
+                                      max_dpi, counters, xapp, papp, keep_open, upgrade, ids, sni)
+                if nquic:
+                    res[4] = epoch
+                    res[5] = start
+                    return PPASS_QUIC
+            PS[PK_S_NLOG] = 0
+            decide_batch(start, done, hdr, addr, wirelen, portcol, flow_entry, flow_id, flow_dir, papp, F, META,
+                         PB, SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE,
+                         APPCAT, PEER, has_app, use_app, V, MS, RSTAT, CBA, PS, LOGB,
+                         HCAP, HNAME, HLEN, HHASH, HIX, PIX, PKEY, PC, NHR, HSPEC, HST,
+                         o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset)
+            act_batch(start, done, ts, wirelen, portcol, flow_id, flow_entry, o_act, o_out, o_in, o_police,
+                      o_shape, APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO,
+                      nxt, outp, outts, acounts)
+        if S[S_NRES]:
+            settle_reserved(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, statistics)
+        epoch = (epoch + 1) & 0xFFFF
+        if S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > XF.shape[0]:
+            res[4] = epoch
+            return PPASS_FLOWS
+        if done >= n:
+            break
+    res[4] = epoch
+    if ncaptures:
+        return PPASS_EMIT
+    for i in range(n):                            # LivePolicy.emit, when it is one send to the peer
+        a = nxt[i]
+        if a == NEXT_FORWARD and outp[i] == peer:
+            mask[i] = True
+        elif a == NEXT_FORWARD or a == NEXT_REJECT or a == NEXT_SHAPED:
+            return PPASS_EMIT
+        else:
+            mask[i] = False
+    before = counters[C_LIVE_TX_PACKETS]
+    i = _tx_fill(txring, fsize, nframes, tst, ring, off, caplen, mask, 0, n, vnet, tvnet, maxlen,
+                 counters, C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
+    sent = counters[C_LIVE_TX_PACKETS] - before
+    res[2] = i
+    res[3] = sent
+    if i < n:
+        return PPASS_TX_FULL
+    tx_stats[2] += sent
+    counters[C_LIVE_POLICY_DROPPED] += n - sent
+    if rst[3]:
+        _release_v3(ring, unit, nblocks, rst, peek)
+    return PPASS_DONE
+
+
+# -- the same pass, its arguments packed -----------------------------------
+# A numba call unboxes each argument (about 60 ns an array warm, twice that
+# on a CPU just woken): policy_pass's 129 arguments cost 7.9 us a call warm
+# and 13 us after a 2 ms sleep, against 3.0 / 6.7 us for bridge_pass's 54,
+# and every step calls it for each port, with packets or not. Packed, the
+# call unboxes one int64 array: each array argument as its address and
+# shape, each number as itself (``pack``), and the arrays are views made
+# again inside (no copy). The caller keeps the arrays alive (the argument
+# tuple ``pack`` was given), and packs again when they change (reload).
+
+PASS_SPEC = (
+    ('ring', 'uint8', 1),
+    ('unit', 'int', 0),
+    ('nblocks', 'int', 0),
+    ('rst', 'int64', 1),
+    ('vnet', 'bool', 0),
+    ('port', 'int', 0),
+    ('peek', 'bool', 0),
+    ('ifindex', 'int', 0),
+    ('off', 'int64', 1),
+    ('caplen', 'uint32', 1),
+    ('wirelen', 'uint32', 1),
+    ('ts', 'int64', 1),
+    ('linktype', 'uint16', 1),
+    ('portcol', 'uint16', 1),
+    ('hdr', 'int64', 2),
+    ('addr', 'uint64', 2),
+    ('cap', 'int', 0),
+    ('F', 'int64', 2),
+    ('K', 'uint64', 2),
+    ('TF', 'uint32', 2),
+    ('ST', 'float64', 2),
+    ('LT', 'int64', 2),
+    ('LNK', 'int32', 2),
+    ('IDX', 'int32', 1),
+    ('S', 'int64', 1),
+    ('FR', 'int64', 2),
+    ('META', 'uint8', 2),
+    ('MFREE', 'int32', 1),
+    ('XF', 'int64', 2),
+    ('XK', 'uint64', 2),
+    ('XTF', 'uint32', 2),
+    ('XST', 'float64', 2),
+    ('XMETA', 'uint8', 2),
+    ('idle_ns', 'int', 0),
+    ('active_ns', 'int', 0),
+    ('close_ns', 'int', 0),
+    ('statistics', 'bool', 0),
+    ('skip_frags', 'bool', 0),
+    ('drain_rows', 'int', 0),
+    ('flow_entry', 'int64', 1),
+    ('flow_id', 'int64', 1),
+    ('flow_dir', 'int64', 1),
+    ('flow_pkt', 'int64', 1),
+    ('inspect', 'bool', 0),
+    ('max_dpi', 'int', 0),
+    ('xapp', 'int64', 1),
+    ('papp', 'int64', 1),
+    ('keep_open', 'uint8', 1),
+    ('upgrade', 'int16', 2),
+    ('ids', 'int64', 1),
+    ('sni', 'int64', 1),
+    ('PB', 'uint64', 2),
+    ('SAH', 'uint64', 1),
+    ('SAL', 'uint64', 1),
+    ('SAC', 'int32', 1),
+    ('SAB', 'uint64', 2),
+    ('DAH', 'uint64', 1),
+    ('DAL', 'uint64', 1),
+    ('DAC', 'int32', 1),
+    ('DAB', 'uint64', 2),
+    ('SPC', 'int32', 1),
+    ('SPB', 'uint64', 2),
+    ('DPC', 'int32', 1),
+    ('DPB', 'uint64', 2),
+    ('RT', 'int64', 2),
+    ('POOL', 'int64', 1),
+    ('HP', 'uint8', 1),
+    ('MATCHRULE', 'int64', 1),
+    ('APPCAT', 'int64', 1),
+    ('PEER', 'int64', 1),
+    ('has_app', 'bool', 0),
+    ('use_app', 'bool', 0),
+    ('V', 'int64', 2),
+    ('MS', 'int64', 2),
+    ('RSTAT', 'int64', 2),
+    ('CBA', 'int64', 3),
+    ('PS', 'int64', 1),
+    ('LOGB', 'int64', 2),
+    ('HCAP', 'int', 0),
+    ('HNAME', 'uint8', 2),
+    ('HLEN', 'int64', 1),
+    ('HHASH', 'uint64', 1),
+    ('HIX', 'int64', 1),
+    ('PIX', 'int64', 1),
+    ('PKEY', 'int64', 1),
+    ('PC', 'int64', 2),
+    ('NHR', 'int64', 1),
+    ('HSPEC', 'int64', 3),
+    ('HST', 'int64', 1),
+    ('o_rule', 'int64', 1),
+    ('o_act', 'int64', 1),
+    ('o_out', 'int64', 1),
+    ('o_in', 'int64', 1),
+    ('o_police', 'int64', 1),
+    ('o_shape', 'int64', 1),
+    ('o_cap', 'int64', 1),
+    ('cand', 'uint64', 1),
+    ('mset', 'uint64', 1),
+    ('APEER', 'int64', 1),
+    ('HASOUT', 'bool', 1),
+    ('RP', 'float64', 2),
+    ('RS', 'float64', 2),
+    ('PRK', 'float64', 1),
+    ('PRT', 'int64', 1),
+    ('PFK', 'float64', 1),
+    ('PFT', 'int64', 1),
+    ('PFO', 'int64', 1),
+    ('SRK', 'float64', 1),
+    ('SRT', 'int64', 1),
+    ('SFK', 'float64', 1),
+    ('SFT', 'int64', 1),
+    ('SFO', 'int64', 1),
+    ('nxt', 'int64', 1),
+    ('outp', 'int64', 1),
+    ('outts', 'int64', 1),
+    ('acounts', 'int64', 1),
+    ('ncaptures', 'int', 0),
+    ('peer', 'int', 0),
+    ('txring', 'uint8', 1),
+    ('fsize', 'int', 0),
+    ('nframes', 'int', 0),
+    ('tst', 'int64', 1),
+    ('mask', 'bool', 1),
+    ('tvnet', 'bool', 0),
+    ('maxlen', 'int', 0),
+    ('rx_stats', 'int64', 1),
+    ('tx_stats', 'int64', 1),
+    ('counters', 'int64', 1),
+    ('res', 'int64', 1),
+)
+
+
+def pack(args) -> np.ndarray | None:
+    """policy_pass's arguments as policy_pass_packed's one array; None when
+    one of them is not of the kind the packed pass was written for (then
+    call policy_pass itself)."""
+    if len(args) != len(PASS_SPEC):
+        return None
+    out = []
+    for a, (_, dt, nd) in zip(args, PASS_SPEC):
+        if nd == 0:
+            if dt == "bool":
+                if not isinstance(a, (bool, np.bool_)):
+                    return None
+            elif isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+                return None
+            out.append(int(a))
+        else:
+            if (not isinstance(a, np.ndarray) or a.dtype.name != dt or a.ndim != nd
+                    or not a.flags.c_contiguous):
+                return None
+            out.append(a.ctypes.data)
+            out.extend(int(x) for x in a.shape)
+    return np.array(out, dtype=np.int64)
+
+
+@intrinsic
+def _ptr(typingctx, addr, dtype):
+    """A ``dtype`` pointer to byte address ``addr``."""
+    ty = dtype.dtype if isinstance(dtype, types.DTypeSpec) else dtype.instance_type
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(ty)))
+    return types.CPointer(ty)(addr, dtype), codegen
+
+
+@njit(cache=True)
+def policy_pass_packed(A):
+    """policy_pass over the arguments ``pack`` made ``A`` of."""
+    ring = carray(_ptr(A[0], np.uint8), (A[1],))
+    unit = A[2]
+    nblocks = A[3]
+    rst = carray(_ptr(A[4], np.int64), (A[5],))
+    vnet = A[6] != 0
+    port = A[7]
+    peek = A[8] != 0
+    ifindex = A[9]
+    off = carray(_ptr(A[10], np.int64), (A[11],))
+    caplen = carray(_ptr(A[12], np.uint32), (A[13],))
+    wirelen = carray(_ptr(A[14], np.uint32), (A[15],))
+    ts = carray(_ptr(A[16], np.int64), (A[17],))
+    linktype = carray(_ptr(A[18], np.uint16), (A[19],))
+    portcol = carray(_ptr(A[20], np.uint16), (A[21],))
+    hdr = carray(_ptr(A[22], np.int64), (A[23], A[24],))
+    addr = carray(_ptr(A[25], np.uint64), (A[26], A[27],))
+    cap = A[28]
+    F = carray(_ptr(A[29], np.int64), (A[30], A[31],))
+    K = carray(_ptr(A[32], np.uint64), (A[33], A[34],))
+    TF = carray(_ptr(A[35], np.uint32), (A[36], A[37],))
+    ST = carray(_ptr(A[38], np.float64), (A[39], A[40],))
+    LT = carray(_ptr(A[41], np.int64), (A[42], A[43],))
+    LNK = carray(_ptr(A[44], np.int32), (A[45], A[46],))
+    IDX = carray(_ptr(A[47], np.int32), (A[48],))
+    S = carray(_ptr(A[49], np.int64), (A[50],))
+    FR = carray(_ptr(A[51], np.int64), (A[52], A[53],))
+    META = carray(_ptr(A[54], np.uint8), (A[55], A[56],))
+    MFREE = carray(_ptr(A[57], np.int32), (A[58],))
+    XF = carray(_ptr(A[59], np.int64), (A[60], A[61],))
+    XK = carray(_ptr(A[62], np.uint64), (A[63], A[64],))
+    XTF = carray(_ptr(A[65], np.uint32), (A[66], A[67],))
+    XST = carray(_ptr(A[68], np.float64), (A[69], A[70],))
+    XMETA = carray(_ptr(A[71], np.uint8), (A[72], A[73],))
+    idle_ns = A[74]
+    active_ns = A[75]
+    close_ns = A[76]
+    statistics = A[77] != 0
+    skip_frags = A[78] != 0
+    drain_rows = A[79]
+    flow_entry = carray(_ptr(A[80], np.int64), (A[81],))
+    flow_id = carray(_ptr(A[82], np.int64), (A[83],))
+    flow_dir = carray(_ptr(A[84], np.int64), (A[85],))
+    flow_pkt = carray(_ptr(A[86], np.int64), (A[87],))
+    inspect = A[88] != 0
+    max_dpi = A[89]
+    xapp = carray(_ptr(A[90], np.int64), (A[91],))
+    papp = carray(_ptr(A[92], np.int64), (A[93],))
+    keep_open = carray(_ptr(A[94], np.uint8), (A[95],))
+    upgrade = carray(_ptr(A[96], np.int16), (A[97], A[98],))
+    ids = carray(_ptr(A[99], np.int64), (A[100],))
+    sni = carray(_ptr(A[101], np.int64), (A[102],))
+    PB = carray(_ptr(A[103], np.uint64), (A[104], A[105],))
+    SAH = carray(_ptr(A[106], np.uint64), (A[107],))
+    SAL = carray(_ptr(A[108], np.uint64), (A[109],))
+    SAC = carray(_ptr(A[110], np.int32), (A[111],))
+    SAB = carray(_ptr(A[112], np.uint64), (A[113], A[114],))
+    DAH = carray(_ptr(A[115], np.uint64), (A[116],))
+    DAL = carray(_ptr(A[117], np.uint64), (A[118],))
+    DAC = carray(_ptr(A[119], np.int32), (A[120],))
+    DAB = carray(_ptr(A[121], np.uint64), (A[122], A[123],))
+    SPC = carray(_ptr(A[124], np.int32), (A[125],))
+    SPB = carray(_ptr(A[126], np.uint64), (A[127], A[128],))
+    DPC = carray(_ptr(A[129], np.int32), (A[130],))
+    DPB = carray(_ptr(A[131], np.uint64), (A[132], A[133],))
+    RT = carray(_ptr(A[134], np.int64), (A[135], A[136],))
+    POOL = carray(_ptr(A[137], np.int64), (A[138],))
+    HP = carray(_ptr(A[139], np.uint8), (A[140],))
+    MATCHRULE = carray(_ptr(A[141], np.int64), (A[142],))
+    APPCAT = carray(_ptr(A[143], np.int64), (A[144],))
+    PEER = carray(_ptr(A[145], np.int64), (A[146],))
+    has_app = A[147] != 0
+    use_app = A[148] != 0
+    V = carray(_ptr(A[149], np.int64), (A[150], A[151],))
+    MS = carray(_ptr(A[152], np.int64), (A[153], A[154],))
+    RSTAT = carray(_ptr(A[155], np.int64), (A[156], A[157],))
+    CBA = carray(_ptr(A[158], np.int64), (A[159], A[160], A[161],))
+    PS = carray(_ptr(A[162], np.int64), (A[163],))
+    LOGB = carray(_ptr(A[164], np.int64), (A[165], A[166],))
+    HCAP = A[167]
+    HNAME = carray(_ptr(A[168], np.uint8), (A[169], A[170],))
+    HLEN = carray(_ptr(A[171], np.int64), (A[172],))
+    HHASH = carray(_ptr(A[173], np.uint64), (A[174],))
+    HIX = carray(_ptr(A[175], np.int64), (A[176],))
+    PIX = carray(_ptr(A[177], np.int64), (A[178],))
+    PKEY = carray(_ptr(A[179], np.int64), (A[180],))
+    PC = carray(_ptr(A[181], np.int64), (A[182], A[183],))
+    NHR = carray(_ptr(A[184], np.int64), (A[185],))
+    HSPEC = carray(_ptr(A[186], np.int64), (A[187], A[188], A[189],))
+    HST = carray(_ptr(A[190], np.int64), (A[191],))
+    o_rule = carray(_ptr(A[192], np.int64), (A[193],))
+    o_act = carray(_ptr(A[194], np.int64), (A[195],))
+    o_out = carray(_ptr(A[196], np.int64), (A[197],))
+    o_in = carray(_ptr(A[198], np.int64), (A[199],))
+    o_police = carray(_ptr(A[200], np.int64), (A[201],))
+    o_shape = carray(_ptr(A[202], np.int64), (A[203],))
+    o_cap = carray(_ptr(A[204], np.int64), (A[205],))
+    cand = carray(_ptr(A[206], np.uint64), (A[207],))
+    mset = carray(_ptr(A[208], np.uint64), (A[209],))
+    APEER = carray(_ptr(A[210], np.int64), (A[211],))
+    HASOUT = carray(_ptr(A[212], np.bool_), (A[213],))
+    RP = carray(_ptr(A[214], np.float64), (A[215], A[216],))
+    RS = carray(_ptr(A[217], np.float64), (A[218], A[219],))
+    PRK = carray(_ptr(A[220], np.float64), (A[221],))
+    PRT = carray(_ptr(A[222], np.int64), (A[223],))
+    PFK = carray(_ptr(A[224], np.float64), (A[225],))
+    PFT = carray(_ptr(A[226], np.int64), (A[227],))
+    PFO = carray(_ptr(A[228], np.int64), (A[229],))
+    SRK = carray(_ptr(A[230], np.float64), (A[231],))
+    SRT = carray(_ptr(A[232], np.int64), (A[233],))
+    SFK = carray(_ptr(A[234], np.float64), (A[235],))
+    SFT = carray(_ptr(A[236], np.int64), (A[237],))
+    SFO = carray(_ptr(A[238], np.int64), (A[239],))
+    nxt = carray(_ptr(A[240], np.int64), (A[241],))
+    outp = carray(_ptr(A[242], np.int64), (A[243],))
+    outts = carray(_ptr(A[244], np.int64), (A[245],))
+    acounts = carray(_ptr(A[246], np.int64), (A[247],))
+    ncaptures = A[248]
+    peer = A[249]
+    txring = carray(_ptr(A[250], np.uint8), (A[251],))
+    fsize = A[252]
+    nframes = A[253]
+    tst = carray(_ptr(A[254], np.int64), (A[255],))
+    mask = carray(_ptr(A[256], np.bool_), (A[257],))
+    tvnet = A[258] != 0
+    maxlen = A[259]
+    rx_stats = carray(_ptr(A[260], np.int64), (A[261],))
+    tx_stats = carray(_ptr(A[262], np.int64), (A[263],))
+    counters = carray(_ptr(A[264], np.int64), (A[265],))
+    res = carray(_ptr(A[266], np.int64), (A[267],))
+    return policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
+                       portcol, hdr, addr, cap, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST,
+                       XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows, flow_entry,
+                       flow_id, flow_dir, flow_pkt, inspect, max_dpi, xapp, papp, keep_open, upgrade, ids, sni, PB,
+                       SAH, SAL, SAC, SAB, DAH, DAL, DAC, DAB, SPC, SPB, DPC, DPB, RT, POOL, HP, MATCHRULE, APPCAT,
+                       PEER, has_app, use_app, V, MS, RSTAT, CBA, PS, LOGB, HCAP, HNAME, HLEN, HHASH, HIX, PIX,
+                       PKEY, PC, NHR, HSPEC, HST, o_rule, o_act, o_out, o_in, o_police, o_shape, o_cap, cand, mset,
+                       APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO, nxt, outp, outts,
+                       acounts, ncaptures, peer, txring, fsize, nframes, tst, mask, tvnet, maxlen, rx_stats,
+                       tx_stats, counters, res)
