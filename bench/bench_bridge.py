@@ -89,6 +89,7 @@ while not stop[0]:
 
 # a policy that passes the benchmark's traffic after the whole pipeline has
 # looked at it: inspection (count by app), a table lookup, the decision kernel
+BUSY_POLL_US = 5000     # --busy-poll of the -busy kinds: longer than the 2 ms between pings
 RULES = """table <bad> { 192.0.2.0/24 198.51.100.0/24 2001:db8::/32 }
 default pass
 block from <bad>
@@ -136,7 +137,9 @@ def start_forwarder(t, br, kind):
         args = {"ulnet-1": [], "ulnet-2": ["--workers", "2"], "ulnet-1-v2": ["--ring", "v2"],
                 "ulnet-1-retire": ["--ring", "v3-retire"],
                 "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
-                "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)]}[kind.removesuffix("-base")]
+                "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)],
+                "ulnet-1-busy": ["--busy-poll", str(BUSY_POLL_US)],
+                "ulnet-1-rules-busy": ["--rules", str(rules), "--busy-poll", str(BUSY_POLL_US)]}[kind.removesuffix("-base")]
         if kind.endswith("-base"):
             env = dict(os.environ, PYTHONPATH=str(BASE_SRC))
             p = t.popen(br, sys.executable, "-m", "ulnet.cli.main", "bridge", "a", "b", *args, env=env)
@@ -287,7 +290,9 @@ def table(results) -> str:
              "python": "Python recv/send, 1 pkt/syscall", "ulnet-1-v2": "ulnet bridge, 1 worker, TPACKET_V2 frames",
              "ulnet-1-retire": "ulnet bridge, 1 worker, V3 read once retired (--ring v3-retire)",
              "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only",
-             "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy"}
+             "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy",
+             "ulnet-1-busy": f"ulnet bridge, 1 worker, --busy-poll {BUSY_POLL_US}",
+             "ulnet-1-rules-busy": f"ulnet bridge, 1 worker, inspection + policy, --busy-poll {BUSY_POLL_US}"}
     names.update({k + "-base": v + " (--base-src)" for k, v in list(names.items()) if k != "linux"})
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "
              "| ping p50 us | p99 us | added p50 us |",

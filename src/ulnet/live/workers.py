@@ -89,7 +89,7 @@ def _restore(old):
 
 
 def _worker_loop(fw: Forwarder, flags: _Flags, k: int, shared: Shared, tick: Callable[[], None] | None,
-                 tick_s: float, log) -> None:
+                 tick_s: float, log, busy_poll: float = 0.0) -> None:
     def on_tick():
         fw.add_kernel_stats()
         for j, p in enumerate(fw.ports):
@@ -116,7 +116,7 @@ def _worker_loop(fw: Forwarder, flags: _Flags, k: int, shared: Shared, tick: Cal
                     log(f"SIGHUP: reload failed, keeping the old rules: {e}")
         if tick is not None:
             tick()
-    fw.run(lambda: flags.stop, tick=on_tick, tick_s=tick_s)
+    fw.run(lambda: flags.stop, tick=on_tick, tick_s=tick_s, busy_poll=busy_poll)
     on_tick()
 
 
@@ -126,13 +126,16 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                view=None, interval: float = 1.0, qdisc_bypass: bool = False,
                ring_version: int = 3, peek: bool = True, log=None,
                rule_totals: list | None = None,
-               rule_splits: list | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+               rule_splits: list | None = None,
+               busy_poll: float = 0.0) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Forward between the ports named by ``specs`` until SIGINT/SIGTERM;
     returns the final (counters, per-port numbers, active flows, flows per worker).
     ``rule_totals``, a list, gets the per-rule counts appended (see
     ``Shared.rule_totals``); ``rule_splits`` the count by app / count by
     host rows of the policy, all workers added up (``ulnet.policy.splits``;
-    each worker sends its own through a pipe when it stops).
+    each worker sends its own through a pipe when it stops). ``busy_poll``:
+    seconds a worker keeps looking at its rings after the last packet
+    before it sleeps (Forwarder.run).
     Raises LiveError before forwarding starts when a port cannot be opened."""
     log = log or (lambda m: print(f"ulnet bridge: {m}", file=sys.stderr, flush=True))
     shared = Shared(workers, len(specs))
@@ -162,7 +165,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
             try:
                 fw.warm()
                 log(f"forwarding {' <-> '.join(specs)}")
-                _worker_loop(fw, flags, 0, shared, show, interval, log)
+                _worker_loop(fw, flags, 0, shared, show, interval, log, busy_poll)
                 if hasattr(fw.policy, "splits"):
                     parts.append(fw.policy.splits())
             finally:
@@ -194,7 +197,7 @@ def run_bridge(specs: list[str], peer: list[int], *, workers: int = 1, batch_siz
                                        counters=shared.counters[k])
                         fw.warm()
                         shared.ready[k] = 1
-                        _worker_loop(fw, flags, k, shared, None, interval, log)
+                        _worker_loop(fw, flags, k, shared, None, interval, log, busy_poll)
                         Reports.send(report_fd, fw.policy.splits() if hasattr(fw.policy, "splits") else {})
                         fw.close()
                     except LiveError as e:
