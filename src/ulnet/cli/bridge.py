@@ -72,33 +72,15 @@ EXIT STATUS
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ulnet.cli.common import positive_int, print_rule_table, print_splits, print_stats
+from ulnet.cli.common import positive_int, print_rule_table, print_splits, print_stats, ranged
 from ulnet.sources.afpacket import LiveError
 
 
 
-def _busy_poll(text: str) -> float:
-    """--busy-poll USEC, returned in seconds."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of microseconds: {text!r}") from None
-    if not 0 <= v <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000000 microseconds: {text}")
-    return v / 1e6
-
-
-def _interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.05 <= v <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0.05 and 86400: {text}")
-    return v
+_busy_poll = ranged(float, 0, 1_000_000, "a number of microseconds", " microseconds", 1e-6)   # -> seconds
+_interval = ranged(float, 0.05, 86400, "a number of seconds")
 
 
 def add_arguments(p):

@@ -21,6 +21,20 @@ from ulnet.batch import DEFAULT_BATCH
 from ulnet.counters import as_dict, MEANINGS, INDEX
 
 
+def ranged(cast, lo, hi, noun: str, unit: str = "", scale=1):
+    """An argparse type: ``cast(text)`` (int or float) between lo and hi,
+    multiplied by ``scale``; otherwise one line saying what is wrong."""
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}{unit}: {text}")
+        return v * scale
+    return parse
+
+
 def positive_int(text: str) -> int:
     try:
         v = int(text)

@@ -46,7 +46,8 @@ import argparse
 import signal
 import sys
 
-from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, open_live, print_stats, report_problems
+from ulnet.cli.common import (add_input_arguments, filter_error, inputs_of, open_live, print_stats, ranged,
+                              report_problems)
 from ulnet.filter import FilterError
 from ulnet.cli.progress import progress_bar
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
@@ -68,24 +69,8 @@ def _seconds(text: str) -> float:
     return v
 
 
-def _max_flows(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not (1 <= v <= 1 << 28):
-        raise argparse.ArgumentTypeError(f"must be between 1 and {1 << 28}: {text}")
-    return v
-
-
-def _dpi(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= v <= 15:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 15: {text}")
-    return v
+_max_flows = ranged(int, 1, 1 << 28, "an integer")
+_dpi = ranged(int, 1, 15, "an integer")
 
 
 def add_arguments(p):

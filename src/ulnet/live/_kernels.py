@@ -48,6 +48,28 @@ S_NEXP = FK.S_NEXP
 
 
 @njit(cache=True)
+def take_and_decode(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
+                    portcol, hdr, addr, cap, rx_stats, counters):
+    """The start of both one-call passes: walk the ring into the batch, add
+    the receive counts, decode; returns the packets taken. With none, the
+    blocks whose packets were all taken earlier (peek) and that retired
+    since go back to the kernel (as RingSource.fill does)."""
+    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    if n == 0:
+        if rst[3]:
+            _release_v3(ring, unit, nblocks, rst, peek)
+        return 0
+    rx_stats[0] += n
+    nb = 0
+    for i in range(n):
+        nb += wirelen[i]
+    rx_stats[1] += nb
+    decode_batch(ring, off, caplen, wirelen, linktype, n, hdr, addr, counters)
+    return n
+
+
+@njit(cache=True)
 def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
                 off, caplen, wirelen, ts, linktype, portcol, hdr, addr, cap,
                 F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST, XMETA,
@@ -58,21 +80,11 @@ def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
     """One port's packets through walk, decode, flow, TX copy and release.
     res[0] = packets taken, res[1] = flow rows done, res[2] = TX row reached,
     res[3] = rows placed in the TX ring. Returns a PASS_* code."""
-    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
-                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    n = take_and_decode(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
+                        portcol, hdr, addr, cap, rx_stats, counters)
     res[0] = n
     if n == 0:
-        if rst[3]:
-            # blocks whose packets were all taken earlier (peek) and that
-            # retired since: give them back now (RingSource.fill)
-            _release_v3(ring, unit, nblocks, rst, peek)
         return PASS_EMPTY
-    rx_stats[0] += n
-    nb = 0
-    for i in range(n):
-        nb += wirelen[i]
-    rx_stats[1] += nb
-    decode_batch(ring, off, caplen, wirelen, linktype, n, hdr, addr, counters)
     done = flow_batch(hdr, addr, ts, wirelen, n, 0, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE,
                       XF, XK, XTF, XST, XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, -1,
                       flow_entry, flow_id, flow_dir, flow_pkt, counters)

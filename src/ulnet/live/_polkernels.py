@@ -31,19 +31,17 @@ from numba.extending import intrinsic
 from ulnet.jit import njit
 
 from ulnet.actions._kernels import NEXT_FORWARD, NEXT_REJECT, NEXT_SHAPED, act_batch
-from ulnet.counters import (C_LIVE_GSO_FRAMES, C_LIVE_POLICY_DROPPED, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS,
-                            C_LIVE_TX_TOO_BIG, C_LIVE_VLAN_REINSERTED)
-from ulnet.decode._kernels import decode_batch
+from ulnet.counters import C_LIVE_POLICY_DROPPED, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG
 from ulnet.flow import _kernels as FK
 from ulnet.flow._kernels import flow_batch, settle_reserved
 from ulnet.inspect._kernels import inspect_batch
 from ulnet.policy._kernels import S_NLOG as PK_S_NLOG
 from ulnet.policy._kernels import decide_batch
 from ulnet.sinks.txring import _tx_fill
-from ulnet.sources.afpacket import _release_v3, _walk_v3
+from ulnet.sources.afpacket import _release_v3
 
 from ulnet.live._kernels import (PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
-                                PPASS_QUIC, PPASS_TX_FULL)
+                                PPASS_QUIC, PPASS_TX_FULL, take_and_decode)
 
 S_NRES = FK.S_NRES
 S_NEXP = FK.S_NEXP
@@ -69,21 +67,11 @@ def policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
     packets taken, res[1] = rows decided, res[2] = TX row reached, res[3] =
     rows placed in the TX ring, res[4] = the flow table's epoch (in and
     out), res[5] = start of the QUIC segment. Returns a PPASS_* code."""
-    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
-                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    n = take_and_decode(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
+                        portcol, hdr, addr, cap, rx_stats, counters)
     res[0] = n
     if n == 0:
-        if rst[3]:
-            # blocks whose packets were all taken earlier (peek) and that
-            # retired since: give them back now (RingSource.fill)
-            _release_v3(ring, unit, nblocks, rst, peek)
         return PPASS_EMPTY
-    rx_stats[0] += n
-    nb = 0
-    for i in range(n):
-        nb += wirelen[i]
-    rx_stats[1] += nb
-    decode_batch(ring, off, caplen, wirelen, linktype, n, hdr, addr, counters)
     done = 0
     epoch = res[4]
     while True:                                   # FlowTable.process, LivePolicy._after_flow
