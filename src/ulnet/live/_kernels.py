@@ -70,6 +70,19 @@ def take_and_decode(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, ca
 
 
 @njit(cache=True)
+def copy_to_tx(txring, fsize, nframes, tst, ring, off, caplen, mask, n, vnet, tvnet, maxlen, counters, res):
+    """The end of both one-call passes: copy rows 0..n-1 (where ``mask``)
+    into the peer's TX ring. res[2] = the row reached, res[3] = rows placed;
+    False when the ring filled up before row n."""
+    before = counters[C_LIVE_TX_PACKETS]
+    i = _tx_fill(txring, fsize, nframes, tst, ring, off, caplen, mask, 0, n, vnet, tvnet, maxlen,
+                 counters, C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
+    res[2] = i
+    res[3] = counters[C_LIVE_TX_PACKETS] - before
+    return i >= n
+
+
+@njit(cache=True)
 def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
                 off, caplen, wirelen, ts, linktype, portcol, hdr, addr, cap,
                 F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST, XMETA,
@@ -91,15 +104,9 @@ def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
     res[1] = done
     if done < n or S[S_NRES] or S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > XF.shape[0]:
         return PASS_FLOWS
-    before = counters[C_LIVE_TX_PACKETS]
-    i = _tx_fill(txring, fsize, nframes, tst, ring, off, caplen, mask, 0, n, vnet, tvnet, maxlen,
-                 counters, C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
-    sent = counters[C_LIVE_TX_PACKETS] - before
-    res[2] = i
-    res[3] = sent
-    if i < n:
+    if not copy_to_tx(txring, fsize, nframes, tst, ring, off, caplen, mask, n, vnet, tvnet, maxlen, counters, res):
         return PASS_TX_FULL
-    tx_stats[2] += sent
+    tx_stats[2] += res[3]
     if rst[3]:
         _release_v3(ring, unit, nblocks, rst, peek)
     return PASS_DONE

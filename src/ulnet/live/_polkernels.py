@@ -31,17 +31,16 @@ from numba.extending import intrinsic
 from ulnet.jit import njit
 
 from ulnet.actions._kernels import NEXT_FORWARD, NEXT_REJECT, NEXT_SHAPED, act_batch
-from ulnet.counters import C_LIVE_POLICY_DROPPED, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG
+from ulnet.counters import C_LIVE_POLICY_DROPPED
 from ulnet.flow import _kernels as FK
 from ulnet.flow._kernels import flow_batch, settle_reserved
 from ulnet.inspect._kernels import inspect_batch
 from ulnet.policy._kernels import S_NLOG as PK_S_NLOG
 from ulnet.policy._kernels import decide_batch
-from ulnet.sinks.txring import _tx_fill
 from ulnet.sources.afpacket import _release_v3
 
 from ulnet.live._kernels import (PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
-                                PPASS_QUIC, PPASS_TX_FULL, take_and_decode)
+                                PPASS_QUIC, PPASS_TX_FULL, copy_to_tx, take_and_decode)
 
 S_NRES = FK.S_NRES
 S_NEXP = FK.S_NEXP
@@ -116,16 +115,10 @@ def policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
             return PPASS_EMIT
         else:
             mask[i] = False
-    before = counters[C_LIVE_TX_PACKETS]
-    i = _tx_fill(txring, fsize, nframes, tst, ring, off, caplen, mask, 0, n, vnet, tvnet, maxlen,
-                 counters, C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
-    sent = counters[C_LIVE_TX_PACKETS] - before
-    res[2] = i
-    res[3] = sent
-    if i < n:
+    if not copy_to_tx(txring, fsize, nframes, tst, ring, off, caplen, mask, n, vnet, tvnet, maxlen, counters, res):
         return PPASS_TX_FULL
-    tx_stats[2] += sent
-    counters[C_LIVE_POLICY_DROPPED] += n - sent
+    tx_stats[2] += res[3]
+    counters[C_LIVE_POLICY_DROPPED] += n - res[3]
     if rst[3]:
         _release_v3(ring, unit, nblocks, rst, peek)
     return PPASS_DONE
