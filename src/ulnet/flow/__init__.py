@@ -207,18 +207,25 @@ class FlowTable:
                                     b.flow_entry, b.flow_id, b.flow_dir, b.flow_pkt, counters)
             if after is not None and done > start:
                 after(b, start, done)
+            c = self.end_segment()
+            if c is not None:
+                chunks.append(c)
+            if done >= b.n:
+                return chunks
+
+    def end_segment(self, settle: bool = True) -> FlowChunk | None:
+        """Close a segment once the next stage has seen it: settle the export
+        rows reserved in it, bump the epoch (``settle=False``: the bridge's
+        one-call pass did both), and hand over the ended flows when enough
+        have built up (big chunks keep record writing vectorised: a chunk of
+        5 flows costs as much as one of 50,000)."""
+        if settle:
             if self.S[K.S_NRES]:
                 self._settle()
             self.epoch = (self.epoch + 1) & 0xFFFF
-            # ended flows build up in the export arrays across segments and
-            # batches: handing them over in big chunks keeps record writing
-            # vectorised (a chunk of 5 flows costs as much as one of 50,000)
-            if self.S[K.S_NEXP] >= self.drain_rows or self.S[K.S_NEXP] + 2 > len(self.XF):
-                c = self._drain()
-                if c is not None:
-                    chunks.append(c)
-            if done >= b.n:
-                return chunks
+        if K.drain_due(self.S, self.drain_rows, len(self.XF)):
+            return self._drain()
+        return None
 
     def _settle(self) -> None:
         """Fill the export rows of flows that timed out while their payload in

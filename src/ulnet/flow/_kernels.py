@@ -148,6 +148,13 @@ def _hash(seed, ahi, alo, bhi, blo, key):
 
 
 @njit(cache=True)
+def drain_due(S, drain_rows, xrows):
+    """Ended flows should be handed over now: drain_rows of them have built
+    up, or the export arrays could not take the two rows a packet may need."""
+    return S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > xrows
+
+
+@njit(cache=True)
 def _packet_key(ver, proto, vlan2, vlan, sp, dp, shi, slo, dhi, dlo):
     """A packet's flow key from its header fields: (proto, swap, a_hi, a_lo,
     b_hi, b_lo, a_port, b_port, mkey). proto -1 becomes 255, the

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from ulnet.jit import njit
 
-from ulnet.counters import (C_LIVE_GSO_FRAMES, C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG,
-                            C_LIVE_VLAN_REINSERTED)
+from ulnet.counters import C_LIVE_TX_BYTES, C_LIVE_TX_PACKETS, C_LIVE_TX_TOO_BIG
 from ulnet.decode._kernels import decode_batch
 from ulnet.flow import _kernels as FK
 from ulnet.flow._kernels import flow_batch
 from ulnet.sinks.txring import _tx_fill
-from ulnet.sources.afpacket import _release_v3, _walk_v3
+from ulnet.sources.afpacket import _fill_v3, _release_v3
 
 # bridge_pass return codes
 PASS_EMPTY = 0       # no packet
@@ -44,21 +43,17 @@ PPASS_QUIC = 5       # segment res[5]..res[1]: flow and inspect_batch ran, QUIC 
                      # Python: the caller finishes that segment, goes on, emits, releases
 
 S_NRES = FK.S_NRES
-S_NEXP = FK.S_NEXP
 
 
 @njit(cache=True)
 def take_and_decode(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
                     portcol, hdr, addr, cap, rx_stats, counters):
-    """The start of both one-call passes: walk the ring into the batch, add
-    the receive counts, decode; returns the packets taken. With none, the
-    blocks whose packets were all taken earlier (peek) and that retired
-    since go back to the kernel (as RingSource.fill does)."""
-    n = _walk_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
-                 0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    """The start of both one-call passes: fill the batch from the ring (as
+    RingSource.fill), add the receive counts, decode; returns the packets
+    taken."""
+    n = _fill_v3(ring, unit, nblocks, rst, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+                 0, cap, counters, peek, ifindex)
     if n == 0:
-        if rst[3]:
-            _release_v3(ring, unit, nblocks, rst, peek)
         return 0
     rx_stats[0] += n
     nb = 0
@@ -102,7 +97,7 @@ def bridge_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
                       XF, XK, XTF, XST, XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, -1,
                       flow_entry, flow_id, flow_dir, flow_pkt, counters)
     res[1] = done
-    if done < n or S[S_NRES] or S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > XF.shape[0]:
+    if done < n or S[S_NRES] or FK.drain_due(S, drain_rows, XF.shape[0]):
         return PASS_FLOWS
     if not copy_to_tx(txring, fsize, nframes, tst, ring, off, caplen, mask, n, vnet, tvnet, maxlen, counters, res):
         return PASS_TX_FULL

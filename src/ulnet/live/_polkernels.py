@@ -43,7 +43,6 @@ from ulnet.live._kernels import (PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOW
                                 PPASS_QUIC, PPASS_TX_FULL, copy_to_tx, take_and_decode)
 
 S_NRES = FK.S_NRES
-S_NEXP = FK.S_NEXP
 
 
 @njit(cache=True)
@@ -99,7 +98,7 @@ def policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
         if S[S_NRES]:
             settle_reserved(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, statistics)
         epoch = (epoch + 1) & 0xFFFF
-        if S[S_NEXP] >= drain_rows or S[S_NEXP] + 2 > XF.shape[0]:
+        if FK.drain_due(S, drain_rows, XF.shape[0]):
             res[4] = epoch
             return PPASS_FLOWS
         if done >= n:
@@ -289,6 +288,24 @@ def pack(args) -> np.ndarray | None:
             out.append(a.ctypes.data)
             out.extend(int(x) for x in a.shape)
     return np.array(out, dtype=np.int64)
+
+
+def render_unpack() -> str:
+    """The first lines of ``policy_pass_packed``, as PASS_SPEC says: each
+    argument taken back out of ``A`` in order. After a change to
+    policy_pass's arguments, edit PASS_SPEC and paste this in;
+    tests/test_live_pack.py fails while the two disagree."""
+    lines, i = [], 0
+    for name, dt, nd in PASS_SPEC:
+        if nd == 0:
+            lines.append(f"    {name} = A[{i}] != 0" if dt == "bool" else f"    {name} = A[{i}]")
+            i += 1
+        else:
+            np_dt = "bool_" if dt == "bool" else dt
+            shape = "".join(f"A[{i + 1 + d}], " for d in range(nd)).rstrip(" ")
+            lines.append(f"    {name} = carray(_ptr(A[{i}], np.{np_dt}), ({shape}))")
+            i += 1 + nd
+    return "\n".join(lines) + "\n"
 
 
 @intrinsic

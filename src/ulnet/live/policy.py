@@ -183,7 +183,6 @@ class LivePolicy:
         (PPASS_FLOWS after the segment ending at ``done``; PPASS_QUIC in the
         segment ``seg``..``done``, after inspect_batch), as ``process`` would
         have; returns the flows that ended."""
-        from ulnet.flow import _kernels as FK
         from ulnet.live._kernels import PPASS_QUIC
         t = self.table
         self._counters = counters
@@ -195,13 +194,9 @@ class LivePolicy:
                 app = self.inspector.app
             self.stage.process(b, seg, done, app)
             self.acts.act(b, seg, done, self.stage)
-            if t.S[FK.S_NRES]:
-                t._settle()
-            t.epoch = (t.epoch + 1) & 0xFFFF
-        if t.S[FK.S_NEXP] >= t.drain_rows or t.S[FK.S_NEXP] + 2 > len(t.XF):
-            c = t._drain()
-            if c is not None:
-                chunks.append(c)
+        c = t.end_segment(settle=code == PPASS_QUIC)
+        if c is not None:
+            chunks.append(c)
         if done < b.n:
             chunks += t.process(b, counters, self._after_flow, start=done)
         return chunks

@@ -406,6 +406,21 @@ def _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts
 
 
 @njit(cache=True)
+def _fill_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+             n0, cap, counters, peek, ifindex):
+    """RingSource.fill of a V3 ring (and of the bridge's one-call passes):
+    _walk_v3; when an empty batch gets nothing, the blocks whose packets
+    were all taken earlier (peek) and that retired since go back to the
+    kernel: nothing views them, and a retired block left ours keeps poll()
+    readable."""
+    got = _walk_v3(ring, block_size, nblocks, st, vnet, port, off, caplen, wirelen, ts, linktype, portcol,
+                   n0, cap, counters, C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, peek, ifindex)
+    if got == 0 and n0 == 0 and st[3]:
+        _release_v3(ring, block_size, nblocks, st, peek)
+    return got
+
+
+@njit(cache=True)
 def _release_v3(ring, block_size, nblocks, st, zero):
     b = st[4]
     for _ in range(st[3]):
@@ -557,14 +572,9 @@ class RingSource:
             self.counters = new_counters()
         b = batch
         if self.version == 3:
-            got = _walk_v3(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
-                           b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
-                           C_LIVE_VLAN_REINSERTED, C_LIVE_GSO_FRAMES, self.peek, self.ifindex)
-            if not got and not n0 and self.st[3]:
-                # blocks whose packets were all taken earlier (peek) and that
-                # retired since: nothing views them; give them back now (a
-                # retired block left ours keeps poll() readable)
-                _release_v3(self.ring, self.unit, self.count, self.st, self.peek)
+            got = _fill_v3(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
+                           b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters, self.peek,
+                           self.ifindex)
         else:
             got = _walk_v2(self.ring, self.unit, self.count, self.st, self.vnet, self.port, b.off, b.caplen,
                            b.wirelen, b.ts, b.linktype, b.port, n0, b.capacity, self.counters,
