@@ -5,7 +5,8 @@
 MODE
     ulnet     the Pipeline read+decode loop; times import, time to first
               batch and the whole loop; samples the process memory
-              (/proc/self/status) every --mem-every batches.
+              (/proc/self/status) every --mem-every x 4096 packets (the
+              same points whatever the batch size).
     compile   import + open + first fill + first decode of a (tiny) capture,
               each step timed: on an empty NUMBA_CACHE_DIR this is the JIT
               compile, on a filled one the cache load.
@@ -77,12 +78,14 @@ def run_ulnet(a) -> None:
     p = Pipeline([a.capture], batch_size=a.batch_size)
     first = None
     n = nb = 0
+    next_mem = a.mem_every * 4096
     for b in p:
         if first is None:
             first = time.perf_counter()
         n += b.n
         nb += 1
-        if a.mem_every and nb % a.mem_every == 0:
+        if a.mem_every and n >= next_mem:     # every mem_every x 4096 packets, whatever the batch size
+            next_mem = n + a.mem_every * 4096
             s = _status()
             peak_anon = max(peak_anon, s["RssAnon"])
             peak_file = max(peak_file, s["RssFile"])
@@ -529,7 +532,7 @@ def main(argv=None) -> None:
     ap.add_argument("capture")
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--limit", type=int, default=0, help="stop after this many packets (0: all)")
-    ap.add_argument("--mem-every", type=int, default=16, help="sample memory every N batches (0: never)")
+    ap.add_argument("--mem-every", type=int, default=16, help="sample memory every N batches (0: never); read+decode: every N x 4096 packets")
     ap.add_argument("--sizes", default="1024,4096,16384", help="profile: batch sizes")
     ap.add_argument("--repeat", type=int, default=5, help="profile: runs per batch size (best kept)")
     ap.add_argument("--max-flows", type=int, default=0, help="flows: table capacity (0: ulnet's default)")

@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--packets", type=int, default=2_000_000, help="packets in the capture (default 2000000)")
     ap.add_argument("--out", type=Path, default=HERE / "out", help="cache and results directory (default bench/out)")
     ap.add_argument("--repeat", type=int, default=5, help="interleaved runs of ulnet and tcpdump; median kept (default 5)")
-    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="packets per batch (default: ulnet's own default, ulnet.batch.DEFAULT_BATCH)")
     ap.add_argument("--cpu", type=int, default=0, help="core to pin every run to (taskset -c; default 0)")
     ap.add_argument("--scapy-packets", type=int, default=200_000, help="Scapy slice (default 200000)")
     ap.add_argument("--dpkt-packets", type=int, default=0, help="dpkt packets (default 0: the whole capture)")
@@ -84,6 +85,10 @@ def main(argv=None) -> int:
         slice_pcap(cap, out / f"corpus-{a.packets}-first{a.scapy_packets}.pcap", a.scapy_packets)
     warm_page_cache(cap, small, scapy_cap)
     R = Runner(a.cpu)
+    if a.batch_size is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+        from ulnet.batch import DEFAULT_BATCH
+        a.batch_size = DEFAULT_BATCH
     bs = ["--batch-size", str(a.batch_size)]
     tmp_root = Path(tempfile.mkdtemp(prefix="ulnet-bench-"))
     res: dict = {"args": {k: str(v) for k, v in vars(a).items()}, "capture": str(cap),

@@ -43,6 +43,230 @@ def fast_cache_load() -> bool:
     return True
 
 
+# ---- numba's runtime module, cached like a kernel ------------------------------
+#
+# Every process that runs a compiled kernel initialises numba's runtime (NRT),
+# which builds a small LLVM module (atomic reference counts, allocation
+# helpers) and compiles it to machine code: about 20 ms before the first
+# packet of every command. The machine code depends only on numba, llvmlite
+# and the CPU, so it is kept as object code next to the kernels' caches
+# (numba's own serialisation, the one its kernel cache uses) and loaded from
+# there; anything unexpected (no such internals, a file that does not load)
+# compiles it as before.
+def _nrt_cache_file(codegen):
+    import hashlib
+    from pathlib import Path
+
+    import llvmlite
+    import numba
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+
+    def _probe():
+        pass
+
+    for cls in impl._locator_classes:
+        loc = cls.from_function(_probe, __file__)
+        if loc is not None:
+            key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple()))
+            digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+            return Path(loc.get_cache_path()) / f"ulnet-nrt-{digest}.bin"
+    return None
+
+
+def cached_runtime() -> bool:
+    """Load numba's runtime module from a cache file (compile and save it on
+    the first run); True when installed (idempotent)."""
+    try:
+        from numba.core.runtime import nrtdynmod
+        orig = nrtdynmod.compile_nrt_functions
+        if getattr(orig, "_ulnet", False):
+            return True
+    except (ImportError, AttributeError):
+        return False
+
+    def compile_nrt_functions(ctx):
+        import os
+        import pickle
+        try:
+            codegen = ctx.codegen()
+            path = _nrt_cache_file(codegen)
+        except Exception:       # internals moved: compile as numba does
+            return orig(ctx)
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    return codegen.unserialize_library(pickle.load(f))
+            except Exception:   # missing, stale or torn: compile it again
+                pass
+        try:    # numba's compile_nrt_functions, keeping the object code
+            ir_mod, lib = nrtdynmod.create_nrt_module(ctx)
+            lib.enable_object_caching()
+            lib.add_ir_module(ir_mod)
+            lib.finalize()
+        except Exception:
+            return orig(ctx)
+        if path is not None:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "wb") as f:
+                    pickle.dump(lib.serialize_using_object_code(), f)
+                os.replace(tmp, path)
+            except Exception:
+                tmp.unlink(missing_ok=True)
+        return lib
+
+    compile_nrt_functions._ulnet = True
+    nrtdynmod.compile_nrt_functions = compile_nrt_functions
+    return True
+
+
+# ---- a cached kernel's linking bitcode, parsed only to link ------------------
+#
+# A cached kernel holds its machine code and, for kernels that a later
+# compile inlines it into, its LLVM bitcode. Loading parses that bitcode at
+# once (about 1 ms per kernel, 3 ms of the first batch for the read + decode
+# kernels) only to list the symbols the machine code defines. The list is
+# read from the object file's ELF symbol table instead (the same names: every
+# defined symbol but section and file entries; checked against the bitcode for
+# every ulnet kernel) and the bitcode is parsed when a compile links it.
+# Anything but a 64-bit little-endian ELF object loads as numba does.
+def _elf_defined_symbols(obj: bytes):
+    import struct
+    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
+        return None
+    shoff, = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    names = set()
+    for i in range(shnum):
+        sh = shoff + i * shentsize
+        if struct.unpack_from("<I", obj, sh + 4)[0] != 2:      # SHT_SYMTAB
+            continue
+        off, size, link = struct.unpack_from("<QQI", obj, sh + 0x18)
+        entsize, = struct.unpack_from("<Q", obj, sh + 0x38)
+        strtab, = struct.unpack_from("<Q", obj, shoff + link * shentsize + 0x18)
+        for k in range(off, off + size - entsize + 1, entsize):
+            name, info, _other, shndx = struct.unpack_from("<IBBH", obj, k)
+            if name == 0 or shndx == 0 or (info & 15) in (3, 4):   # unnamed, undefined, section, file
+                continue
+            start = strtab + name
+            names.add(obj[start:obj.index(b"\0", start)].decode())
+    return names
+
+
+def lazy_link_bitcode() -> bool:
+    try:
+        import llvmlite.binding as ll
+        from numba.core import codegen as cg
+        cls = cg.CPUCodeLibrary
+        if getattr(cls._get_module_for_linking, "_ulnet", False):
+            return True
+        orig_unserialize = cls._unserialize.__func__
+        orig_linking = cls._get_module_for_linking
+        for attr in ("enable_object_caching", "_set_compiled_object", "_finalize_final_module"):
+            getattr(cls, attr)
+    except (ImportError, AttributeError):
+        return False
+
+    def _unserialize(klass, codegen, state):
+        name, kind, data = state
+        names = None
+        if kind == "object":
+            try:
+                names = _elf_defined_symbols(data[0])
+                codegen._engine._defined_symbols
+            except Exception:
+                names = None
+        if names is None:
+            return orig_unserialize(klass, codegen, state)
+        object_code, shared_bitcode = data
+        self = codegen.create_library(name)
+        self.enable_object_caching()
+        self._set_compiled_object(object_code)
+        self._ulnet_bitcode = shared_bitcode
+        self._finalize_final_module()
+        codegen._engine._defined_symbols |= names
+        return self
+
+    def _get_module_for_linking(self):
+        bc = self.__dict__.pop("_ulnet_bitcode", None)
+        if bc is not None and self._shared_module is None:
+            self._shared_module = ll.parse_bitcode(bc)
+        return orig_linking(self)
+
+    _get_module_for_linking._ulnet = True
+    cls._unserialize = classmethod(_unserialize)
+    cls._get_module_for_linking = _get_module_for_linking
+    return True
+
+
+# ---- no extension scan for ulnet's own kernels --------------------------------
+#
+# Before a dispatcher's first compile or cache load, numba loads every
+# installed ``numba_extensions`` entry point, which means scanning all
+# installed distributions' metadata (about 4 ms a process). ulnet's kernels
+# use no extension types, so the scan is left to the first dispatcher that is
+# not ulnet's (an API user's own @njit code still gets its extensions).
+def lazy_extensions() -> bool:
+    try:
+        from numba.core import dispatcher, entrypoints
+        cls = dispatcher.Dispatcher
+        orig = cls._compilation_chain_init_hook
+        if getattr(orig, "_ulnet", False):
+            return True
+        entrypoints.init_all
+    except (ImportError, AttributeError):
+        return False
+
+    def _compilation_chain_init_hook(self):
+        mod = getattr(self.py_func, "__module__", None) or ""
+        if not (mod == "ulnet" or mod.startswith("ulnet.")):
+            entrypoints.init_all()
+
+    _compilation_chain_init_hook._ulnet = True
+    cls._compilation_chain_init_hook = _compilation_chain_init_hook
+    return True
+
+
+# ---- typing an array argument without importing numpy.ma ---------------------
+#
+# numba types an array argument the first time it sees its kind by asking
+# ``isinstance(val, np.ma.MaskedArray)``, and the attribute access imports
+# numpy.ma (about 10 ms, once per process). No array can be a MaskedArray
+# while numpy.ma has not been imported, so until then the check is skipped;
+# afterwards numba's own function answers.
+def lean_array_typeof() -> bool:
+    try:
+        import sys
+
+        from numba.core import errors, types
+        from numba.core.typing import typeof as tyof
+        from numba.np import numpy_support
+        import numpy as np
+        orig = tyof._typeof_ndarray
+        if getattr(orig, "_ulnet", False):
+            return True
+    except (ImportError, AttributeError):
+        return False
+
+    def _typeof_ndarray(val, c):
+        if "numpy.ma" in sys.modules:
+            return orig(val, c)
+        try:
+            dtype = numpy_support.from_dtype(val.dtype)
+        except errors.NumbaNotImplementedError:
+            raise errors.NumbaValueError(f"Unsupported array dtype: {val.dtype}")
+        return types.Array(dtype, val.ndim, numpy_support.map_layout(val),
+                           readonly=not val.flags.writeable)
+
+    _typeof_ndarray._ulnet = True
+    tyof._typeof_ndarray = _typeof_ndarray
+    tyof.typeof_impl.register(np.ndarray)(_typeof_ndarray)
+    return True
+
+
 # ---- caches of kernels that call kernels of other files ----------------------
 #
 # numba keys a cached kernel on its own source file only: a kernel that calls
@@ -132,4 +356,8 @@ def drop_stale_caches(groups=None, root=None) -> list[str]:
 
 
 FAST_CACHE_LOAD = fast_cache_load()
+CACHED_RUNTIME = cached_runtime()
+LEAN_ARRAY_TYPEOF = lean_array_typeof()
+LAZY_EXTENSIONS = lazy_extensions()
+LAZY_LINK_BITCODE = lazy_link_bitcode()
 drop_stale_caches()

@@ -32,7 +32,15 @@ import numpy as np
 
 from ulnet.batch.columns import N_HDR, HDR_NAMES
 
-DEFAULT_BATCH = 4096
+# Packets per batch when reading captures. 1024 keeps a batch's packets and
+# columns (about 0.6 MB) inside L2, so the decoder reads what the walker just
+# brought in: read + decode 55 against 63 ns a packet at 4096
+# (bench/bench_decode.py "where the time goes"); flows are the same at both.
+DEFAULT_BATCH = 1024
+# ``ulnet run`` (the offline policy) pays Python per batch in its stages and
+# actions, so it keeps larger batches (1.45-1.60 s against 1.51-1.96 s at
+# 1024 on the benchmark capture).
+ENFORCE_BATCH = 4096
 _EMPTY = np.zeros(0, dtype=np.uint8)
 
 

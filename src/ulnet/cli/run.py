@@ -45,7 +45,7 @@ import json
 import sys
 
 from ulnet.addr import to_text
-from ulnet.batch import DEFAULT_BATCH
+from ulnet.batch import ENFORCE_BATCH
 from ulnet.batch.columns import H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT
 from ulnet.cli.common import (add_filter_file_argument, batch_size, filter_error, filter_of, print_rule_table,
                               print_splits)
@@ -73,8 +73,8 @@ def add_arguments(p):
                    help="bind port NAME to an output capture (repeat)")
     p.add_argument("--stats-json", metavar="FILE", help="write per-rule packets, bytes, flows and counters as JSON")
     p.add_argument("--log", metavar="FILE", help="where log lines go (default: standard error)")
-    p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
-                   help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
+    p.add_argument("--batch-size", type=batch_size, default=ENFORCE_BATCH, metavar="N",
+                   help=f"packets per batch (default {ENFORCE_BATCH}); output does not depend on it")
     p.add_argument("-q", dest="quiet", action="store_true", help="no rule table at the end")
     add_filter_file_argument(p)
     p.add_argument("expression", nargs="*", metavar="EXPRESSION",

@@ -31,7 +31,7 @@ from ulnet.jit import njit
 
 from ulnet.actions import Actions
 from ulnet.actions import _kernels as AK
-from ulnet.batch import PacketBatch, DEFAULT_BATCH
+from ulnet.batch import PacketBatch, ENFORCE_BATCH
 from ulnet.counters import new_counters
 from ulnet.decode import decode
 from ulnet.flow import FlowTable
@@ -140,7 +140,7 @@ class Merger:
 
 
 class Enforcer:
-    def __init__(self, checked, inputs: dict, outputs: dict, batch_size: int = DEFAULT_BATCH,
+    def __init__(self, checked, inputs: dict, outputs: dict, batch_size: int = ENFORCE_BATCH,
                  max_flows: int = 1 << 20, app_names=None, app_categories=None, log=None, filter=None):
         self.checked = checked
         self.ports = list(dict.fromkeys(list(inputs) + list(outputs)))

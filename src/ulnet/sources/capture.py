@@ -153,8 +153,11 @@ class _Window:
                 except (OSError, ValueError):
                     pass
             self.populated = start + length
+        # released a chunk at a time: one madvise per batch (4 us each,
+        # 8 ms over the 2 M packet benchmark at 1024 packets a batch) became
+        # one per 32 MiB; what stays mapped is still at most about 3 chunks
         drop_to = (pos - ADVISE_CHUNK) & ~(mmap.PAGESIZE - 1)
-        if drop_to > self.dropped:
+        if drop_to - self.dropped >= ADVISE_CHUNK:
             try:
                 mm.madvise(mmap.MADV_DONTNEED, self.dropped, drop_to - self.dropped)
             except (OSError, ValueError):

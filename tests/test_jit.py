@@ -1,0 +1,139 @@
+"""ulnet.jit's cheaper loading of compiled kernels: each shortcut is installed,
+gives what numba's own path gives, and falls back where it must."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba import njit
+from numba.core import errors
+
+import ulnet.jit as J
+from conftest import ROOT, SAMPLE
+
+
+def test_every_shortcut_is_installed():
+    # False would mean numba's internals moved and ulnet loads kernels the slow way
+    assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF
+    assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE
+
+
+def _defined_in_bitcode(bitcode: bytes) -> set[str]:
+    import llvmlite.binding as ll
+    m = ll.parse_bitcode(bitcode)
+    return {g.name for gs in (m.functions, m.global_variables) for g in gs if not g.is_declaration}
+
+
+def _object_states(o):
+    """('name', 'object', (object code, bitcode)) tuples inside a cache entry."""
+    if isinstance(o, tuple) and len(o) == 3 and o[1] == "object":
+        yield o
+    elif isinstance(o, (tuple, list)):
+        for x in o:
+            yield from _object_states(x)
+    elif isinstance(o, dict):
+        for x in o.values():
+            yield from _object_states(x)
+
+
+def test_elf_symbols_are_the_bitcodes_defined_symbols():
+    """The names registered from a kernel's object code are exactly those
+    numba registers from its bitcode, for every cached read + decode kernel."""
+    import pickle
+    from pathlib import Path
+    from ulnet.pipeline import Pipeline
+    from ulnet.decode._kernels import decode_batch
+    from ulnet.sources._kernels import pcap_walk
+    for _ in Pipeline([str(SAMPLE)], batch_size=64):
+        pass
+    checked = 0
+    for kern in (decode_batch, pcap_walk):
+        for f in Path(kern._cache._cache_path).glob(f"*.{kern.__name__}-*.nbc"):
+            for _name, _kind, (obj, bitcode) in _object_states(pickle.loads(f.read_bytes())):
+                names = J._elf_defined_symbols(obj)
+                assert names == _defined_in_bitcode(bitcode), f
+                assert len(names) > 3
+                checked += 1
+    assert checked >= 2
+    assert J._elf_defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None     # Mach-O: numba's own path
+
+
+def test_a_loaded_kernel_still_links_into_a_new_compile():
+    """The bitcode left unparsed at load is parsed when a compile inlines the
+    kernel, and the new function computes the same columns."""
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from numba import njit
+        from ulnet.pipeline import Pipeline
+        from ulnet.decode._kernels import decode_batch
+        from ulnet.counters import new_counters
+        for b in Pipeline([{str(SAMPLE)!r}], batch_size=64):
+            break
+        lib = decode_batch.overloads[decode_batch.signatures[0]].library
+        pending = "_ulnet_bitcode" in lib.__dict__
+        ref = b.hdr[:b.n].copy()
+        b.hdr[:] = 0
+
+        @njit
+        def user(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters):
+            decode_batch(buf, off, caplen, wirelen, linktype, n, hdr, addr, counters)
+            return hdr[:n, 14].sum()
+
+        s = user(b.buf, b.off, b.caplen, b.wirelen, b.linktype, b.n, b.hdr, b.addr, new_counters())
+        print(pending, "_ulnet_bitcode" in lib.__dict__, bool((b.hdr[:b.n] == ref).all()), s == ref[:, 14].sum())
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True", "False", "True", "True"], p.stdout
+
+
+def test_runtime_module_is_cached_and_loaded(tmp_path):
+    code = ("from ulnet.pipeline import Pipeline\n"
+            f"print(sum(b.n for b in Pipeline([{str(SAMPLE)!r}])))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    outs = []
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout)
+        files = list(tmp_path.rglob("ulnet-nrt-*.bin"))
+        assert len(files) == 1, files
+    assert outs[0] == outs[1] and int(outs[0]) > 0
+    assert not list(tmp_path.rglob("ulnet-nrt-*.tmp"))
+    # a torn file compiles the module again and replaces the file
+    files[0].write_bytes(b"torn")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0 and p.stdout == outs[0], p.stderr
+    assert files[0].stat().st_size > 1000
+
+
+def test_masked_arrays_are_still_refused():
+    @njit
+    def total(a):
+        return a.sum()
+
+    @njit
+    def first(a):
+        return a[0]
+
+    assert total(np.arange(4)) == 6
+    assert first(np.arange(4, dtype=np.float32).reshape(2, 2)[:, 1]) == 1.0     # layout 'A', typed here
+    import numpy.ma
+    with pytest.raises(errors.NumbaTypeError, match="MaskedArray"):      # as numba refuses them
+        njit(lambda a: a.sum())(numpy.ma.array([1, 2, 3]))
+
+
+def test_user_kernels_still_load_numba_extensions():
+    from numba.core import entrypoints
+    if not entrypoints._already_initialized:
+        @njit
+        def one():
+            return 1
+        assert one() == 1
+    assert entrypoints._already_initialized
