@@ -71,3 +71,17 @@ def test_cache_groups_drop_kernels_whose_dependencies_changed(tmp_path):
     os.utime(tmp_path / "dep.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert drop_stale_caches(groups, root=tmp_path) == ["g"]         # a dependency changed
     assert present() == []
+
+
+def test_warm_byte_compiles_the_package():
+    """Under PYTHONDONTWRITEBYTECODE an editable install would compile every
+    module from source in every process; ulnet warm writes the .pyc files."""
+    import importlib.util
+    from pathlib import Path
+    import ulnet.flow.text as mod
+    from ulnet.warm import byte_compile
+    src = Path(mod.__file__)
+    pyc = Path(importlib.util.cache_from_source(str(src)))
+    pyc.unlink(missing_ok=True)
+    assert byte_compile()
+    assert pyc.exists() and pyc.stat().st_mtime >= src.stat().st_mtime

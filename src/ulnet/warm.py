@@ -212,6 +212,18 @@ KERNELS = (("ulnet.sources._kernels", "pcap_walk"), ("ulnet.decode._kernels", "d
            ("ulnet.sinks._format", "format_rows"))
 
 
+def byte_compile() -> bool:
+    """Write the .pyc of every ulnet module whose source is newer (Python reads
+    them even under PYTHONDONTWRITEBYTECODE, which only stops it writing
+    them); False when the package directory is not writable."""
+    import compileall
+    import contextlib
+    import io
+    from pathlib import Path
+    with contextlib.redirect_stdout(io.StringIO()):
+        return bool(compileall.compile_dir(str(Path(__file__).resolve().parent), quiet=2))
+
+
 def cache_is_warm() -> bool:
     """True when each stage's main kernel has a cache entry for the current
     sources (numba keeps an index stamped with the source file's time and
