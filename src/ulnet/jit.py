@@ -276,7 +276,7 @@ def lean_array_typeof() -> bool:
 # since the group's stamp (size and time of each file, as numba's own key),
 # the group's cached kernels are dropped and compile again.
 CACHE_GROUPS = {
-    "core": (["sources/_kernels.py", "decode/_kernels.py", "flow/_kernels.py"],
+    "core": (["sources/_kernels.py", "decode/_kernels.py", "flow/_kernels.py", "flow/records.py"],
              ["prefetch.py", "counters.py", "batch/columns.py", "decode/headers.py"]),
     "inspect": (["inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py"],
                 ["flow/_kernels.py", "prefetch.py", "counters.py", "batch/columns.py"]),

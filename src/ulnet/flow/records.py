@@ -14,6 +14,7 @@ from ulnet.inspect.registry import NAMES as APP_NAMES, CATEGORIES as APP_CATEGOR
 from ulnet.flow import FlowChunk, TCP_STATE_NAMES
 from ulnet.flow import _kernels as K
 from ulnet.flow.text import address_array, meta_array, take_names
+from ulnet.jit import njit
 
 TCP_FLAG_NAMES = ("fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr")
 
@@ -80,51 +81,85 @@ def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
     }
 
 
+# the integer columns derived from a chunk's F, K and TF rows, one row per flow
+(D_PROTO, D_VER, D_VLAN, D_SPORT_RAW, D_DPORT_RAW, D_SPORT, D_DPORT, D_FIRST, D_LAST, D_DUR,
+ D_REASON, D_STATE, D_BIPK, D_BIBY, D_HASPORTS, D_TF) = range(16)
+ND = D_TF + 16
+
+
+@njit(cache=True)
+def _derive(F, KK, TF, D, A):
+    """One pass over the chunk instead of some forty numpy passes: D gets
+    the integer columns (D_*), A the source and destination addresses
+    (hi, lo, hi, lo) in the record's direction."""
+    for i in range(F.shape[0]):
+        key = F[i, K.F_KEY]
+        proto = (key >> 32) & 0xFF
+        vlan = ((key >> 44) & 0x1FFF) - 1
+        pa = (key >> 16) & 0xFFFF
+        pb = key & 0xFFFF
+        hp = proto == 6 or proto == 17 or proto == 132
+        if (key >> K.KEY_SRC_IS_B) & 1:
+            sp, dp = pb, pa
+            A[i, 0], A[i, 1], A[i, 2], A[i, 3] = KK[i, 2], KK[i, 3], KK[i, 0], KK[i, 1]
+        else:
+            sp, dp = pa, pb
+            A[i, 0], A[i, 1], A[i, 2], A[i, 3] = KK[i, 0], KK[i, 1], KK[i, 2], KK[i, 3]
+        first = F[i, K.F_FIRST] // 1_000_000
+        last = F[i, K.F_LAST] // 1_000_000
+        st = F[i, K.F_STATE]
+        D[i, D_PROTO] = proto
+        D[i, D_VER] = (key >> 40) & 0xF
+        D[i, D_VLAN] = vlan if vlan > 0 else 0
+        D[i, D_SPORT_RAW] = sp
+        D[i, D_DPORT_RAW] = dp
+        D[i, D_SPORT] = sp if hp else 0
+        D[i, D_DPORT] = dp if hp else 0
+        D[i, D_FIRST] = first
+        D[i, D_LAST] = last
+        D[i, D_DUR] = last - first
+        D[i, D_REASON] = ((st >> 12) & 0xF) - 1
+        D[i, D_STATE] = st & 0xF
+        D[i, D_BIPK] = F[i, K.F_PK0] + F[i, K.F_PK1]
+        D[i, D_BIBY] = F[i, K.F_BY0] + F[i, K.F_BY1]
+        D[i, D_HASPORTS] = 1 if hp else 0
+        for b in range(16):
+            D[i, D_TF + b] = TF[i, b]
+
+
 def to_columns(c: FlowChunk) -> dict[str, object]:
-    F, KK = c.F, c.K
-    key = F[:, K.F_KEY]
-    proto = (key >> 32) & 0xFF
-    ver = (key >> 40) & 0xF
-    vlan = ((key >> 44) & 0x1FFF) - 1
-    src_is_b = ((key >> K.KEY_SRC_IS_B) & 1).astype(bool)
-    pa = (key >> 16) & 0xFFFF
-    pb = key & 0xFFFF
-    sport = np.where(src_is_b, pb, pa)
-    dport = np.where(src_is_b, pa, pb)
-    shi = np.where(src_is_b, KK[:, 2], KK[:, 0])
-    slo = np.where(src_is_b, KK[:, 3], KK[:, 1])
-    dhi = np.where(src_is_b, KK[:, 0], KK[:, 2])
-    dlo = np.where(src_is_b, KK[:, 1], KK[:, 3])
-    first_ms = F[:, K.F_FIRST] // 1_000_000
-    last_ms = F[:, K.F_LAST] // 1_000_000
-    reason = ((F[:, K.F_STATE] >> 12) & 0xF) - 1
-    state = F[:, K.F_STATE] & 0xF
-    has_ports = np.isin(proto, (6, 17, 132))
+    F = c.F
+    n = len(F)
+    D = np.empty((n, ND), dtype=np.int64)
+    A = np.empty((n, 4), dtype=np.uint64)
+    _derive(F, c.K, c.TF, D, A)
+    ver = D[:, D_VER]
+    has_ports = D[:, D_HASPORTS] != 0
     cols: dict[str, object] = {
         "id": F[:, K.F_ID],
-        "expiration_id": reason,
-        "src_ip": address_array(shi, slo, ver),
-        "src_port": np.where(has_ports, sport, 0),
-        "dst_ip": address_array(dhi, dlo, ver),
-        "dst_port": np.where(has_ports, dport, 0),
-        "protocol": proto,
+        "expiration_id": D[:, D_REASON],
+        "src_ip": address_array(A[:, 0], A[:, 1], ver),
+        "src_port": D[:, D_SPORT],
+        "dst_ip": address_array(A[:, 2], A[:, 3], ver),
+        "dst_port": D[:, D_DPORT],
+        "protocol": D[:, D_PROTO],
         "ip_version": ver,
-        "vlan_id": np.where(vlan < 0, 0, vlan),
-        "bidirectional_first_seen_ms": first_ms,
-        "bidirectional_last_seen_ms": last_ms,
-        "bidirectional_duration_ms": last_ms - first_ms,
-        "bidirectional_packets": F[:, K.F_PK0] + F[:, K.F_PK1],
-        "bidirectional_bytes": F[:, K.F_BY0] + F[:, K.F_BY1],
+        "vlan_id": D[:, D_VLAN],
+        "bidirectional_first_seen_ms": D[:, D_FIRST],
+        "bidirectional_last_seen_ms": D[:, D_LAST],
+        "bidirectional_duration_ms": D[:, D_DUR],
+        "bidirectional_packets": D[:, D_BIPK],
+        "bidirectional_bytes": D[:, D_BIBY],
         "src2dst_packets": F[:, K.F_PK0],
         "src2dst_bytes": F[:, K.F_BY0],
         "dst2src_packets": F[:, K.F_PK1],
         "dst2src_bytes": F[:, K.F_BY1],
-        **_app_columns(F, c.META, proto, sport, dport, has_ports),
-        "tcp_state": take_names(TCP_STATE_NAMES, state),
+        **_app_columns(F, c.META, D[:, D_PROTO], D[:, D_SPORT_RAW], D[:, D_DPORT_RAW], has_ports),
+        "tcp_state": take_names(TCP_STATE_NAMES, D[:, D_STATE]),
     }
     for di, d in enumerate(("src2dst", "dst2src")):
         for b, f in enumerate(TCP_FLAG_NAMES):
-            cols[f"{d}_{f}_packets"] = c.TF[:, di * 8 + b].astype(np.int64)
+            cols[f"{d}_{f}_packets"] = D[:, D_TF + di * 8 + b]
     if c.ST is not None:
         ST = c.ST
         counts = (F[:, K.F_PK0], F[:, K.F_PK1], F[:, K.F_PK0] + F[:, K.F_PK1])
