@@ -275,8 +275,12 @@ def main(argv=None) -> int:
         res["nfstream_error"] = repr(e)
         log(f"NFStream cannot be imported ({e!r}): its rows are skipped")
 
-    # --- 0. warm-up: compile into the snapshot's numba cache, check it runs
+    # --- 0. warm-up: compile into the snapshot's numba cache, check it runs;
+    # byte-compile the snapshot as an install (or `ulnet warm`) does, so no
+    # run compiles Python modules from source (PYTHONDONTWRITEBYTECODE)
     warm_page_cache(cap)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(py_path / "ulnet")],
+                   check=False, stdout=subprocess.DEVNULL)
     log(f"ulnet under test: {code_desc}; warm-up on the capture (fills the numba cache) ...")
     t0 = time.perf_counter()
     try:
