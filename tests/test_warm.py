@@ -40,6 +40,20 @@ def test_warm_leaves_nothing_to_compile(tmp_path):
         saved = [x for x in text.splitlines() if "data saved to" in x]
         assert not saved, (args, saved[:5])
         assert "index loaded from" in text      # the check above can fail: the cache is in use
+    # the bridge's passes (root: a veth pair in a namespace of the warm job's own)
+    import subprocess
+    import sys
+    code = "from ulnet.warm import job_live; print(job_live(verbose=True))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, **env, PYTHONPATH=str(ROOT / "src")))
+    assert p.returncode == 0, p.stderr
+    if os.geteuid() == 0:
+        assert p.stdout.startswith("live passes\n"), p.stdout[:300]
+        assert "data saved to" not in p.stdout, [x for x in p.stdout.splitlines() if "data saved to" in x][:5]
+        assert p.stdout.count("index loaded from") >= 3
+        assert b"ulnet-warm-" not in subprocess.run(["ip", "netns", "list"], capture_output=True).stdout
+    else:
+        assert "skipped (needs root" in p.stdout
 
 
 def test_cache_groups_drop_kernels_whose_dependencies_changed(tmp_path):

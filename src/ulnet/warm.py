@@ -193,6 +193,58 @@ def job_commands(which: str) -> str:
     return which
 
 
+_LIVE_CODE = """
+import sys
+from ulnet.flow import FlowTable
+from ulnet.live.loop import BRIDGE_BATCH, Forwarder, open_port
+from ulnet.live.policy import LivePolicy
+names = ["wa", "wb"]
+for rules in (None, sys.argv[1]):
+    ports = [open_port(n, k) for k, n in enumerate(names)]
+    table = FlowTable(1024)
+    pol = LivePolicy(rules, names, [1, 0], table, BRIDGE_BATCH) if rules else None
+    fw = Forwarder(ports, [1, 0], BRIDGE_BATCH, table, pol)
+    fw.warm()
+    fw.close()
+"""
+
+
+def job_live(verbose: bool = False) -> str:
+    """The bridge's one-call passes, without and with a policy (the packed
+    policy pass alone compiles for about a minute): a Forwarder on a veth
+    pair in a namespace of its own, removed afterwards, warmed as the
+    bridge warms itself before its first packet. Needs root (or
+    CAP_NET_ADMIN + CAP_NET_RAW + CAP_SYS_ADMIN) and iproute2; skipped
+    otherwise, and then ``ulnet bridge`` compiles them on its first run.
+    ``verbose``: append what the warming process printed."""
+    import shutil
+    import subprocess
+    import sys
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "live passes skipped (needs root and iproute2)"
+    ns = f"ulnet-warm-{os.getpid()}"
+
+    def ip(*a):
+        subprocess.run(["ip", *a], check=True, capture_output=True, timeout=30)
+
+    with tempfile.TemporaryDirectory(prefix="ulnet-warm-") as d:
+        rules = os.path.join(d, "live.rules")
+        with open(rules, "w") as f:
+            f.write(POLICY.format(cap=os.path.join(d, "cap.pcap")).replace("route wan", "route wb"))
+        try:
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "add", "wa", "type", "veth", "peer", "name", "wb")
+            ip("-n", ns, "link", "set", "wa", "up")
+            ip("-n", ns, "link", "set", "wb", "up")
+            p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _LIVE_CODE, rules],
+                               capture_output=True, text=True, timeout=1200)
+            if p.returncode != 0:
+                raise RuntimeError("warming the live passes failed: " + (p.stderr.strip().splitlines() or ["?"])[-1])
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+    return "live passes" + (("\n" + p.stdout + p.stderr) if verbose else "")
+
+
 def plan(workers: int) -> list[list[tuple]]:
     """The phases: each a list of (job, args) that may run side by side."""
     from ulnet.inspect.registry import APPS
@@ -202,6 +254,8 @@ def plan(workers: int) -> list[list[tuple]]:
         [(job_decode, ())] + [(job_matchers, (c,)) for c in chunks if c],
         [(job_flows_plain, ()), (job_dispatch, ())],
         [(job_commands, ("flows",)), (job_commands, ("peek",)), (job_commands, ("run",))],
+        # after the stages whose kernels the passes inline
+        [(job_live, ())],
     ]
 
 
