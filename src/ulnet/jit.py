@@ -53,26 +53,35 @@ def fast_cache_load() -> bool:
 # (numba's own serialisation, the one its kernel cache uses) and loaded from
 # there; anything unexpected (no such internals, a file that does not load)
 # compiles it as before.
-def _nrt_cache_file(codegen):
-    import hashlib
+def cache_dir_of(source) -> "Path | None":
+    """Where numba caches the kernels of the source file ``source`` (its own
+    locators, in its order: NUMBA_CACHE_DIR, __pycache__, the user's cache);
+    None when none applies. Raises AttributeError when numba's internals moved."""
     from pathlib import Path
-
-    import llvmlite
-    import numba
     from numba.core import caching
-
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
 
     def _probe():
         pass
 
     for cls in impl._locator_classes:
-        loc = cls.from_function(_probe, __file__)
+        loc = cls.from_function(_probe, str(source))
         if loc is not None:
-            key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple()))
-            digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-            return Path(loc.get_cache_path()) / f"ulnet-nrt-{digest}.bin"
+            return Path(loc.get_cache_path())
     return None
+
+
+def _nrt_cache_file(codegen):
+    import hashlib
+
+    import llvmlite
+    import numba
+
+    d = cache_dir_of(__file__)
+    if d is None:
+        return None
+    key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple()))
+    return d / f"ulnet-nrt-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
 
 
 def cached_runtime() -> bool:
@@ -303,14 +312,9 @@ def drop_stale_caches(groups=None, root=None) -> list[str]:
     import hashlib
     from pathlib import Path
     try:
-        from numba.core import caching
-        impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
-        locators = impl._locator_classes
+        cache_dir_of(__file__)
     except (ImportError, AttributeError):
         return []
-
-    def _probe():
-        pass
 
     root = Path(root) if root is not None else Path(__file__).resolve().parent
     dropped = []
@@ -326,11 +330,9 @@ def drop_stale_caches(groups=None, root=None) -> list[str]:
         stamp_text = h.hexdigest()
         dirs = {}
         for f in kernels:
-            for cls in locators:
-                loc = cls.from_function(_probe, str(f))
-                if loc is not None:
-                    dirs.setdefault(Path(loc.get_cache_path()), []).append(f.stem)
-                    break
+            d = cache_dir_of(f)
+            if d is not None:
+                dirs.setdefault(d, []).append(f.stem)
         if not dirs:
             continue
         stamp = next(iter(dirs)) / f"ulnet-{name}.stamp"
