@@ -415,7 +415,9 @@ class RowFormatter:
         FA = np.array([v.ctypes.data for v in floats], np.int64)
         FS = np.array([v.strides[0] for v in floats], np.int64)
         base = np.cumsum([0] + [len(d) for _, d in texts])
-        TO = np.stack([o + b for (o, _), b in zip(texts, base)]) if texts else np.zeros((0, n + 1), np.int64)
+        TO = np.empty((len(texts), n + 1), np.int64)      # each text column's offsets into T
+        for t, (o, _) in enumerate(texts):
+            np.add(o, base[t], out=TO[t])
         T = np.concatenate([d for _, d in texts]) if texts else np.empty(0, np.uint8)
         V = np.stack(valid).astype(np.uint8) if valid else np.empty((0, n), np.uint8)
         most = np.full(n, len(self.pre) + len(self.end) + sum(_WIDTH[int(x)] for x in kind), np.int64)
