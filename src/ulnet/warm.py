@@ -209,6 +209,12 @@ for rules in (None, sys.argv[1]):
 """
 
 
+def live_warmable() -> bool:
+    """Can ``job_live`` build its namespace (root, iproute2)?"""
+    import shutil
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
 def job_live(verbose: bool = False) -> str:
     """The bridge's one-call passes, without and with a policy (the packed
     policy pass alone compiles for about a minute): a Forwarder on a veth
@@ -217,10 +223,9 @@ def job_live(verbose: bool = False) -> str:
     CAP_NET_ADMIN + CAP_NET_RAW + CAP_SYS_ADMIN) and iproute2; skipped
     otherwise, and then ``ulnet bridge`` compiles them on its first run.
     ``verbose``: append what the warming process printed."""
-    import shutil
     import subprocess
     import sys
-    if os.geteuid() != 0 or not shutil.which("ip"):
+    if not live_warmable():
         return "live passes skipped (needs root and iproute2)"
     ns = f"ulnet-warm-{os.getpid()}"
 

@@ -75,4 +75,8 @@ def run(args) -> int:
     if not args.quiet:
         print(f"ulnet warm: kernels compiled and cached in {seconds:.1f} s ({args.workers} workers)",
               file=sys.stderr)
+        from ulnet.warm import live_warmable
+        if not live_warmable():
+            print("ulnet warm: the bridge's passes were not warmed (needs root and iproute2): "
+                  "the first ulnet bridge compiles them (about a minute)", file=sys.stderr)
     return 0
