@@ -113,7 +113,7 @@ reject proto tcp to port 22
 pass app DNS police 1000pps per flow
 pass proto tcp to port 80 shape 1Mbit log
 pass from <nets> to any port 443 capture "{cap}" count by rule
-pass proto udp route wan
+pass proto udp route {wan}
 """
 
 # ---------------------------------------------------------------------------
@@ -186,27 +186,28 @@ def job_commands(which: str) -> str:
         elif which == "run":
             rules = os.path.join(d, "warm.rules")
             with open(rules, "w") as f:
-                f.write(POLICY.format(cap=os.path.join(d, "cap.pcap")))
+                f.write(POLICY.format(cap=os.path.join(d, "cap.pcap"), wan="wan"))
             _quiet_main(["run", "--rules", rules, "--in", f"lan={cap}", "--out", f"wan={os.path.join(d, 'w.pcap')}",
                          "--out", f"lan={os.path.join(d, 'l.pcap')}", "--stats-json", os.path.join(d, "s.json")])
     _with_sample(go)
     return which
 
 
-_LIVE_CODE = """
-import sys
-from ulnet.flow import FlowTable
-from ulnet.live.loop import BRIDGE_BATCH, Forwarder, open_port
-from ulnet.live.policy import LivePolicy
-names = ["wa", "wb"]
-for rules in (None, sys.argv[1]):
-    ports = [open_port(n, k) for k, n in enumerate(names)]
-    table = FlowTable(1024)
-    pol = LivePolicy(rules, names, [1, 0], table, BRIDGE_BATCH) if rules else None
-    fw = Forwarder(ports, [1, 0], BRIDGE_BATCH, table, pol)
-    fw.warm()
-    fw.close()
-"""
+def warm_live_passes(rules: str, names=("wa", "wb")) -> None:
+    """Open the two interfaces ``names`` (a veth pair) and warm a Forwarder
+    on them without and with the policy ``rules``, as the bridge warms
+    itself before its first packet (``job_live`` runs this in its namespace)."""
+    from ulnet.flow import FlowTable
+    from ulnet.live.loop import BRIDGE_BATCH, Forwarder, open_port
+    from ulnet.live.policy import LivePolicy
+    names = list(names)
+    for path in (None, rules):
+        ports = [open_port(n, k) for k, n in enumerate(names)]
+        table = FlowTable(1024)
+        pol = LivePolicy(path, names, [1, 0], table, BRIDGE_BATCH) if path else None
+        fw = Forwarder(ports, [1, 0], BRIDGE_BATCH, table, pol)
+        fw.warm()
+        fw.close()
 
 
 def live_warmable() -> bool:
@@ -235,13 +236,14 @@ def job_live(verbose: bool = False) -> str:
     with tempfile.TemporaryDirectory(prefix="ulnet-warm-") as d:
         rules = os.path.join(d, "live.rules")
         with open(rules, "w") as f:
-            f.write(POLICY.format(cap=os.path.join(d, "cap.pcap")).replace("route wan", "route wb"))
+            f.write(POLICY.format(cap=os.path.join(d, "cap.pcap"), wan="wb"))
         try:
             ip("netns", "add", ns)
             ip("-n", ns, "link", "add", "wa", "type", "veth", "peer", "name", "wb")
             ip("-n", ns, "link", "set", "wa", "up")
             ip("-n", ns, "link", "set", "wb", "up")
-            p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _LIVE_CODE, rules],
+            code = "import sys; from ulnet.warm import warm_live_passes; warm_live_passes(sys.argv[1])"
+            p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, rules],
                                capture_output=True, text=True, timeout=1200)
             if p.returncode != 0:
                 raise RuntimeError("warming the live passes failed: " + (p.stderr.strip().splitlines() or ["?"])[-1])
@@ -276,8 +278,6 @@ def byte_compile() -> bool:
     them even under PYTHONDONTWRITEBYTECODE, which only stops it writing
     them); False when the package directory is not writable."""
     import compileall
-    import contextlib
-    import io
     from pathlib import Path
     with contextlib.redirect_stdout(io.StringIO()):
         return bool(compileall.compile_dir(str(Path(__file__).resolve().parent), quiet=2))

@@ -213,6 +213,10 @@ class FlowTable:
             if done >= b.n:
                 return chunks
 
+    def next_epoch(self) -> None:
+        """Start a new segment epoch (16 bits, as the kernel stores it)."""
+        self.epoch = (self.epoch + 1) & 0xFFFF
+
     def end_segment(self, settle: bool = True) -> FlowChunk | None:
         """Close a segment once the next stage has seen it: settle the export
         rows reserved in it, bump the epoch (``settle=False``: the bridge's
@@ -222,7 +226,7 @@ class FlowTable:
         if settle:
             if self.S[K.S_NRES]:
                 self._settle()
-            self.epoch = (self.epoch + 1) & 0xFFFF
+            self.next_epoch()
         if K.drain_due(self.S, self.drain_rows, len(self.XF)):
             return self._drain()
         return None

@@ -48,25 +48,22 @@ def app_ids(c: FlowChunk) -> tuple[np.ndarray, np.ndarray]:
     (index into CONFIDENCE_NAMES) of each flow of a chunk, with the port
     guess applied: what application_name / application_confidence say,
     as arrays (for aggregates that need no text)."""
-    key = c.F[:, K.F_KEY]
-    proto = (key >> 32) & 0xFF
-    src_is_b = ((key >> K.KEY_SRC_IS_B) & 1).astype(bool)
-    pa, pb = (key >> 16) & 0xFFFF, key & 0xFFFF
-    has_ports = np.isin(proto, (6, 17, 132))
-    return _app_ids(c.F, proto, np.where(src_is_b, pb, pa), np.where(src_is_b, pa, pb), has_ports)
+    D, _ = derived(c)
+    return _app_ids(c.F, D[:, D_PROTO], D[:, D_SPORT], D[:, D_DPORT])
 
 
-def _app_ids(F, proto, sport, dport, has_ports):
+def _app_ids(F, proto, sport, dport):
+    """``sport``/``dport``: the record's ports (0 for protocols without)."""
     a = F[:, K.F_APP]
     app = (a >> K.A_APP_SHIFT) & K.APP_MASK
     conf = (a >> K.A_CONF_SHIFT) & 3
-    guess = _ports.guess(proto, np.where(has_ports, sport, 0), np.where(has_ports, dport, 0))
+    guess = _ports.guess(proto, sport, dport)
     by_port = (app == 0) & (guess > 0)
     return np.where(by_port, guess, app), np.where(by_port, 1, np.where(app == 0, 0, conf))
 
 
-def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
-    app, conf = _app_ids(F, proto, sport, dport, has_ports)
+def _app_columns(F, META, proto, sport, dport) -> dict[str, object]:
+    app, conf = _app_ids(F, proto, sport, dport)
     dpi = (F[:, K.F_APP] >> K.A_DPI_SHIFT) & 0xFF
     qtype = (META[:, K.M_QTYPE].astype(np.int64) << 8) | META[:, K.M_QTYPE + 1]
     return {
@@ -82,8 +79,8 @@ def _app_columns(F, META, proto, sport, dport, has_ports) -> dict[str, object]:
 
 
 # the integer columns derived from a chunk's F, K and TF rows, one row per flow
-(D_PROTO, D_VER, D_VLAN, D_SPORT_RAW, D_DPORT_RAW, D_SPORT, D_DPORT, D_FIRST, D_LAST, D_DUR,
- D_REASON, D_STATE, D_BIPK, D_BIBY, D_HASPORTS, D_TF) = range(16)
+(D_PROTO, D_VER, D_VLAN, D_SPORT, D_DPORT, D_FIRST, D_LAST, D_DUR,
+ D_REASON, D_STATE, D_BIPK, D_BIBY, D_TF) = range(13)
 ND = D_TF + 16
 
 
@@ -98,7 +95,8 @@ def _derive(F, KK, TF, D, A):
         vlan = ((key >> 44) & 0x1FFF) - 1
         pa = (key >> 16) & 0xFFFF
         pb = key & 0xFFFF
-        hp = proto == 6 or proto == 17 or proto == 132
+        if not (proto == 6 or proto == 17 or proto == 132):     # no ports
+            pa = pb = 0
         if (key >> K.KEY_SRC_IS_B) & 1:
             sp, dp = pb, pa
             A[i, 0], A[i, 1], A[i, 2], A[i, 3] = KK[i, 2], KK[i, 3], KK[i, 0], KK[i, 1]
@@ -111,10 +109,8 @@ def _derive(F, KK, TF, D, A):
         D[i, D_PROTO] = proto
         D[i, D_VER] = (key >> 40) & 0xF
         D[i, D_VLAN] = vlan if vlan > 0 else 0
-        D[i, D_SPORT_RAW] = sp
-        D[i, D_DPORT_RAW] = dp
-        D[i, D_SPORT] = sp if hp else 0
-        D[i, D_DPORT] = dp if hp else 0
+        D[i, D_SPORT] = sp
+        D[i, D_DPORT] = dp
         D[i, D_FIRST] = first
         D[i, D_LAST] = last
         D[i, D_DUR] = last - first
@@ -122,19 +118,23 @@ def _derive(F, KK, TF, D, A):
         D[i, D_STATE] = st & 0xF
         D[i, D_BIPK] = F[i, K.F_PK0] + F[i, K.F_PK1]
         D[i, D_BIBY] = F[i, K.F_BY0] + F[i, K.F_BY1]
-        D[i, D_HASPORTS] = 1 if hp else 0
         for b in range(16):
             D[i, D_TF + b] = TF[i, b]
 
 
-def to_columns(c: FlowChunk) -> dict[str, object]:
-    F = c.F
-    n = len(F)
+def derived(c: FlowChunk) -> tuple[np.ndarray, np.ndarray]:
+    """(D, A) of a chunk: see _derive."""
+    n = len(c.F)
     D = np.empty((n, ND), dtype=np.int64)
     A = np.empty((n, 4), dtype=np.uint64)
-    _derive(F, c.K, c.TF, D, A)
+    _derive(c.F, c.K, c.TF, D, A)
+    return D, A
+
+
+def to_columns(c: FlowChunk) -> dict[str, object]:
+    F = c.F
+    D, A = derived(c)
     ver = D[:, D_VER]
-    has_ports = D[:, D_HASPORTS] != 0
     cols: dict[str, object] = {
         "id": F[:, K.F_ID],
         "expiration_id": D[:, D_REASON],
@@ -154,7 +154,7 @@ def to_columns(c: FlowChunk) -> dict[str, object]:
         "src2dst_bytes": F[:, K.F_BY0],
         "dst2src_packets": F[:, K.F_PK1],
         "dst2src_bytes": F[:, K.F_BY1],
-        **_app_columns(F, c.META, D[:, D_PROTO], D[:, D_SPORT_RAW], D[:, D_DPORT_RAW], has_ports),
+        **_app_columns(F, c.META, D[:, D_PROTO], D[:, D_SPORT], D[:, D_DPORT]),
         "tcp_state": take_names(TCP_STATE_NAMES, D[:, D_STATE]),
     }
     for di, d in enumerate(("src2dst", "dst2src")):

@@ -7,6 +7,8 @@ falls back to decoding each name with replacement characters."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 from ulnet.jit import njit
@@ -135,16 +137,23 @@ def _take_text(t_off, t_data, idx, offsets, data):
     return p
 
 
+@functools.lru_cache(maxsize=16)
+def _name_table(names: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a name list, built once per list."""
+    enc = [str(x).encode() for x in names]
+    t_off = np.zeros(len(enc) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in enc], out=t_off[1:])
+    t_off.flags.writeable = False       # shared by every call
+    return t_off, np.frombuffer(b"".join(enc) or b"\0", dtype=np.uint8)
+
+
 def take_names(names: tuple | list, idx: np.ndarray) -> pa.Array:
     """names[idx] as an Arrow string array, gathered by a kernel: no Python
     string per row (Arrow's ``take`` would import pyarrow.compute, 24 ms of
     every command's start)."""
-    enc = [str(x).encode() for x in names]
-    t_off = np.zeros(len(enc) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in enc], out=t_off[1:])
-    t_data = np.frombuffer(b"".join(enc) or b"\0", dtype=np.uint8)
+    t_off, t_data = _name_table(tuple(names))
     idx = np.ascontiguousarray(idx, dtype=np.int64)
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(enc)):
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(t_off) - 1):
         raise IndexError("take_names: index out of range")
     n = len(idx)
     offsets = np.empty(n + 1, dtype=np.int32)

@@ -198,12 +198,8 @@ class Forwarder:
             if self.flows is not None:
                 for chunk in self.flows.process(b, c):
                     self.ended += len(chunk)
-            mask = None
-            if mask is not None:
-                kept = int(np.count_nonzero(mask[:n]))
-                c[C_LIVE_POLICY_DROPPED] += n - kept
             out = self.ports[self.peer[k]]
-            sent = out.tx.send_batch(b, c, mask, src_vnet=p.vnet)
+            sent = out.tx.send_batch(b, c, None, src_vnet=p.vnet)
             out.stats[2] += sent
             p.rx.release()
             total += n
@@ -224,7 +220,7 @@ class Forwarder:
             n = int(res[0])
             total += n
             if code == PASS_DONE:
-                self.flows.epoch = (self.flows.epoch + 1) & 0xFFFF
+                self.flows.next_epoch()
                 out.tx._flush(self.counters)
                 continue
             b, c = self.batch, self.counters
@@ -235,7 +231,7 @@ class Forwarder:
                     self.ended += len(chunk)
                 sent = out.tx.send_batch(b, c, None, src_vnet=p.vnet)
             else:                                   # PASS_TX_FULL
-                self.flows.epoch = (self.flows.epoch + 1) & 0xFFFF
+                self.flows.next_epoch()
                 sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
             out.stats[2] += sent
             p.rx.release()
