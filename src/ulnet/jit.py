@@ -287,13 +287,15 @@ def lean_array_typeof() -> bool:
 CACHE_GROUPS = {
     "core": (["sources/_kernels.py", "decode/_kernels.py", "flow/_kernels.py", "flow/records.py"],
              ["prefetch.py", "counters.py", "batch/columns.py", "decode/headers.py"]),
+    "sinks": (["sinks/_format.py", "sinks/pcap.py", "sinks/pcapng.py", "sinks/txring.py", "policy/enforce.py"],
+              ["rawmem.py", "counters.py"]),
     "inspect": (["inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py"],
                 ["flow/_kernels.py", "prefetch.py", "counters.py", "batch/columns.py"]),
     "live": (["live/_kernels.py", "live/_polkernels.py"],
              ["sources/afpacket.py", "decode/_kernels.py", "decode/headers.py", "flow/_kernels.py",
               "inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py",
               "policy/_kernels.py", "policy/enforce.py", "actions/_kernels.py", "sinks/txring.py",
-              "prefetch.py", "counters.py", "batch/columns.py"]),
+              "prefetch.py", "rawmem.py", "counters.py", "batch/columns.py"]),
 }
 
 

@@ -25,10 +25,10 @@ policy and action kernels, which a bridge without a policy never loads.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, types
-from numba.extending import intrinsic
+from numba import carray
 
 from ulnet.jit import njit
+from ulnet.rawmem import pointer_to
 
 from ulnet.actions._kernels import NEXT_FORWARD, NEXT_REJECT, NEXT_SHAPED, act_batch
 from ulnet.counters import C_LIVE_POLICY_DROPPED
@@ -303,153 +303,143 @@ def render_unpack() -> str:
         else:
             np_dt = "bool_" if dt == "bool" else dt
             shape = "".join(f"A[{i + 1 + d}], " for d in range(nd)).rstrip(" ")
-            lines.append(f"    {name} = carray(_ptr(A[{i}], np.{np_dt}), ({shape}))")
+            lines.append(f"    {name} = carray(pointer_to(A[{i}], np.{np_dt}), ({shape}))")
             i += 1 + nd
     return "\n".join(lines) + "\n"
-
-
-@intrinsic
-def _ptr(typingctx, addr, dtype):
-    """A ``dtype`` pointer to byte address ``addr``."""
-    ty = dtype.dtype if isinstance(dtype, types.DTypeSpec) else dtype.instance_type
-
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(ty)))
-    return types.CPointer(ty)(addr, dtype), codegen
 
 
 @njit(cache=True)
 def policy_pass_packed(A):
     """policy_pass over the arguments ``pack`` made ``A`` of."""
-    ring = carray(_ptr(A[0], np.uint8), (A[1],))
+    ring = carray(pointer_to(A[0], np.uint8), (A[1],))
     unit = A[2]
     nblocks = A[3]
-    rst = carray(_ptr(A[4], np.int64), (A[5],))
+    rst = carray(pointer_to(A[4], np.int64), (A[5],))
     vnet = A[6] != 0
     port = A[7]
     peek = A[8] != 0
     ifindex = A[9]
-    off = carray(_ptr(A[10], np.int64), (A[11],))
-    caplen = carray(_ptr(A[12], np.uint32), (A[13],))
-    wirelen = carray(_ptr(A[14], np.uint32), (A[15],))
-    ts = carray(_ptr(A[16], np.int64), (A[17],))
-    linktype = carray(_ptr(A[18], np.uint16), (A[19],))
-    portcol = carray(_ptr(A[20], np.uint16), (A[21],))
-    hdr = carray(_ptr(A[22], np.int64), (A[23], A[24],))
-    addr = carray(_ptr(A[25], np.uint64), (A[26], A[27],))
+    off = carray(pointer_to(A[10], np.int64), (A[11],))
+    caplen = carray(pointer_to(A[12], np.uint32), (A[13],))
+    wirelen = carray(pointer_to(A[14], np.uint32), (A[15],))
+    ts = carray(pointer_to(A[16], np.int64), (A[17],))
+    linktype = carray(pointer_to(A[18], np.uint16), (A[19],))
+    portcol = carray(pointer_to(A[20], np.uint16), (A[21],))
+    hdr = carray(pointer_to(A[22], np.int64), (A[23], A[24],))
+    addr = carray(pointer_to(A[25], np.uint64), (A[26], A[27],))
     cap = A[28]
-    F = carray(_ptr(A[29], np.int64), (A[30], A[31],))
-    K = carray(_ptr(A[32], np.uint64), (A[33], A[34],))
-    TF = carray(_ptr(A[35], np.uint32), (A[36], A[37],))
-    ST = carray(_ptr(A[38], np.float64), (A[39], A[40],))
-    LT = carray(_ptr(A[41], np.int64), (A[42], A[43],))
-    LNK = carray(_ptr(A[44], np.int32), (A[45], A[46],))
-    IDX = carray(_ptr(A[47], np.int32), (A[48],))
-    S = carray(_ptr(A[49], np.int64), (A[50],))
-    FR = carray(_ptr(A[51], np.int64), (A[52], A[53],))
-    META = carray(_ptr(A[54], np.uint8), (A[55], A[56],))
-    MFREE = carray(_ptr(A[57], np.int32), (A[58],))
-    XF = carray(_ptr(A[59], np.int64), (A[60], A[61],))
-    XK = carray(_ptr(A[62], np.uint64), (A[63], A[64],))
-    XTF = carray(_ptr(A[65], np.uint32), (A[66], A[67],))
-    XST = carray(_ptr(A[68], np.float64), (A[69], A[70],))
-    XMETA = carray(_ptr(A[71], np.uint8), (A[72], A[73],))
+    F = carray(pointer_to(A[29], np.int64), (A[30], A[31],))
+    K = carray(pointer_to(A[32], np.uint64), (A[33], A[34],))
+    TF = carray(pointer_to(A[35], np.uint32), (A[36], A[37],))
+    ST = carray(pointer_to(A[38], np.float64), (A[39], A[40],))
+    LT = carray(pointer_to(A[41], np.int64), (A[42], A[43],))
+    LNK = carray(pointer_to(A[44], np.int32), (A[45], A[46],))
+    IDX = carray(pointer_to(A[47], np.int32), (A[48],))
+    S = carray(pointer_to(A[49], np.int64), (A[50],))
+    FR = carray(pointer_to(A[51], np.int64), (A[52], A[53],))
+    META = carray(pointer_to(A[54], np.uint8), (A[55], A[56],))
+    MFREE = carray(pointer_to(A[57], np.int32), (A[58],))
+    XF = carray(pointer_to(A[59], np.int64), (A[60], A[61],))
+    XK = carray(pointer_to(A[62], np.uint64), (A[63], A[64],))
+    XTF = carray(pointer_to(A[65], np.uint32), (A[66], A[67],))
+    XST = carray(pointer_to(A[68], np.float64), (A[69], A[70],))
+    XMETA = carray(pointer_to(A[71], np.uint8), (A[72], A[73],))
     idle_ns = A[74]
     active_ns = A[75]
     close_ns = A[76]
     statistics = A[77] != 0
     skip_frags = A[78] != 0
     drain_rows = A[79]
-    flow_entry = carray(_ptr(A[80], np.int64), (A[81],))
-    flow_id = carray(_ptr(A[82], np.int64), (A[83],))
-    flow_dir = carray(_ptr(A[84], np.int64), (A[85],))
-    flow_pkt = carray(_ptr(A[86], np.int64), (A[87],))
+    flow_entry = carray(pointer_to(A[80], np.int64), (A[81],))
+    flow_id = carray(pointer_to(A[82], np.int64), (A[83],))
+    flow_dir = carray(pointer_to(A[84], np.int64), (A[85],))
+    flow_pkt = carray(pointer_to(A[86], np.int64), (A[87],))
     inspect = A[88] != 0
     max_dpi = A[89]
-    xapp = carray(_ptr(A[90], np.int64), (A[91],))
-    papp = carray(_ptr(A[92], np.int64), (A[93],))
-    keep_open = carray(_ptr(A[94], np.uint8), (A[95],))
-    upgrade = carray(_ptr(A[96], np.int16), (A[97], A[98],))
-    ids = carray(_ptr(A[99], np.int64), (A[100],))
-    sni = carray(_ptr(A[101], np.int64), (A[102],))
-    PB = carray(_ptr(A[103], np.uint64), (A[104], A[105],))
-    SAH = carray(_ptr(A[106], np.uint64), (A[107],))
-    SAL = carray(_ptr(A[108], np.uint64), (A[109],))
-    SAC = carray(_ptr(A[110], np.int32), (A[111],))
-    SAB = carray(_ptr(A[112], np.uint64), (A[113], A[114],))
-    DAH = carray(_ptr(A[115], np.uint64), (A[116],))
-    DAL = carray(_ptr(A[117], np.uint64), (A[118],))
-    DAC = carray(_ptr(A[119], np.int32), (A[120],))
-    DAB = carray(_ptr(A[121], np.uint64), (A[122], A[123],))
-    SPC = carray(_ptr(A[124], np.int32), (A[125],))
-    SPB = carray(_ptr(A[126], np.uint64), (A[127], A[128],))
-    DPC = carray(_ptr(A[129], np.int32), (A[130],))
-    DPB = carray(_ptr(A[131], np.uint64), (A[132], A[133],))
-    RT = carray(_ptr(A[134], np.int64), (A[135], A[136],))
-    POOL = carray(_ptr(A[137], np.int64), (A[138],))
-    HP = carray(_ptr(A[139], np.uint8), (A[140],))
-    MATCHRULE = carray(_ptr(A[141], np.int64), (A[142],))
-    APPCAT = carray(_ptr(A[143], np.int64), (A[144],))
-    PEER = carray(_ptr(A[145], np.int64), (A[146],))
+    xapp = carray(pointer_to(A[90], np.int64), (A[91],))
+    papp = carray(pointer_to(A[92], np.int64), (A[93],))
+    keep_open = carray(pointer_to(A[94], np.uint8), (A[95],))
+    upgrade = carray(pointer_to(A[96], np.int16), (A[97], A[98],))
+    ids = carray(pointer_to(A[99], np.int64), (A[100],))
+    sni = carray(pointer_to(A[101], np.int64), (A[102],))
+    PB = carray(pointer_to(A[103], np.uint64), (A[104], A[105],))
+    SAH = carray(pointer_to(A[106], np.uint64), (A[107],))
+    SAL = carray(pointer_to(A[108], np.uint64), (A[109],))
+    SAC = carray(pointer_to(A[110], np.int32), (A[111],))
+    SAB = carray(pointer_to(A[112], np.uint64), (A[113], A[114],))
+    DAH = carray(pointer_to(A[115], np.uint64), (A[116],))
+    DAL = carray(pointer_to(A[117], np.uint64), (A[118],))
+    DAC = carray(pointer_to(A[119], np.int32), (A[120],))
+    DAB = carray(pointer_to(A[121], np.uint64), (A[122], A[123],))
+    SPC = carray(pointer_to(A[124], np.int32), (A[125],))
+    SPB = carray(pointer_to(A[126], np.uint64), (A[127], A[128],))
+    DPC = carray(pointer_to(A[129], np.int32), (A[130],))
+    DPB = carray(pointer_to(A[131], np.uint64), (A[132], A[133],))
+    RT = carray(pointer_to(A[134], np.int64), (A[135], A[136],))
+    POOL = carray(pointer_to(A[137], np.int64), (A[138],))
+    HP = carray(pointer_to(A[139], np.uint8), (A[140],))
+    MATCHRULE = carray(pointer_to(A[141], np.int64), (A[142],))
+    APPCAT = carray(pointer_to(A[143], np.int64), (A[144],))
+    PEER = carray(pointer_to(A[145], np.int64), (A[146],))
     has_app = A[147] != 0
     use_app = A[148] != 0
-    V = carray(_ptr(A[149], np.int64), (A[150], A[151],))
-    MS = carray(_ptr(A[152], np.int64), (A[153], A[154],))
-    RSTAT = carray(_ptr(A[155], np.int64), (A[156], A[157],))
-    CBA = carray(_ptr(A[158], np.int64), (A[159], A[160], A[161],))
-    PS = carray(_ptr(A[162], np.int64), (A[163],))
-    LOGB = carray(_ptr(A[164], np.int64), (A[165], A[166],))
+    V = carray(pointer_to(A[149], np.int64), (A[150], A[151],))
+    MS = carray(pointer_to(A[152], np.int64), (A[153], A[154],))
+    RSTAT = carray(pointer_to(A[155], np.int64), (A[156], A[157],))
+    CBA = carray(pointer_to(A[158], np.int64), (A[159], A[160], A[161],))
+    PS = carray(pointer_to(A[162], np.int64), (A[163],))
+    LOGB = carray(pointer_to(A[164], np.int64), (A[165], A[166],))
     HCAP = A[167]
-    HNAME = carray(_ptr(A[168], np.uint8), (A[169], A[170],))
-    HLEN = carray(_ptr(A[171], np.int64), (A[172],))
-    HHASH = carray(_ptr(A[173], np.uint64), (A[174],))
-    HIX = carray(_ptr(A[175], np.int64), (A[176],))
-    PIX = carray(_ptr(A[177], np.int64), (A[178],))
-    PKEY = carray(_ptr(A[179], np.int64), (A[180],))
-    PC = carray(_ptr(A[181], np.int64), (A[182], A[183],))
-    NHR = carray(_ptr(A[184], np.int64), (A[185],))
-    HSPEC = carray(_ptr(A[186], np.int64), (A[187], A[188], A[189],))
-    HST = carray(_ptr(A[190], np.int64), (A[191],))
-    o_rule = carray(_ptr(A[192], np.int64), (A[193],))
-    o_act = carray(_ptr(A[194], np.int64), (A[195],))
-    o_out = carray(_ptr(A[196], np.int64), (A[197],))
-    o_in = carray(_ptr(A[198], np.int64), (A[199],))
-    o_police = carray(_ptr(A[200], np.int64), (A[201],))
-    o_shape = carray(_ptr(A[202], np.int64), (A[203],))
-    o_cap = carray(_ptr(A[204], np.int64), (A[205],))
-    cand = carray(_ptr(A[206], np.uint64), (A[207],))
-    mset = carray(_ptr(A[208], np.uint64), (A[209],))
-    APEER = carray(_ptr(A[210], np.int64), (A[211],))
-    HASOUT = carray(_ptr(A[212], np.bool_), (A[213],))
-    RP = carray(_ptr(A[214], np.float64), (A[215], A[216],))
-    RS = carray(_ptr(A[217], np.float64), (A[218], A[219],))
-    PRK = carray(_ptr(A[220], np.float64), (A[221],))
-    PRT = carray(_ptr(A[222], np.int64), (A[223],))
-    PFK = carray(_ptr(A[224], np.float64), (A[225],))
-    PFT = carray(_ptr(A[226], np.int64), (A[227],))
-    PFO = carray(_ptr(A[228], np.int64), (A[229],))
-    SRK = carray(_ptr(A[230], np.float64), (A[231],))
-    SRT = carray(_ptr(A[232], np.int64), (A[233],))
-    SFK = carray(_ptr(A[234], np.float64), (A[235],))
-    SFT = carray(_ptr(A[236], np.int64), (A[237],))
-    SFO = carray(_ptr(A[238], np.int64), (A[239],))
-    nxt = carray(_ptr(A[240], np.int64), (A[241],))
-    outp = carray(_ptr(A[242], np.int64), (A[243],))
-    outts = carray(_ptr(A[244], np.int64), (A[245],))
-    acounts = carray(_ptr(A[246], np.int64), (A[247],))
+    HNAME = carray(pointer_to(A[168], np.uint8), (A[169], A[170],))
+    HLEN = carray(pointer_to(A[171], np.int64), (A[172],))
+    HHASH = carray(pointer_to(A[173], np.uint64), (A[174],))
+    HIX = carray(pointer_to(A[175], np.int64), (A[176],))
+    PIX = carray(pointer_to(A[177], np.int64), (A[178],))
+    PKEY = carray(pointer_to(A[179], np.int64), (A[180],))
+    PC = carray(pointer_to(A[181], np.int64), (A[182], A[183],))
+    NHR = carray(pointer_to(A[184], np.int64), (A[185],))
+    HSPEC = carray(pointer_to(A[186], np.int64), (A[187], A[188], A[189],))
+    HST = carray(pointer_to(A[190], np.int64), (A[191],))
+    o_rule = carray(pointer_to(A[192], np.int64), (A[193],))
+    o_act = carray(pointer_to(A[194], np.int64), (A[195],))
+    o_out = carray(pointer_to(A[196], np.int64), (A[197],))
+    o_in = carray(pointer_to(A[198], np.int64), (A[199],))
+    o_police = carray(pointer_to(A[200], np.int64), (A[201],))
+    o_shape = carray(pointer_to(A[202], np.int64), (A[203],))
+    o_cap = carray(pointer_to(A[204], np.int64), (A[205],))
+    cand = carray(pointer_to(A[206], np.uint64), (A[207],))
+    mset = carray(pointer_to(A[208], np.uint64), (A[209],))
+    APEER = carray(pointer_to(A[210], np.int64), (A[211],))
+    HASOUT = carray(pointer_to(A[212], np.bool_), (A[213],))
+    RP = carray(pointer_to(A[214], np.float64), (A[215], A[216],))
+    RS = carray(pointer_to(A[217], np.float64), (A[218], A[219],))
+    PRK = carray(pointer_to(A[220], np.float64), (A[221],))
+    PRT = carray(pointer_to(A[222], np.int64), (A[223],))
+    PFK = carray(pointer_to(A[224], np.float64), (A[225],))
+    PFT = carray(pointer_to(A[226], np.int64), (A[227],))
+    PFO = carray(pointer_to(A[228], np.int64), (A[229],))
+    SRK = carray(pointer_to(A[230], np.float64), (A[231],))
+    SRT = carray(pointer_to(A[232], np.int64), (A[233],))
+    SFK = carray(pointer_to(A[234], np.float64), (A[235],))
+    SFT = carray(pointer_to(A[236], np.int64), (A[237],))
+    SFO = carray(pointer_to(A[238], np.int64), (A[239],))
+    nxt = carray(pointer_to(A[240], np.int64), (A[241],))
+    outp = carray(pointer_to(A[242], np.int64), (A[243],))
+    outts = carray(pointer_to(A[244], np.int64), (A[245],))
+    acounts = carray(pointer_to(A[246], np.int64), (A[247],))
     ncaptures = A[248]
     peer = A[249]
-    txring = carray(_ptr(A[250], np.uint8), (A[251],))
+    txring = carray(pointer_to(A[250], np.uint8), (A[251],))
     fsize = A[252]
     nframes = A[253]
-    tst = carray(_ptr(A[254], np.int64), (A[255],))
-    mask = carray(_ptr(A[256], np.bool_), (A[257],))
+    tst = carray(pointer_to(A[254], np.int64), (A[255],))
+    mask = carray(pointer_to(A[256], np.bool_), (A[257],))
     tvnet = A[258] != 0
     maxlen = A[259]
-    rx_stats = carray(_ptr(A[260], np.int64), (A[261],))
-    tx_stats = carray(_ptr(A[262], np.int64), (A[263],))
-    counters = carray(_ptr(A[264], np.int64), (A[265],))
-    res = carray(_ptr(A[266], np.int64), (A[267],))
+    rx_stats = carray(pointer_to(A[260], np.int64), (A[261],))
+    tx_stats = carray(pointer_to(A[262], np.int64), (A[263],))
+    counters = carray(pointer_to(A[264], np.int64), (A[265],))
+    res = carray(pointer_to(A[266], np.int64), (A[267],))
     return policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex, off, caplen, wirelen, ts, linktype,
                        portcol, hdr, addr, cap, F, K, TF, ST, LT, LNK, IDX, S, FR, META, MFREE, XF, XK, XTF, XST,
                        XMETA, idle_ns, active_ns, close_ns, statistics, skip_frags, drain_rows, flow_entry,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 from ulnet.jit import njit
+from ulnet.rawmem import copy_bytes
 
 from ulnet.actions import Actions
 from ulnet.actions import _kernels as AK
@@ -62,7 +63,7 @@ def _copy_rows(src, soff, scap, swire, sts, slt, sport, rows, dst, q, doff, dcap
     for r in rows:
         o = soff[r]
         c = scap[r]
-        dst[q:q + c] = src[o:o + c]
+        copy_bytes(dst, q, src, o, c)
         doff[k] = q
         dcap[k] = c
         dwire[k] = swire[r]

@@ -29,12 +29,9 @@ import math
 
 import numpy as np
 import pyarrow as pa
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from ulnet.jit import njit
-
+from ulnet.rawmem import copy_bytes, load_at
 from ulnet.flow.text import arrow_of
 
 INT, UINT, FLOAT, TEXT = 0, 1, 2, 3
@@ -47,34 +44,6 @@ _NAN_CSV, _NAN_JS = np.frombuffer(b"nan", np.uint8), np.frombuffer(b"NaN", np.ui
 _INF_CSV, _INF_JS = np.frombuffer(b"inf", np.uint8), np.frombuffer(b"Infinity", np.uint8)
 _NULL = np.frombuffer(b"null", np.uint8)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-
-
-@intrinsic
-def _copy(typingctx, dst, p, src, a, m):
-    """dst[p:p + m] = src[a:a + m] (uint8 arrays) as one memcpy: a byte loop
-    costs about a nanosecond a byte, too much for JSON's keys."""
-    def codegen(context, builder, sig, args):
-        d, p, s, a, m = args
-        dp = builder.gep(context.make_array(sig.args[0])(context, builder, d).data, [p])
-        sp = builder.gep(context.make_array(sig.args[2])(context, builder, s).data, [a])
-        cgutils.raw_memcpy(builder, dp, sp, m, 1)
-        return context.get_dummy_value()
-    return types.none(dst, p, src, a, m), codegen
-
-
-@intrinsic
-def _at(typingctx, addr, i, dtype):
-    """The ``dtype`` value at byte address ``addr + i``: a column's values are
-    read where they are (a strided view of the flow table's export rows), so
-    a chunk's columns are not first copied into one matrix."""
-    ty = dtype.dtype if isinstance(dtype, types.DTypeSpec) else dtype.instance_type
-
-    def codegen(context, builder, sig, args):
-        a, k, _ = args
-        llty = context.get_value_type(ty)
-        ptr = builder.inttoptr(builder.add(a, k), llty.as_pointer())
-        return builder.load(ptr)
-    return ty(addr, i, dtype), codegen
 
 
 @njit(inline='always')
@@ -294,7 +263,7 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, NA, NS, FA
         for c in range(kind.shape[0]):
             m = pre_off[c + 1] - pre_off[c]
             if m > 4:
-                _copy(out, p, pre, pre_off[c], m)
+                copy_bytes(out, p, pre, pre_off[c], m)
             else:
                 for k in range(m):
                     out[p + k] = pre[pre_off[c] + k]
@@ -305,14 +274,14 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, NA, NS, FA
                 continue
             kd = kind[c]
             if kd == INT:
-                p = _put_int(out, p, _at(NA[slot[c]], i * NS[slot[c]], np.int64))
+                p = _put_int(out, p, load_at(NA[slot[c]], i * NS[slot[c]], np.int64))
             elif kd == UINT:
-                p = _put_uint(out, p, _at(NA[slot[c]], i * NS[slot[c]], np.uint64))
+                p = _put_uint(out, p, load_at(NA[slot[c]], i * NS[slot[c]], np.uint64))
             elif kd == FLOAT:
-                v = _at(FA[slot[c]], i * FS[slot[c]], np.float64)
+                v = load_at(FA[slot[c]], i * FS[slot[c]], np.float64)
                 a, b = TO[tslot[c], i], TO[tslot[c], i + 1]
                 if a < b and not js:                        # Arrow's text is the CSV text
-                    _copy(out, p, T, a, b - a)
+                    copy_bytes(out, p, T, a, b - a)
                     p += b - a
                 elif a == b and v == v and abs(v) < 1e9:    # whole: positional in both layouts
                     if v < 0 or (v == 0 and math.copysign(1.0, v) < 0):
@@ -409,7 +378,7 @@ class RowFormatter:
                 kind[c], slot[c] = (UINT if v.dtype.kind == "u" else INT), len(nums)
                 nums.append(v.astype(np.uint64 if v.dtype.kind == "u" else np.int64, copy=False).view(np.int64))
         # where each column's values are, and its stride: no copy (the kernel
-        # reads them through _at while ``nums``/``floats`` keep them alive)
+        # reads them through load_at while ``nums``/``floats`` keep them alive)
         NA = np.array([v.ctypes.data for v in nums], np.int64)
         NS = np.array([v.strides[0] for v in nums], np.int64)
         FA = np.array([v.ctypes.data for v in floats], np.int64)

@@ -52,6 +52,7 @@ import sys
 
 import numpy as np
 from ulnet.jit import njit
+from ulnet.rawmem import copy_bytes
 
 from ulnet.batch import PacketBatch
 
@@ -166,7 +167,7 @@ def _pcap_records(buf, off, caplen, wirelen, ts, mask, n, nano, snaplen, out, co
         put_u32le(out, q + 8, cl)
         put_u32le(out, q + 12, np.int64(wirelen[i]))
         o = off[i]
-        out[q + REC_HDR:q + REC_HDR + cl] = buf[o:o + cl]
+        copy_bytes(out, q + REC_HDR, buf, o, cl)
         q += REC_HDR + cl
         counts[0] += 1
     return q

@@ -48,6 +48,7 @@ import struct
 
 import numpy as np
 from ulnet.jit import njit
+from ulnet.rawmem import copy_bytes
 
 from ulnet import __version__
 from ulnet.batch import PacketBatch
@@ -143,7 +144,7 @@ def _epb_records(buf, off, caplen, wirelen, ts, iface, mask, n, snaplen, out, q,
         put_u32le(out, q + 24, np.int64(wirelen[i]))
         o = off[i]
         d = q + 28
-        out[d:d + cl] = buf[o:o + cl]
+        copy_bytes(out, d, buf, o, cl)
         for k in range(d + cl, d + padded):
             out[k] = 0
         put_u32le(out, q + blen - 4, blen)

@@ -53,6 +53,7 @@ import time
 
 import numpy as np
 from ulnet.jit import njit
+from ulnet.rawmem import copy_bytes
 
 from ulnet.batch import PacketBatch
 from ulnet.counters import (C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_RING_FULL, C_LIVE_TX_TOO_BIG,
@@ -96,11 +97,11 @@ def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, 
         d = h + TX_DATA
         if vnet:
             if src_vnet:
-                ring[d:d + VNET_HDR_LEN] = buf[o - VNET_HDR_LEN:o]
+                copy_bytes(ring, d, buf, o - VNET_HDR_LEN, VNET_HDR_LEN)
             else:
                 ring[d:d + VNET_HDR_LEN] = 0
             d += VNET_HDR_LEN
-        ring[d:d + cl] = buf[o:o + cl]
+        copy_bytes(ring, d, buf, o, cl)
         ring[h + 4] = need & 0xFF                                   # tp_len
         ring[h + 5] = (need >> 8) & 0xFF
         ring[h + 6] = (need >> 16) & 0xFF
