@@ -291,7 +291,7 @@ CACHE_GROUPS = {
               ["rawmem.py", "counters.py"]),
     "inspect": (["inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py"],
                 ["flow/_kernels.py", "prefetch.py", "counters.py", "batch/columns.py"]),
-    "live": (["live/_kernels.py", "live/_polkernels.py"],
+    "live": (["live/_kernels.py", "live/_polkernels.py", "live/_run.py"],
              ["sources/afpacket.py", "decode/_kernels.py", "decode/headers.py", "flow/_kernels.py",
               "inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py",
               "policy/_kernels.py", "policy/enforce.py", "actions/_kernels.py", "sinks/txring.py",

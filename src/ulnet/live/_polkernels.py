@@ -39,7 +39,7 @@ from ulnet.policy._kernels import S_NLOG as PK_S_NLOG
 from ulnet.policy._kernels import decide_batch
 from ulnet.sources.afpacket import _release_v3
 
-from ulnet.live._kernels import (PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
+from ulnet.live._kernels import (BRIDGE_HEAD, BRIDGE_TAIL, PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
                                 PPASS_QUIC, PPASS_TX_FULL, copy_to_tx, take_and_decode)
 
 S_NRES = FK.S_NRES
@@ -123,60 +123,9 @@ def policy_pass(ring, unit, nblocks, rst, vnet, port, peek, ifindex,
     return PPASS_DONE
 
 
-# -- the same pass, its arguments packed -----------------------------------
-# A numba call unboxes each argument (about 60 ns an array warm, twice that
-# on a CPU just woken): policy_pass's 129 arguments cost 7.9 us a call warm
-# and 13 us after a 2 ms sleep, against 3.0 / 6.7 us for bridge_pass's 54,
-# and every step calls it for each port, with packets or not. Packed, the
-# call unboxes one int64 array: each array argument as its address and
-# shape, each number as itself (``pack``), and the arrays are views made
-# again inside (no copy). The caller keeps the arrays alive (the argument
-# tuple ``pack`` was given), and packs again when they change (reload).
+# -- the same pass, its arguments packed (ulnet.live._pack) ----------------
 
-PASS_SPEC = (
-    ('ring', 'uint8', 1),
-    ('unit', 'int', 0),
-    ('nblocks', 'int', 0),
-    ('rst', 'int64', 1),
-    ('vnet', 'bool', 0),
-    ('port', 'int', 0),
-    ('peek', 'bool', 0),
-    ('ifindex', 'int', 0),
-    ('off', 'int64', 1),
-    ('caplen', 'uint32', 1),
-    ('wirelen', 'uint32', 1),
-    ('ts', 'int64', 1),
-    ('linktype', 'uint16', 1),
-    ('portcol', 'uint16', 1),
-    ('hdr', 'int64', 2),
-    ('addr', 'uint64', 2),
-    ('cap', 'int', 0),
-    ('F', 'int64', 2),
-    ('K', 'uint64', 2),
-    ('TF', 'uint32', 2),
-    ('ST', 'float64', 2),
-    ('LT', 'int64', 2),
-    ('LNK', 'int32', 2),
-    ('IDX', 'int32', 1),
-    ('S', 'int64', 1),
-    ('FR', 'int64', 2),
-    ('META', 'uint8', 2),
-    ('MFREE', 'int32', 1),
-    ('XF', 'int64', 2),
-    ('XK', 'uint64', 2),
-    ('XTF', 'uint32', 2),
-    ('XST', 'float64', 2),
-    ('XMETA', 'uint8', 2),
-    ('idle_ns', 'int', 0),
-    ('active_ns', 'int', 0),
-    ('close_ns', 'int', 0),
-    ('statistics', 'bool', 0),
-    ('skip_frags', 'bool', 0),
-    ('drain_rows', 'int', 0),
-    ('flow_entry', 'int64', 1),
-    ('flow_id', 'int64', 1),
-    ('flow_dir', 'int64', 1),
-    ('flow_pkt', 'int64', 1),
+PASS_SPEC = BRIDGE_HEAD + (
     ('inspect', 'bool', 0),
     ('max_dpi', 'int', 0),
     ('xapp', 'int64', 1),
@@ -252,65 +201,12 @@ PASS_SPEC = (
     ('acounts', 'int64', 1),
     ('ncaptures', 'int', 0),
     ('peer', 'int', 0),
-    ('txring', 'uint8', 1),
-    ('fsize', 'int', 0),
-    ('nframes', 'int', 0),
-    ('tst', 'int64', 1),
-    ('mask', 'bool', 1),
-    ('tvnet', 'bool', 0),
-    ('maxlen', 'int', 0),
-    ('rx_stats', 'int64', 1),
-    ('tx_stats', 'int64', 1),
-    ('counters', 'int64', 1),
-    ('res', 'int64', 1),
-)
-
-
-def pack(args) -> np.ndarray | None:
-    """policy_pass's arguments as policy_pass_packed's one array; None when
-    one of them is not of the kind the packed pass was written for (then
-    call policy_pass itself)."""
-    if len(args) != len(PASS_SPEC):
-        return None
-    out = []
-    for a, (_, dt, nd) in zip(args, PASS_SPEC):
-        if nd == 0:
-            if dt == "bool":
-                if not isinstance(a, (bool, np.bool_)):
-                    return None
-            elif isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
-                return None
-            out.append(int(a))
-        else:
-            if (not isinstance(a, np.ndarray) or a.dtype.name != dt or a.ndim != nd
-                    or not a.flags.c_contiguous):
-                return None
-            out.append(a.ctypes.data)
-            out.extend(int(x) for x in a.shape)
-    return np.array(out, dtype=np.int64)
-
-
-def render_unpack() -> str:
-    """The first lines of ``policy_pass_packed``, as PASS_SPEC says: each
-    argument taken back out of ``A`` in order. After a change to
-    policy_pass's arguments, edit PASS_SPEC and paste this in;
-    tests/test_live_pack.py fails while the two disagree."""
-    lines, i = [], 0
-    for name, dt, nd in PASS_SPEC:
-        if nd == 0:
-            lines.append(f"    {name} = A[{i}] != 0" if dt == "bool" else f"    {name} = A[{i}]")
-            i += 1
-        else:
-            np_dt = "bool_" if dt == "bool" else dt
-            shape = "".join(f"A[{i + 1 + d}], " for d in range(nd)).rstrip(" ")
-            lines.append(f"    {name} = carray(pointer_to(A[{i}], np.{np_dt}), ({shape}))")
-            i += 1 + nd
-    return "\n".join(lines) + "\n"
+) + BRIDGE_TAIL
 
 
 @njit(cache=True)
 def policy_pass_packed(A):
-    """policy_pass over the arguments ``pack`` made ``A`` of."""
+    """policy_pass over the arguments ``_pack.pack(args, PASS_SPEC)`` made ``A`` of."""
     ring = carray(pointer_to(A[0], np.uint8), (A[1],))
     unit = A[2]
     nblocks = A[3]

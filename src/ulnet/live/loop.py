@@ -11,6 +11,11 @@ the batch (decode, flow, then the policy hook), the sink of the peer port
 copies the selected frames into its TX ring and flushes with one ``send()``,
 and only then are the receive frames given back. Engine time is the packet
 timestamps; the only clock reading is one per step for the caller's ticks.
+
+Without a policy, on interface rings, each port's step is one compiled
+call (``_kernels.bridge_pass``) and ``run`` itself is one compiled call
+(``_run.bridge_loop``: passes, flushes, wake-up sockets, ``poll()``) that
+comes back to Python only for what needs it (see there).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from ulnet.counters import C_LIVE_POLICY_DROPPED, new_counters
 from ulnet.actions._kernels import NEXT_SHAPED
 from ulnet.decode import decode
 from ulnet.flow import FlowTable
-from ulnet.live._kernels import PASS_DONE, PASS_FLOWS, PPASS_DONE, PPASS_EMIT, PPASS_TX_FULL, bridge_pass
+from ulnet.live._pack import pack
+from ulnet.live._kernels import (BRIDGE_SPEC, PASS_DONE, PASS_FLOWS, PPASS_DONE, PPASS_EMIT, PPASS_TX_FULL,
+                                 bridge_pass, bridge_pass_packed)
 
 
 BRIDGE_BATCH = 256
@@ -36,6 +43,7 @@ BRIDGE_BATCH = 256
 # 64 KiB GSO frame) let a descheduled worker fall 0.5 s behind without loss.
 BRIDGE_BLOCK = 128 << 10
 BRIDGE_BLOCKS = 512
+RUN_SLICE_S = 0.05     # the compiled loop comes back to Python at least this often (stop flag, ticks)
 
 
 @dataclass
@@ -143,14 +151,27 @@ class Forwarder:
                 # (imported here: a bridge without a policy does not load the
                 # inspection and policy kernels)
                 from ulnet.live import _polkernels
-                packed = _polkernels.pack(args)
+                packed = pack(args, _polkernels.PASS_SPEC)
                 if packed is None:
                     fast.append((k, p, out, _polkernels.policy_pass, args))
                 else:           # one argument to unbox, not 129; ``args`` keeps the arrays alive
                     fast.append((k, p, out, _polkernels.policy_pass_packed, (packed,), args))
             else:
-                fast.append((k, p, out, args))
+                fast.append((k, p, out, args, pack(args, BRIDGE_SPEC)))
         return fast
+
+    def _loop_args(self):
+        """The arguments of the compiled event loop (``_run.bridge_loop``):
+        None unless every port runs the one-call pass without a policy."""
+        if self._fast is None or self.policy is not None or any(f[4] is None for f in self._fast):
+            return None
+        AP = np.stack([f[4] for f in self._fast])
+        txfd = np.array([out.tx.fileno() for _, _, out, _, _ in self._fast], dtype=np.int64)
+        txst = np.array([out.tx.st.ctypes.data for _, _, out, _, _ in self._fast], dtype=np.int64)
+        fds = [(p.rx.fileno(), select.POLLIN | select.POLLERR) for p in self.ports] + \
+              [(r.wake_fileno(), select.POLLIN) for r in self._wakers]
+        pfd = np.array([v for fd, ev in fds for v in (fd, ev)], dtype=np.int32)
+        return AP, txfd, txst, pfd, len(self._wakers)
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -167,6 +188,10 @@ class Forwarder:
         for p in self.ports:
             p.tx.send_batch(b, c, None, src_vnet=p.vnet)
         self.step()                    # compiles the ring walkers (forwarding whatever is there)
+        loop = self._loop_args()
+        if loop is not None:           # and the compiled event loop: one round (max_ns 0)
+            rounds = iter((False, True))
+            self._run_compiled(loop, lambda: next(rounds), 0, None, 0.0, 0.0)
 
     def step(self) -> int:
         """One pass over every port; returns the packets forwarded or dropped."""
@@ -213,29 +238,33 @@ class Forwarder:
         general path's code from where the pass stopped."""
         total = 0
         res = self._res
-        for k, p, out, args in self._fast:
-            code = bridge_pass(*args)
+        for k, p, out, args, packed in self._fast:
+            code = bridge_pass(*args) if packed is None else bridge_pass_packed(packed)
             if not code:
                 continue
-            n = int(res[0])
-            total += n
+            total += int(res[0])
             if code == PASS_DONE:
                 self.flows.next_epoch()
                 out.tx._flush(self.counters)
-                continue
-            b, c = self.batch, self.counters
-            b.n = n
-            b.buf = p.rx.ring
-            if code == PASS_FLOWS:
-                for chunk in self.flows.process(b, c, first=int(res[1])):
-                    self.ended += len(chunk)
-                sent = out.tx.send_batch(b, c, None, src_vnet=p.vnet)
-            else:                                   # PASS_TX_FULL
-                self.flows.next_epoch()
-                sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
-            out.stats[2] += sent
-            p.rx.release()
+            else:
+                self._finish_fused(p, out, code)
         return total
+
+    def _finish_fused(self, p: Port, out: Port, code: int) -> None:
+        """The rest of port ``p``'s step after its one-call pass stopped with
+        ``code`` (neither EMPTY nor DONE), from where it stopped."""
+        res, b, c = self._res, self.batch, self.counters
+        b.n = int(res[0])
+        b.buf = p.rx.ring
+        if code == PASS_FLOWS:
+            for chunk in self.flows.process(b, c, first=int(res[1])):
+                self.ended += len(chunk)
+            sent = out.tx.send_batch(b, c, None, src_vnet=p.vnet)
+        else:                                   # PASS_TX_FULL
+            self.flows.next_epoch()
+            sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
+        out.stats[2] += sent
+        p.rx.release()
 
     def _step_policy(self) -> int:
         """``step`` with a policy, each port in one compiled call
@@ -294,6 +323,9 @@ class Forwarder:
         ``busy_poll``: for this many seconds after the last packet, look at
         the rings again at once instead of sleeping (a core kept busy while
         traffic flows, for a lower latency: no wake-up per packet)."""
+        loop = self._loop_args()
+        if loop is not None:
+            return self._run_compiled(loop, stop, idle_ms, tick, tick_s, busy_poll)
         next_tick = time.monotonic() + tick_s
         pc = time.perf_counter
         last = -1e18
@@ -311,6 +343,36 @@ class Forwarder:
                     r.drain_wake()
                 if not self._wakers or not self.step():
                     self.wait(idle_ms if self.policy is None else self.policy.next_due_ms(idle_ms))
+            if tick is not None:
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + tick_s
+                    tick()
+
+    def _run_compiled(self, loop, stop, idle_ms, tick, tick_s, busy_poll) -> None:
+        """``run`` as the compiled event loop (``_run.bridge_loop``): Python
+        runs only when the loop returns (see there), at least every
+        RUN_SLICE_S for the stop flag and the ticks."""
+        from ulnet.live import _run as R
+        AP, txfd, txst, pfd, nwake = loop
+        io = np.zeros(R.IO_SIZE, dtype=np.int64)
+        max_ns = int(min(tick_s, RUN_SLICE_S) * 1e9)
+        busy_ns = int(busy_poll * 1e9)
+        next_tick = time.monotonic() + tick_s
+        while not stop():
+            io[:] = 0
+            why = R.bridge_loop(AP, self._res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms)
+            done = int(io[R.IO_DONE])              # passes DONE: one flow epoch each
+            if done:
+                self.flows.epoch = (self.flows.epoch + done) & 0xFFFF
+            if why == R.LOOP_PASS:
+                k = int(io[R.IO_PORT])
+                _, p, out, _, _ = self._fast[k]
+                self._finish_fused(p, out, int(io[R.IO_CODE]))
+            elif why == R.LOOP_POLLERR:
+                self.ports[int(io[R.IO_PORT])].rx.wait(0)        # clears the socket error
+            elif why == R.LOOP_SEND:
+                self._fast[int(io[R.IO_PORT])][2].tx._flush(self.counters)
             if tick is not None:
                 now = time.monotonic()
                 if now >= next_tick:
