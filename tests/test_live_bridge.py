@@ -407,35 +407,58 @@ COMPILED_LOOP = r"""
 import json, sys, time
 from ulnet.flow import FlowTable
 from ulnet.live.loop import BRIDGE_BATCH, Forwarder, open_port
+from ulnet.live.policy import LivePolicy
 ports = [open_port(n, k) for k, n in enumerate(("a", "b"))]
-fw = Forwarder(ports, [1, 0], BRIDGE_BATCH, FlowTable(1024))
-assert fw._loop_args() is not None, "the plain bridge should run the compiled loop"
+table = FlowTable(1024)
+pol = LivePolicy(sys.argv[2], ["a", "b"], [1, 0], table, BRIDGE_BATCH) if len(sys.argv) > 2 else None
+fw = Forwarder(ports, [1, 0], BRIDGE_BATCH, table, pol)
+loop = fw._loop_args()
+assert loop is not None, "the bridge should run the compiled loop"
 fw.warm()
 ticks = []
-print("forwarding", file=sys.stderr, flush=True)
+print("forwarding", loop[0].__name__, file=sys.stderr, flush=True)
 end = time.monotonic() + float(sys.argv[1])
 fw.run(lambda: time.monotonic() >= end, tick=lambda: ticks.append(1), tick_s=0.2)
 late = time.monotonic() - end
-print(json.dumps([ports[0].stats.tolist(), ports[1].stats.tolist(), late, len(ticks), fw.flows.epoch]))
+print(json.dumps([ports[0].stats.tolist(), ports[1].stats.tolist(), late, len(ticks), table.epoch]))
 fw.close()
 """
 
+LOOP_RULES = """default pass
+block proto udp
+match app any count by app
+"""
 
-def test_plain_bridge_runs_the_compiled_loop(topo):
-    """Without a policy the Forwarder runs its loop as one compiled call
-    (live._run.bridge_loop): pings cross both ways and every frame taken is
-    sent (no drop, no frame stuck in a ring), its ticks come about on time,
-    and the stop flag is seen within the loop's time slice while idle."""
+
+@pytest.mark.parametrize("rules", [False, True], ids=["no-policy", "policy"])
+def test_bridge_runs_the_compiled_loop(topo, tmp_path, rules):
+    """On interface rings the Forwarder runs its loop as one compiled call
+    (live._run.bridge_loop; with rules live._polkernels.policy_loop): pings
+    cross both ways and every frame taken is sent (no drop, no frame stuck
+    in a ring), a rule still drops what it blocks, its ticks come about on
+    time, and the stop flag is seen within the loop's time slice while idle."""
     h1, br, h2 = bridge_topology(topo, ipv6=False)
-    p = topo.popen(br, ULNET[0], "-c", COMPILED_LOOP, "4")
-    topo.wait_output(p, "forwarding", timeout=300)
+    extra = []
+    if rules:
+        f = tmp_path / "r.rules"
+        f.write_text(LOOP_RULES)
+        extra = [str(f)]
+    p = topo.popen(br, ULNET[0], "-c", COMPILED_LOOP, "4", *extra)
+    started = topo.wait_output(p, "forwarding", timeout=300)
+    assert ("policy_loop" if rules else "bridge_loop") in started, started
     ping(topo, h1, H2, count=5, interval=0.1)
+    udp = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
+          "for _ in range(20): s.sendto(b'x', ('%s', 9))" % H2
+    topo.run(h1, ULNET[0], "-c", udp)
     topo.wait_for(lambda: p.poll() is not None, 30, what="the loop to stop")
     out, err = topo.stop(p)
     assert p.returncode == 0, err
     a, b, late, ticks, epoch = json.loads(out.strip().splitlines()[-1])
-    assert a[0] >= 5 and b[0] >= 5, (a, b)                     # echo requests in at a, replies at b
-    assert b[2] == a[0] and a[2] == b[0], (a, b)                # all of them out of the other port
+    assert a[0] >= 5 + 20 and b[0] >= 5, (a, b)                # echo requests and datagrams in at a
+    if rules:
+        assert b[2] == a[0] - 20 and a[2] == b[0], (a, b)      # all but the 20 blocked datagrams out
+    else:
+        assert b[2] == a[0] and a[2] == b[0], (a, b)           # all of them out of the other port
     assert 0 <= late < 0.2, late                                # RUN_SLICE_S is 0.05 s, idle poll 0.1 s
     assert 10 <= ticks <= 21, ticks                             # 4 s of ticks every 0.2 s
-    assert epoch > 1, epoch                                     # passes that finished bumped the epoch
+    assert epoch > 1, epoch                                     # segments that closed bumped the epoch

@@ -38,6 +38,7 @@ from ulnet.inspect._kernels import inspect_batch
 from ulnet.policy._kernels import S_NLOG as PK_S_NLOG
 from ulnet.policy._kernels import decide_batch
 from ulnet.sources.afpacket import _release_v3
+from ulnet.live import _run
 
 from ulnet.live._kernels import (BRIDGE_HEAD, BRIDGE_TAIL, PPASS_DONE, PPASS_EMIT, PPASS_EMPTY, PPASS_FLOWS,  # noqa: F401
                                 PPASS_QUIC, PPASS_TX_FULL, copy_to_tx, take_and_decode)
@@ -346,3 +347,37 @@ def policy_pass_packed(A):
                        APEER, HASOUT, RP, RS, PRK, PRT, PFK, PFT, PFO, SRK, SRT, SFK, SFT, SFO, nxt, outp, outts,
                        acounts, ncaptures, peer, txring, fsize, nframes, tst, mask, tvnet, maxlen, rx_stats,
                        tx_stats, counters, res)
+
+
+@njit(cache=True)
+def policy_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
+    """``_run.bridge_loop`` with each port's policy_pass_packed: the same
+    arguments and LOOP_* codes; io[IO_EPOCH] carries the flow table's
+    segment epoch in and out (the pass reads and bumps it in res[4])."""
+    ts = np.zeros(2, np.int64)
+    sink = np.zeros(8, np.uint8)
+    state = np.zeros(2, np.int64)
+    nports = AP.shape[0]
+    start = _run._now(ts)
+    state[0] = start
+    while True:
+        total = 0
+        for k in range(nports):
+            res[4] = io[_run.IO_EPOCH]
+            code = policy_pass_packed(AP[k])
+            if code == PPASS_EMPTY:
+                continue
+            io[_run.IO_EPOCH] = res[4]
+            n = res[0]
+            total += n
+            io[_run.IO_PACKETS] += n
+            if code != PPASS_DONE:
+                io[_run.IO_PORT] = k
+                io[_run.IO_CODE] = code
+                return _run.LOOP_PASS
+            if not _run.flush_peer(txfd, txst, k):
+                io[_run.IO_PORT] = k
+                return _run.LOOP_SEND
+        r = _run.after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms)
+        if r >= 0:
+            return r

@@ -55,8 +55,8 @@ LOOP_POLLERR = 3         # port io[0]'s receive socket reports an error
 LOOP_SEND = 4            # flushing the TX ring port io[0] forwards to failed (not EAGAIN): slots still marked
 
 # io[] slots the loop adds to (the caller zeroes them before each call)
-IO_PORT, IO_CODE, IO_PACKETS, IO_DONE = 0, 1, 2, 3
-IO_SIZE = 4
+IO_PORT, IO_CODE, IO_PACKETS, IO_DONE, IO_EPOCH = 0, 1, 2, 3, 4      # IO_EPOCH: policy_loop's, in and out
+IO_SIZE = 5
 
 
 @njit(cache=True)
@@ -68,6 +68,54 @@ def _now(ts):
 @njit(cache=True)
 def _errno():
     return load_at(_errno_location(), 0, np.int32)
+
+
+@njit(cache=True)
+def flush_peer(txfd, txst, k):
+    """``send()`` the TX ring port k forwards to, if slots are marked; False
+    when that failed other than for a full queue (the slots stay marked)."""
+    st = carray(pointer_to(txst[k], np.int64), (2,))
+    if st[1]:
+        st[1] = 0
+        if _send(txfd[k], 0, 0, MSG_DONTWAIT) < 0 and _errno() != EAGAIN:
+            st[1] = 1
+            return False
+    return True
+
+
+@njit(cache=True)
+def after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms):
+    """What a loop does after visiting every port: go on (-1), or return a
+    LOOP_* code. state: [time of the last packet, wake-up sockets emptied
+    and rings looked at since]."""
+    now = _now(ts)
+    if total:
+        state[0] = now
+        state[1] = 0
+    if now - start >= max_ns:
+        return LOOP_TIME
+    if total or (busy_ns and now - state[0] < busy_ns):
+        return -1
+    if nwake and not state[1]:
+        # empty the wake-up queues, then look once more: a packet that
+        # arrives after that look finds its queue empty and wakes the poll
+        for j in range(nports, nports + nwake):
+            for _ in range(WAKE_DRAIN):
+                if _recv(pfd[2 * j], sink.ctypes.data, 1, MSG_DONTWAIT | MSG_TRUNC) < 0:
+                    break
+        state[1] = 1
+        return -1
+    state[1] = 0
+    left = (max_ns - (now - start)) // 1000000 + 1
+    r = _poll(pfd.ctypes.data, pfd.shape[0] // 2, min(idle_ms, left))
+    if r < 0:
+        return LOOP_SIGNAL
+    if r > 0:
+        for k in range(nports):
+            if (pfd[2 * k + 1] >> 16) & POLLERR:
+                io[IO_PORT] = k
+                return LOOP_POLLERR
+    return -1
 
 
 @njit(cache=True)
@@ -83,11 +131,10 @@ def bridge_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
     flow epoch each)."""
     ts = np.zeros(2, np.int64)
     sink = np.zeros(8, np.uint8)
+    state = np.zeros(2, np.int64)
     nports = AP.shape[0]
-    npfd = pfd.shape[0] // 2
     start = _now(ts)
-    last = start
-    looked = False          # the wake-up sockets were emptied and the rings looked at since
+    state[0] = start
     while True:
         total = 0
         for k in range(nports):
@@ -102,37 +149,9 @@ def bridge_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
                 io[IO_CODE] = code
                 return LOOP_PASS
             io[IO_DONE] += 1
-            st = carray(pointer_to(txst[k], np.int64), (2,))
-            if st[1]:
-                st[1] = 0
-                if _send(txfd[k], 0, 0, MSG_DONTWAIT) < 0 and _errno() != EAGAIN:
-                    st[1] = 1
-                    io[IO_PORT] = k
-                    return LOOP_SEND
-        now = _now(ts)
-        if total:
-            last = now
-            looked = False
-        if now - start >= max_ns:
-            return LOOP_TIME
-        if total or (busy_ns and now - last < busy_ns):
-            continue
-        if nwake and not looked:
-            # empty the wake-up queues, then look once more: a packet that
-            # arrives after that look finds its queue empty and wakes the poll
-            for j in range(nports, nports + nwake):
-                for _ in range(WAKE_DRAIN):
-                    if _recv(pfd[2 * j], sink.ctypes.data, 1, MSG_DONTWAIT | MSG_TRUNC) < 0:
-                        break
-            looked = True
-            continue
-        looked = False
-        left = (max_ns - (now - start)) // 1000000 + 1
-        r = _poll(pfd.ctypes.data, npfd, min(idle_ms, left))
-        if r < 0:
-            return LOOP_SIGNAL
-        if r > 0:
-            for k in range(nports):
-                if (pfd[2 * k + 1] >> 16) & POLLERR:
-                    io[IO_PORT] = k
-                    return LOOP_POLLERR
+            if not flush_peer(txfd, txst, k):
+                io[IO_PORT] = k
+                return LOOP_SEND
+        r = after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms)
+        if r >= 0:
+            return r

@@ -161,17 +161,30 @@ class Forwarder:
         return fast
 
     def _loop_args(self):
-        """The arguments of the compiled event loop (``_run.bridge_loop``):
-        None unless every port runs the one-call pass without a policy."""
-        if self._fast is None or self.policy is not None or any(f[4] is None for f in self._fast):
+        """The compiled event loop and its arguments (``_run.bridge_loop``;
+        with a policy ``_polkernels.policy_loop``): None unless every port
+        runs its packed one-call pass. The last item is the ``_fast`` they
+        were made from (a reload makes a new one)."""
+        fast = self._fast
+        if fast is None:
             return None
-        AP = np.stack([f[4] for f in self._fast])
-        txfd = np.array([out.tx.fileno() for _, _, out, _, _ in self._fast], dtype=np.int64)
-        txst = np.array([out.tx.st.ctypes.data for _, _, out, _, _ in self._fast], dtype=np.int64)
+        if self.policy is None:
+            if any(f[4] is None for f in fast):
+                return None
+            from ulnet.live._run import bridge_loop as fn
+            rows = [f[4] for f in fast]
+        else:
+            from ulnet.live import _polkernels
+            if any(f[3] is not _polkernels.policy_pass_packed for f in fast):
+                return None
+            fn = _polkernels.policy_loop
+            rows = [f[4][0] for f in fast]
+        txfd = np.array([f[2].tx.fileno() for f in fast], dtype=np.int64)
+        txst = np.array([f[2].tx.st.ctypes.data for f in fast], dtype=np.int64)
         fds = [(p.rx.fileno(), select.POLLIN | select.POLLERR) for p in self.ports] + \
               [(r.wake_fileno(), select.POLLIN) for r in self._wakers]
         pfd = np.array([v for fd, ev in fds for v in (fd, ev)], dtype=np.int32)
-        return AP, txfd, txst, pfd, len(self._wakers)
+        return fn, np.stack(rows), txfd, txst, pfd, len(self._wakers), fast
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -189,9 +202,8 @@ class Forwarder:
             p.tx.send_batch(b, c, None, src_vnet=p.vnet)
         self.step()                    # compiles the ring walkers (forwarding whatever is there)
         loop = self._loop_args()
-        if loop is not None:           # and the compiled event loop: one round (max_ns 0)
-            rounds = iter((False, True))
-            self._run_compiled(loop, lambda: next(rounds), 0, None, 0.0, 0.0)
+        if loop is not None:           # and the compiled event loop: one round
+            self._slice(loop, 0.0, 0, 0.0)
 
     def step(self) -> int:
         """One pass over every port; returns the packets forwarded or dropped."""
@@ -279,30 +291,34 @@ class Forwarder:
             if not code:
                 continue
             fl.epoch = int(res[4])
-            n = int(res[0])
-            total += n
+            total += int(res[0])
             if code == PPASS_DONE:
                 out.tx._flush(self.counters)
-                continue
-            b, c = self.batch, self.counters
-            b.n = n
-            b.buf = p.rx.ring
-            if code == PPASS_TX_FULL:
-                sent = int(res[3])
-                got = out.tx.send_batch(b, c, self._mask, src_vnet=p.vnet, start=int(res[2]))
-                out.stats[2] += sent + got
-                c[C_LIVE_POLICY_DROPPED] += n - sent - got
-                p.rx.release()
-                continue
-            if code != PPASS_EMIT:
-                for chunk in pol.resume(code, b, c, int(res[1]), int(res[5])):
-                    self.ended += len(chunk)
-            sent = pol.emit(b, c, self.ports, p.vnet)
-            c[C_LIVE_POLICY_DROPPED] += n - sent - int(np.count_nonzero(pol.acts.nxt[:n] == NEXT_SHAPED))
-            p.rx.release()
+            else:
+                self._finish_policy(p, out, code)
         if pol.queue:
             pol.release_due(self.ports, self.counters)
         return total
+
+    def _finish_policy(self, p: Port, out: Port, code: int) -> None:
+        """The rest of port ``p``'s step after its policy pass stopped with
+        ``code`` (neither EMPTY nor DONE), from where it stopped."""
+        res, b, c, pol = self._res, self.batch, self.counters, self.policy
+        n = b.n = int(res[0])
+        b.buf = p.rx.ring
+        if code == PPASS_TX_FULL:
+            sent = int(res[3])
+            got = out.tx.send_batch(b, c, self._mask, src_vnet=p.vnet, start=int(res[2]))
+            out.stats[2] += sent + got
+            c[C_LIVE_POLICY_DROPPED] += n - sent - got
+            p.rx.release()
+            return
+        if code != PPASS_EMIT:
+            for chunk in pol.resume(code, b, c, int(res[1]), int(res[5])):
+                self.ended += len(chunk)
+        sent = pol.emit(b, c, self.ports, p.vnet)
+        c[C_LIVE_POLICY_DROPPED] += n - sent - int(np.count_nonzero(pol.acts.nxt[:n] == NEXT_SHAPED))
+        p.rx.release()
 
     def wait(self, timeout_ms: int) -> None:
         """Sleep in poll() until a port has packets (or the timeout passes).
@@ -322,15 +338,22 @@ class Forwarder:
         """Forward until ``stop()`` is true; ``tick()`` about every ``tick_s``.
         ``busy_poll``: for this many seconds after the last packet, look at
         the rings again at once instead of sleeping (a core kept busy while
-        traffic flows, for a lower latency: no wake-up per packet)."""
-        loop = self._loop_args()
-        if loop is not None:
-            return self._run_compiled(loop, stop, idle_ms, tick, tick_s, busy_poll)
+        traffic flows, for a lower latency: no wake-up per packet). Runs as
+        the compiled loop (``_slice``) whenever it can: not while shaped
+        packets wait in the policy's queue."""
         next_tick = time.monotonic() + tick_s
         pc = time.perf_counter
         last = -1e18
+        loop = self._loop_args()
+        pol = self.policy
         while not stop():
-            if self.step():
+            if pol is not None and self._fast is not None and pol.generation != self._pgen:
+                self._fast = self._fused_args()            # rules reloaded: their arrays
+            if loop is not None and loop[-1] is not self._fast:
+                loop = self._loop_args()
+            if loop is not None and not (pol is not None and pol.queue):
+                self._slice(loop, min(tick_s, RUN_SLICE_S), idle_ms, busy_poll)
+            elif self.step():
                 if busy_poll:
                     last = pc()
             elif busy_poll and pc() - last < busy_poll:
@@ -342,42 +365,39 @@ class Forwarder:
                 for r in self._wakers:
                     r.drain_wake()
                 if not self._wakers or not self.step():
-                    self.wait(idle_ms if self.policy is None else self.policy.next_due_ms(idle_ms))
+                    self.wait(idle_ms if pol is None else pol.next_due_ms(idle_ms))
             if tick is not None:
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + tick_s
                     tick()
 
-    def _run_compiled(self, loop, stop, idle_ms, tick, tick_s, busy_poll) -> None:
-        """``run`` as the compiled event loop (``_run.bridge_loop``): Python
-        runs only when the loop returns (see there), at least every
-        RUN_SLICE_S for the stop flag and the ticks."""
+    def _slice(self, loop, slice_s: float, idle_ms: int, busy_poll: float) -> None:
+        """Run the compiled loop (``_run.bridge_loop`` or
+        ``_polkernels.policy_loop``) until it returns, at the latest after
+        ``slice_s``, and do what it returned for (see ``ulnet.live._run``)."""
         from ulnet.live import _run as R
-        AP, txfd, txst, pfd, nwake = loop
+        fn, AP, txfd, txst, pfd, nwake, fast = loop
         io = np.zeros(R.IO_SIZE, dtype=np.int64)
-        max_ns = int(min(tick_s, RUN_SLICE_S) * 1e9)
-        busy_ns = int(busy_poll * 1e9)
-        next_tick = time.monotonic() + tick_s
-        while not stop():
-            io[:] = 0
-            why = R.bridge_loop(AP, self._res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms)
-            done = int(io[R.IO_DONE])              # passes DONE: one flow epoch each
-            if done:
-                self.flows.epoch = (self.flows.epoch + done) & 0xFFFF
-            if why == R.LOOP_PASS:
-                k = int(io[R.IO_PORT])
-                _, p, out, _, _ = self._fast[k]
+        fl = self.flows
+        if self.policy is not None:
+            io[R.IO_EPOCH] = fl.epoch
+        why = fn(AP, self._res, txfd, txst, pfd, nwake, io, int(slice_s * 1e9), int(busy_poll * 1e9), idle_ms)
+        if self.policy is not None:
+            fl.epoch = int(io[R.IO_EPOCH])
+        elif io[R.IO_DONE]:                          # passes DONE: one flow epoch each
+            fl.epoch = (fl.epoch + int(io[R.IO_DONE])) & 0xFFFF
+        k = int(io[R.IO_PORT])
+        if why == R.LOOP_PASS:
+            p, out = fast[k][1], fast[k][2]
+            if self.policy is None:
                 self._finish_fused(p, out, int(io[R.IO_CODE]))
-            elif why == R.LOOP_POLLERR:
-                self.ports[int(io[R.IO_PORT])].rx.wait(0)        # clears the socket error
-            elif why == R.LOOP_SEND:
-                self._fast[int(io[R.IO_PORT])][2].tx._flush(self.counters)
-            if tick is not None:
-                now = time.monotonic()
-                if now >= next_tick:
-                    next_tick = now + tick_s
-                    tick()
+            else:
+                self._finish_policy(p, out, int(io[R.IO_CODE]))
+        elif why == R.LOOP_POLLERR:
+            self.ports[k].rx.wait(0)                 # clears the socket error
+        elif why == R.LOOP_SEND:
+            fast[k][2].tx._flush(self.counters)
 
     def add_kernel_stats(self) -> None:
         for p in self.ports:
