@@ -18,13 +18,15 @@ packed kernel, its spec and the pass's parameters disagree.
 from __future__ import annotations
 
 import numpy as np
+from numba import config
 
 
 def pack(args, spec) -> np.ndarray | None:
     """``args`` (the pass's arguments, in order) as the packed kernel's one
     array; None when one of them is not of the kind ``spec`` says (then call
-    the pass itself)."""
-    if len(args) != len(spec):
+    the pass itself). None too under ``NUMBA_DISABLE_JIT``: a packed kernel
+    makes its arrays from addresses, which pure Python cannot."""
+    if len(args) != len(spec) or config.DISABLE_JIT:
         return None
     out = []
     for a, (_, dt, nd) in zip(args, spec):
