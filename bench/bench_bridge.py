@@ -22,7 +22,10 @@ RULES below), with --ring v2 (TPACKET_V2 frames) and with --ring v3-retire
 before blocks were read while the kernel fills them). --kinds picks rows;
 --only picks measurements (ping,tcp,pps); --base-src DIR with kinds named
 KIND-base (ulnet-1-base) runs ulnet from another checkout in the same run
-(a before/after on one topology and one machine load).
+(a before/after on one topology and one machine load). Kinds ending in
+-lowlat run ulnet with --cpu-latency 0 (a PM QoS request: idle CPUs poll
+instead of halting); linux-lowlat is the Linux bridge while this script
+holds the same request, their reference for the added latency.
 
 Writes bench/out/bridge.json and bench/out/bridge.md (README-ready table).
 The machine is shared: numbers move by +-10 % between runs; compare the
@@ -122,7 +125,17 @@ def ethtool_all(t, nss, on):
 BASE_SRC = None     # --base-src: where the "-base" kinds take ulnet from (an A/B in one run)
 
 
+QOS = []        # the bench's own CPU latency request (kind linux-lowlat), closed by stop_forwarder
+
+
 def start_forwarder(t, br, kind):
+    if kind == "linux-lowlat":
+        # the Linux bridge while the same request as --cpu-latency 0 is held:
+        # the reference for the -lowlat kinds (it speeds the end hosts' wake-ups too)
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+        os.write(fd, (0).to_bytes(4, "little"))
+        QOS.append(fd)
+        kind = "linux"
     if kind == "linux":
         t.run(br, "ip", "link", "add", "br0", "type", "bridge")
         t.run(br, "ip", "link", "set", "dev", "a", "master", "br0")
@@ -139,6 +152,8 @@ def start_forwarder(t, br, kind):
                 "ulnet-1-noflow": ["--no-flows"], "ulnet-1-rules": ["--rules", str(rules)],
                 "ulnet-2-rules": ["--workers", "2", "--rules", str(rules)],
                 "ulnet-1-busy": ["--busy-poll", str(BUSY_POLL_US)],
+                "ulnet-1-lowlat": ["--cpu-latency", "0"],
+                "ulnet-1-rules-lowlat": ["--rules", str(rules), "--cpu-latency", "0"],
                 "ulnet-1-rules-busy": ["--rules", str(rules), "--busy-poll", str(BUSY_POLL_US)]}[kind.removesuffix("-base")]
         if kind.endswith("-base"):
             env = dict(os.environ, PYTHONPATH=str(BASE_SRC))
@@ -150,7 +165,9 @@ def start_forwarder(t, br, kind):
 
 
 def stop_forwarder(t, br, kind, p):
-    if kind == "linux":
+    while QOS:
+        os.close(QOS.pop())
+    if kind in ("linux", "linux-lowlat"):
         t.run(br, "ip", "link", "del", "br0")
         return ""
     out, err = t.stop(p)
@@ -292,16 +309,21 @@ def table(results) -> str:
              "ulnet-1-noflow": "ulnet bridge, 1 worker, decode only",
              "ulnet-1-rules": "ulnet bridge, 1 worker, inspection + policy", "ulnet-2-rules": "ulnet bridge, 2 workers, inspection + policy",
              "ulnet-1-busy": f"ulnet bridge, 1 worker, --busy-poll {BUSY_POLL_US}",
+             "linux-lowlat": "Linux bridge, CPU latency request 0 held", "ulnet-1-lowlat": "ulnet bridge, 1 worker, --cpu-latency 0",
+             "ulnet-1-rules-lowlat": "ulnet bridge, 1 worker, inspection + policy, --cpu-latency 0",
              "ulnet-1-rules-busy": f"ulnet bridge, 1 worker, inspection + policy, --busy-poll {BUSY_POLL_US}"}
     names.update({k + "-base": v + " (--base-src)" for k, v in list(names.items()) if k != "linux"})
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "
              "| ping p50 us | p99 us | added p50 us |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for off in dict.fromkeys(r["offloads"] for r in results):
-        base = next((r for r in results if r["offloads"] == off and r["forwarder"] == "linux"), None)
+        plain = next((r for r in results if r["offloads"] == off and r["forwarder"] == "linux"), None)
+        lowlat = next((r for r in results if r["offloads"] == off and r["forwarder"] == "linux-lowlat"), plain)
         for r in results:
             if r["offloads"] != off:
                 continue
+            # -lowlat kinds against the Linux bridge under the same CPU latency request
+            base = lowlat if r["forwarder"].endswith("-lowlat") else plain
             def ratio(k):
                 if base is None or not base.get(k) or r.get(k) is None:
                     return "-"

@@ -2,6 +2,7 @@
 
 SYNOPSIS
     ulnet bridge A B [--workers N] [--stats-interval S] [--stats] [--qdisc-bypass] [--busy-poll USEC]
+                     [--cpu-latency USEC]
     ulnet bridge A --host TAP [--stats-interval S] [--stats]
     ulnet bridge A B --port C [--port D ...] --rules RULES   (route / balance to more ports)
 
@@ -20,7 +21,12 @@ DESCRIPTION
     looking at the rings for USEC microseconds after the last packet
     instead of sleeping: no wake-up per packet while traffic flows (on a VM
     whose idle CPUs halt, a wake-up costs tens of microseconds), a core
-    kept busy until USEC of silence.
+    kept busy until USEC of silence. --cpu-latency USEC holds a CPU
+    wake-up latency request (Linux PM QoS, /dev/cpu_dma_latency) while the
+    bridge runs: with 0 idle CPUs poll instead of halting, which takes the
+    wake-up cost off every packet without a busy loop of ulnet's; the
+    request is the whole machine's (every idle CPU polls while it is held)
+    and the kernel drops it when the bridge exits. It needs root.
 
     Offloads: ulnet changes nothing on the interfaces. The rings use
     virtio-net headers (PACKET_VNET_HDR), so GSO/GRO frames larger than the
@@ -67,7 +73,8 @@ DESCRIPTION
 EXIT STATUS
     0 stopped by a signal; 1 a worker failed; 2 an interface or TAP that
     cannot be used (missing, no privileges: root or CAP_NET_RAW and
-    CAP_NET_ADMIN, TAP creation failure).
+    CAP_NET_ADMIN, TAP creation failure), or a --cpu-latency request that
+    cannot be made.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ from ulnet.sources.afpacket import LiveError
 
 _busy_poll = ranged(float, 0, 1_000_000, "a number of microseconds", " microseconds", 1e-6)   # -> seconds
 _interval = ranged(float, 0.05, 86400, "a number of seconds")
+_cpu_latency = ranged(int, 0, 1_000_000, "a whole number of microseconds", " microseconds")
 
 
 def add_arguments(p):
@@ -104,6 +112,9 @@ def add_arguments(p):
     p.add_argument("--busy-poll", type=_busy_poll, default=0.0, metavar="USEC",
                    help="keep looking at the rings for USEC microseconds after the last packet instead of "
                         "sleeping: lower latency for a busy core while traffic flows (default 0: sleep at once)")
+    p.add_argument("--cpu-latency", type=_cpu_latency, metavar="USEC",
+                   help="hold a CPU wake-up latency request (PM QoS, /dev/cpu_dma_latency) while running: 0 makes "
+                        "idle CPUs poll instead of halting (lower latency; the whole machine's idle CPUs; root)")
     p.add_argument("--rules", metavar="FILE",
                    help="rules (docs/rules.md) naming the ports by their interface (or TAP) names; SIGHUP reloads")
     p.add_argument("--stats-interval", type=_interval, metavar="S",
@@ -145,13 +156,15 @@ def run(args) -> int:
                      args.stats_interval)
     rule_totals: list = []
     rule_splits: list = []
+    from ulnet.live.pmqos import cpu_latency
     try:
-        counters, _ports, _flows, _per_worker = run_bridge(
-            specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
-            make_policy=make_policy,
-            view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
-            ring_version=2 if args.ring == "v2" else 3, peek=args.ring == "v3", rule_totals=rule_totals, rule_splits=rule_splits,
-            busy_poll=args.busy_poll)
+        with cpu_latency(args.cpu_latency):
+            counters, _ports, _flows, _per_worker = run_bridge(
+                specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
+                make_policy=make_policy,
+                view=view, interval=args.stats_interval or 1.0, qdisc_bypass=args.qdisc_bypass,
+                ring_version=2 if args.ring == "v2" else 3, peek=args.ring == "v3", rule_totals=rule_totals,
+                rule_splits=rule_splits, busy_poll=args.busy_poll)
     except LiveError as e:
         if view is not None:
             view.close()
