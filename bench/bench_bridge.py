@@ -35,6 +35,7 @@ ratios measured in one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -125,16 +126,15 @@ def ethtool_all(t, nss, on):
 BASE_SRC = None     # --base-src: where the "-base" kinds take ulnet from (an A/B in one run)
 
 
-QOS = []        # the bench's own CPU latency request (kind linux-lowlat), closed by stop_forwarder
+QOS = contextlib.ExitStack()   # the bench's own CPU latency request (kind linux-lowlat), closed by stop_forwarder
 
 
 def start_forwarder(t, br, kind):
     if kind == "linux-lowlat":
         # the Linux bridge while the same request as --cpu-latency 0 is held:
         # the reference for the -lowlat kinds (it speeds the end hosts' wake-ups too)
-        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
-        os.write(fd, (0).to_bytes(4, "little"))
-        QOS.append(fd)
+        from ulnet.live.pmqos import cpu_latency
+        QOS.enter_context(cpu_latency(0))
         kind = "linux"
     if kind == "linux":
         t.run(br, "ip", "link", "add", "br0", "type", "bridge")
@@ -165,8 +165,7 @@ def start_forwarder(t, br, kind):
 
 
 def stop_forwarder(t, br, kind, p):
-    while QOS:
-        os.close(QOS.pop())
+    QOS.close()
     if kind in ("linux", "linux-lowlat"):
         t.run(br, "ip", "link", "del", "br0")
         return ""

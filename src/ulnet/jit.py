@@ -287,7 +287,8 @@ def lean_array_typeof() -> bool:
 CACHE_GROUPS = {
     "core": (["sources/_kernels.py", "decode/_kernels.py", "flow/_kernels.py", "flow/records.py"],
              ["prefetch.py", "counters.py", "batch/columns.py", "decode/headers.py"]),
-    "sinks": (["sinks/_format.py", "sinks/pcap.py", "sinks/pcapng.py", "sinks/txring.py", "policy/enforce.py"],
+    "sinks": (["sinks/_format.py", "sinks/pcap.py", "sinks/pcapng.py", "sinks/txring.py", "policy/enforce.py",
+               "flow/text.py"],
               ["rawmem.py", "counters.py"]),
     "inspect": (["inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py"],
                 ["flow/_kernels.py", "prefetch.py", "counters.py", "batch/columns.py"]),

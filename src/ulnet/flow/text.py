@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import pyarrow as pa
 from ulnet.jit import njit
+from ulnet.rawmem import copy_bytes
 
 from ulnet.addr import to_text
 
@@ -25,9 +26,9 @@ def _addr_text(lo, v4, t6_off, t6_data, offsets, data):
     for i in range(lo.shape[0]):
         offsets[i] = p
         if not v4[i]:
-            for c in range(t6_off[j], t6_off[j + 1]):
-                data[p] = t6_data[c]
-                p += 1
+            m = t6_off[j + 1] - t6_off[j]
+            copy_bytes(data, p, t6_data, t6_off[j], m)
+            p += m
             j += 1
             continue
         a = np.int64(lo[i] & np.uint64(0xFFFFFFFF))
@@ -130,9 +131,9 @@ def _take_text(t_off, t_data, idx, offsets, data):
     for i in range(idx.shape[0]):
         offsets[i] = p
         k = idx[i]
-        for c in range(t_off[k], t_off[k + 1]):
-            data[p] = t_data[c]
-            p += 1
+        m = t_off[k + 1] - t_off[k]
+        copy_bytes(data, p, t_data, t_off[k], m)
+        p += m
     offsets[idx.shape[0]] = p
     return p
 

@@ -354,30 +354,18 @@ def policy_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
     """``_run.bridge_loop`` with each port's policy_pass_packed: the same
     arguments and LOOP_* codes; io[IO_EPOCH] carries the flow table's
     segment epoch in and out (the pass reads and bumps it in res[4])."""
-    ts = np.zeros(2, np.int64)
-    sink = np.zeros(8, np.uint8)
-    state = np.zeros(2, np.int64)
-    nports = AP.shape[0]
-    start = _run._now(ts)
-    state[0] = start
+    start = _run.begin(io)
     while True:
-        total = 0
-        for k in range(nports):
+        before = io[_run.IO_PACKETS]
+        for k in range(AP.shape[0]):
             res[4] = io[_run.IO_EPOCH]
             code = policy_pass_packed(AP[k])
-            if code == PPASS_EMPTY:
-                continue
-            io[_run.IO_EPOCH] = res[4]
-            n = res[0]
-            total += n
-            io[_run.IO_PACKETS] += n
-            if code != PPASS_DONE:
-                io[_run.IO_PORT] = k
-                io[_run.IO_CODE] = code
-                return _run.LOOP_PASS
-            if not _run.flush_peer(txfd, txst, k):
-                io[_run.IO_PORT] = k
-                return _run.LOOP_SEND
-        r = _run.after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms)
+            if code != PPASS_EMPTY:
+                io[_run.IO_EPOCH] = res[4]
+                r = _run.after_pass(code, k, res, txfd, txst, io)
+                if r >= 0:
+                    return r
+        r = _run.after_round(io[_run.IO_PACKETS] - before, start, pfd, AP.shape[0], nwake, io,
+                             max_ns, busy_ns, idle_ms)
         if r >= 0:
             return r

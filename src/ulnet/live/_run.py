@@ -12,7 +12,7 @@ socket).
 
 It returns to Python whenever Python has something to do: a pass stopped
 where it needs Python (``LOOP_PASS``: the caller finishes that port's step
-as ``Forwarder._step_fused`` does), ``max_ns`` passed (ticks, the stop
+as ``Forwarder._finish`` does), ``max_ns`` passed (ticks, the stop
 flag), a signal interrupted the sleep, a receive socket reports an error
 (a link went down), or a flush failed other than for a full queue (the
 caller's ``TxRing._flush`` sends again and counts).
@@ -41,7 +41,6 @@ _clock_gettime = types.ExternalFunction("clock_gettime", _i32(_i32, _i64))
 CLOCK_MONOTONIC = 1
 MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
-POLLIN = 0x1
 POLLERR = 0x8
 EINTR = 4
 EAGAIN = 11
@@ -54,20 +53,32 @@ LOOP_SIGNAL = 2          # poll() was interrupted (a signal) or failed
 LOOP_POLLERR = 3         # port io[0]'s receive socket reports an error
 LOOP_SEND = 4            # flushing the TX ring port io[0] forwards to failed (not EAGAIN): slots still marked
 
-# io[] slots the loop adds to (the caller zeroes them before each call)
+# io[] slots: the first ones the loop reports in (the caller zeroes them
+# before each call, IO_EPOCH excepted), then the loop's own scratch (the
+# clock, the idle state, a byte for recv), so a call allocates nothing
 IO_PORT, IO_CODE, IO_PACKETS, IO_DONE, IO_EPOCH = 0, 1, 2, 3, 4      # IO_EPOCH: policy_loop's, in and out
-IO_SIZE = 5
+IO_TS, IO_LAST, IO_LOOKED, IO_SINK = 5, 7, 8, 9     # timespec (2 slots); last packet; wake-ups emptied since
+IO_SIZE = 10
 
 
 @njit(cache=True)
-def _now(ts):
-    _clock_gettime(CLOCK_MONOTONIC, ts.ctypes.data)
-    return ts[0] * 1000000000 + ts[1]
+def _now(io):
+    _clock_gettime(CLOCK_MONOTONIC, io.ctypes.data + 8 * IO_TS)
+    return io[IO_TS] * 1000000000 + io[IO_TS + 1]
 
 
 @njit(cache=True)
 def _errno():
     return load_at(_errno_location(), 0, np.int32)
+
+
+@njit(cache=True)
+def begin(io):
+    """A loop's start time; the idle state starts afresh."""
+    start = _now(io)
+    io[IO_LAST] = start
+    io[IO_LOOKED] = 0
+    return start
 
 
 @njit(cache=True)
@@ -84,28 +95,45 @@ def flush_peer(txfd, txst, k):
 
 
 @njit(cache=True)
-def after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms):
-    """What a loop does after visiting every port: go on (-1), or return a
-    LOOP_* code. state: [time of the last packet, wake-up sockets emptied
-    and rings looked at since]."""
-    now = _now(ts)
+def after_pass(code, k, res, txfd, txst, io):
+    """Port k's pass returned ``code`` (not EMPTY; DONE is 1 for both
+    passes): count its packets and flush the peer's TX ring; -1 to go on,
+    else the LOOP_* code to return."""
+    io[IO_PACKETS] += res[0]
+    if code != PASS_DONE:
+        io[IO_PORT] = k
+        io[IO_CODE] = code
+        return LOOP_PASS
+    io[IO_DONE] += 1
+    if not flush_peer(txfd, txst, k):
+        io[IO_PORT] = k
+        return LOOP_SEND
+    return -1
+
+
+@njit(cache=True)
+def after_round(total, start, pfd, nports, nwake, io, max_ns, busy_ns, idle_ms):
+    """What a loop does after visiting every port (``total`` packets): go
+    on (-1), or return a LOOP_* code."""
+    now = _now(io)
     if total:
-        state[0] = now
-        state[1] = 0
+        io[IO_LAST] = now
+        io[IO_LOOKED] = 0
     if now - start >= max_ns:
         return LOOP_TIME
-    if total or (busy_ns and now - state[0] < busy_ns):
+    if total or (busy_ns and now - io[IO_LAST] < busy_ns):
         return -1
-    if nwake and not state[1]:
+    if nwake and not io[IO_LOOKED]:
         # empty the wake-up queues, then look once more: a packet that
         # arrives after that look finds its queue empty and wakes the poll
+        sink = io.ctypes.data + 8 * IO_SINK
         for j in range(nports, nports + nwake):
             for _ in range(WAKE_DRAIN):
-                if _recv(pfd[2 * j], sink.ctypes.data, 1, MSG_DONTWAIT | MSG_TRUNC) < 0:
+                if _recv(pfd[2 * j], sink, 1, MSG_DONTWAIT | MSG_TRUNC) < 0:
                     break
-        state[1] = 1
+        io[IO_LOOKED] = 1
         return -1
-    state[1] = 0
+    io[IO_LOOKED] = 0
     left = (max_ns - (now - start)) // 1000000 + 1
     r = _poll(pfd.ctypes.data, pfd.shape[0] // 2, min(idle_ms, left))
     if r < 0:
@@ -126,32 +154,18 @@ def bridge_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
     txfd[k], txst[k]: the socket and the address of the ``st`` array of the
     TX ring port k forwards to; pfd: ``struct pollfd`` as int32 pairs (fd,
     events | revents << 16), the receive sockets of the ports first, then
-    ``nwake`` wake-up sockets. io (see IO_*): the port and pass code of a
-    LOOP_PASS or LOOP_POLLERR, and the packets taken and passes done (one
-    flow epoch each)."""
-    ts = np.zeros(2, np.int64)
-    sink = np.zeros(8, np.uint8)
-    state = np.zeros(2, np.int64)
-    nports = AP.shape[0]
-    start = _now(ts)
-    state[0] = start
+    ``nwake`` wake-up sockets. io (IO_SIZE slots, see IO_*): the port and
+    pass code of a LOOP_PASS or LOOP_POLLERR, and the packets taken and
+    passes done (one flow epoch each)."""
+    start = begin(io)
     while True:
-        total = 0
-        for k in range(nports):
+        before = io[IO_PACKETS]
+        for k in range(AP.shape[0]):
             code = bridge_pass_packed(AP[k])
-            if code == PASS_EMPTY:
-                continue
-            n = res[0]
-            total += n
-            io[IO_PACKETS] += n
-            if code != PASS_DONE:
-                io[IO_PORT] = k
-                io[IO_CODE] = code
-                return LOOP_PASS
-            io[IO_DONE] += 1
-            if not flush_peer(txfd, txst, k):
-                io[IO_PORT] = k
-                return LOOP_SEND
-        r = after_round(total, ts, start, state, pfd, nports, nwake, sink, io, max_ns, busy_ns, idle_ms)
+            if code != PASS_EMPTY:
+                r = after_pass(code, k, res, txfd, txst, io)
+                if r >= 0:
+                    return r
+        r = after_round(io[IO_PACKETS] - before, start, pfd, AP.shape[0], nwake, io, max_ns, busy_ns, idle_ms)
         if r >= 0:
             return r

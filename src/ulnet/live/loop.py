@@ -24,6 +24,7 @@ import select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,8 +34,8 @@ from ulnet.actions._kernels import NEXT_SHAPED
 from ulnet.decode import decode
 from ulnet.flow import FlowTable
 from ulnet.live._pack import pack
-from ulnet.live._kernels import (BRIDGE_SPEC, PASS_DONE, PASS_FLOWS, PPASS_DONE, PPASS_EMIT, PPASS_TX_FULL,
-                                 bridge_pass, bridge_pass_packed)
+from ulnet.live._kernels import (BRIDGE_SPEC, PASS_DONE, PASS_FLOWS, PPASS_EMIT, PPASS_TX_FULL, bridge_pass,
+                                 bridge_pass_packed)
 
 
 BRIDGE_BATCH = 256
@@ -84,6 +85,16 @@ def open_port(spec: str, index: int, *, rx_fanout=None, qdisc_bypass: bool = Fal
     return Port(spec, rx, tx, True)
 
 
+class _PortPass(NamedTuple):
+    """One port's one-call pass, built once (``Forwarder._fused_args``)."""
+    port: Port
+    out: Port                      # the port it forwards to
+    kernel: Callable               # the pass: packed (one array) or not
+    call: tuple                    # what ``kernel`` is called with
+    packed: np.ndarray | None      # the packed arguments (what the compiled loop takes), or None
+    args: tuple                    # the unpacked arguments: they keep the arrays alive
+
+
 class Forwarder:
     """Moves batches between ports; see the module documentation."""
 
@@ -100,15 +111,17 @@ class Forwarder:
         self.flows = flows
         self.policy = policy
         self.ended = 0                 # flows that ended (records are not kept by the bridge)
+        # what to sleep on: the ports' receive sockets, then the wake-up
+        # sockets of peeking rings (the compiled loop takes the same list)
+        self._wakers = [p.rx for p in ports
+                        if hasattr(p.rx, "wake_fileno") and p.rx.wake_fileno() is not None]
+        self._pollfds = [(p.rx.fileno(), select.POLLIN | select.POLLERR) for p in ports] + \
+                        [(r.wake_fileno(), select.POLLIN) for r in self._wakers]
         self._poll = select.poll()
-        self._wakers = []
-        for p in ports:
-            self._poll.register(p.rx.fileno(), select.POLLIN | select.POLLERR)
-            wfd = p.rx.wake_fileno() if hasattr(p.rx, "wake_fileno") else None
-            if wfd is not None:
-                self._poll.register(wfd, select.POLLIN)
-                self._wakers.append(p.rx)
+        for fd, events in self._pollfds:
+            self._poll.register(fd, events)
         self._res = np.zeros(8, dtype=np.int64)
+        self._io = None                # the compiled loop's io array (``_slice``), made on first use
         self._fast = self._fused_args()
 
     def _fused_args(self):
@@ -151,14 +164,21 @@ class Forwarder:
                 # (imported here: a bridge without a policy does not load the
                 # inspection and policy kernels)
                 from ulnet.live import _polkernels
-                packed = pack(args, _polkernels.PASS_SPEC)
-                if packed is None:
-                    fast.append((k, p, out, _polkernels.policy_pass, args))
-                else:           # one argument to unbox, not 129; ``args`` keeps the arrays alive
-                    fast.append((k, p, out, _polkernels.policy_pass_packed, (packed,), args))
+                spec, plain, packed_kernel = _polkernels.PASS_SPEC, _polkernels.policy_pass, \
+                    _polkernels.policy_pass_packed
             else:
-                fast.append((k, p, out, args, pack(args, BRIDGE_SPEC)))
+                spec, plain, packed_kernel = BRIDGE_SPEC, bridge_pass, bridge_pass_packed
+            packed = pack(args, spec)          # one argument to unbox, not 54 or 129
+            if packed is None:
+                fast.append(_PortPass(p, out, plain, args, None, args))
+            else:
+                fast.append(_PortPass(p, out, packed_kernel, (packed,), packed, args))
         return fast
+
+    def _sync_rules(self) -> None:
+        """After a reload the rules' arrays are new: the passes' arguments too."""
+        if self.policy is not None and self._fast is not None and self.policy.generation != self._pgen:
+            self._fast = self._fused_args()
 
     def _loop_args(self):
         """The compiled event loop and its arguments (``_run.bridge_loop``;
@@ -166,25 +186,16 @@ class Forwarder:
         runs its packed one-call pass. The last item is the ``_fast`` they
         were made from (a reload makes a new one)."""
         fast = self._fast
-        if fast is None:
+        if fast is None or any(f.packed is None for f in fast):
             return None
         if self.policy is None:
-            if any(f[4] is None for f in fast):
-                return None
             from ulnet.live._run import bridge_loop as fn
-            rows = [f[4] for f in fast]
         else:
-            from ulnet.live import _polkernels
-            if any(f[3] is not _polkernels.policy_pass_packed for f in fast):
-                return None
-            fn = _polkernels.policy_loop
-            rows = [f[4][0] for f in fast]
-        txfd = np.array([f[2].tx.fileno() for f in fast], dtype=np.int64)
-        txst = np.array([f[2].tx.st.ctypes.data for f in fast], dtype=np.int64)
-        fds = [(p.rx.fileno(), select.POLLIN | select.POLLERR) for p in self.ports] + \
-              [(r.wake_fileno(), select.POLLIN) for r in self._wakers]
-        pfd = np.array([v for fd, ev in fds for v in (fd, ev)], dtype=np.int32)
-        return fn, np.stack(rows), txfd, txst, pfd, len(self._wakers), fast
+            from ulnet.live._polkernels import policy_loop as fn
+        txfd = np.array([f.out.tx.fileno() for f in fast], dtype=np.int64)
+        txst = np.array([f.out.tx.st.ctypes.data for f in fast], dtype=np.int64)
+        pfd = np.array([v for fd, ev in self._pollfds for v in (fd, ev)], dtype=np.int32)
+        return fn, np.stack([f.packed for f in fast]), txfd, txst, pfd, len(self._wakers), fast
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -207,12 +218,9 @@ class Forwarder:
 
     def step(self) -> int:
         """One pass over every port; returns the packets forwarded or dropped."""
+        self._sync_rules()
         if self._fast is not None:
-            if self.policy is None:
-                return self._step_fused()
-            if self.policy.generation != self._pgen:      # rules reloaded: their arrays
-                self._fast = self._fused_args()
-            return self._step_policy()
+            return self._step_passes()
         b, c = self.batch, self.counters
         total = 0
         for k, p in enumerate(self.ports):
@@ -244,23 +252,38 @@ class Forwarder:
             self.policy.release_due(self.ports, c)
         return total
 
-    def _step_fused(self) -> int:
-        """``step`` without a policy, each port in one compiled call
-        (``_kernels.bridge_pass``); whatever needs Python continues with the
-        general path's code from where the pass stopped."""
+    def _step_passes(self) -> int:
+        """``step`` with each port in one compiled call (``_kernels.bridge_pass``;
+        with a policy ``_polkernels.policy_pass``); whatever needs Python
+        continues with the general path's code from where the pass stopped."""
         total = 0
-        res = self._res
-        for k, p, out, args, packed in self._fast:
-            code = bridge_pass(*args) if packed is None else bridge_pass_packed(packed)
+        res, fl, pol = self._res, self.flows, self.policy
+        for f in self._fast:
+            if pol is not None:
+                res[4] = fl.epoch
+            code = f.kernel(*f.call)
             if not code:
                 continue
             total += int(res[0])
-            if code == PASS_DONE:
-                self.flows.next_epoch()
-                out.tx._flush(self.counters)
+            if pol is not None:
+                fl.epoch = int(res[4])
+            if code == PASS_DONE:                   # (PPASS_DONE is the same code)
+                if pol is None:
+                    fl.next_epoch()
+                f.out.tx._flush(self.counters)
             else:
-                self._finish_fused(p, out, code)
+                self._finish(f, code)
+        if pol is not None and pol.queue:
+            pol.release_due(self.ports, self.counters)
         return total
+
+    def _finish(self, f: _PortPass, code: int) -> None:
+        """The rest of a port's step after its pass stopped with ``code``
+        (neither EMPTY nor DONE), from where it stopped."""
+        if self.policy is None:
+            self._finish_fused(f.port, f.out, code)
+        else:
+            self._finish_policy(f.port, f.out, code)
 
     def _finish_fused(self, p: Port, out: Port, code: int) -> None:
         """The rest of port ``p``'s step after its one-call pass stopped with
@@ -277,28 +300,6 @@ class Forwarder:
             sent = int(res[3]) + out.tx.send_batch(b, c, None, src_vnet=p.vnet, start=int(res[2]))
         out.stats[2] += sent
         p.rx.release()
-
-    def _step_policy(self) -> int:
-        """``step`` with a policy, each port in one compiled call
-        (``_polkernels.policy_pass``); whatever needs Python continues with
-        the general path's code from where the pass stopped."""
-        total = 0
-        res = self._res
-        fl, pol = self.flows, self.policy
-        for k, p, out, kernel, args, *_ in self._fast:
-            res[4] = fl.epoch
-            code = kernel(*args)
-            if not code:
-                continue
-            fl.epoch = int(res[4])
-            total += int(res[0])
-            if code == PPASS_DONE:
-                out.tx._flush(self.counters)
-            else:
-                self._finish_policy(p, out, code)
-        if pol.queue:
-            pol.release_due(self.ports, self.counters)
-        return total
 
     def _finish_policy(self, p: Port, out: Port, code: int) -> None:
         """The rest of port ``p``'s step after its policy pass stopped with
@@ -347,8 +348,7 @@ class Forwarder:
         loop = self._loop_args()
         pol = self.policy
         while not stop():
-            if pol is not None and self._fast is not None and pol.generation != self._pgen:
-                self._fast = self._fused_args()            # rules reloaded: their arrays
+            self._sync_rules()
             if loop is not None and loop[-1] is not self._fast:
                 loop = self._loop_args()
             if loop is not None and not (pol is not None and pol.queue):
@@ -378,7 +378,10 @@ class Forwarder:
         ``slice_s``, and do what it returned for (see ``ulnet.live._run``)."""
         from ulnet.live import _run as R
         fn, AP, txfd, txst, pfd, nwake, fast = loop
-        io = np.zeros(R.IO_SIZE, dtype=np.int64)
+        if self._io is None:
+            self._io = np.zeros(R.IO_SIZE, dtype=np.int64)
+        io = self._io
+        io[:R.IO_EPOCH] = 0
         fl = self.flows
         if self.policy is not None:
             io[R.IO_EPOCH] = fl.epoch
@@ -389,15 +392,11 @@ class Forwarder:
             fl.epoch = (fl.epoch + int(io[R.IO_DONE])) & 0xFFFF
         k = int(io[R.IO_PORT])
         if why == R.LOOP_PASS:
-            p, out = fast[k][1], fast[k][2]
-            if self.policy is None:
-                self._finish_fused(p, out, int(io[R.IO_CODE]))
-            else:
-                self._finish_policy(p, out, int(io[R.IO_CODE]))
+            self._finish(fast[k], int(io[R.IO_CODE]))
         elif why == R.LOOP_POLLERR:
             self.ports[k].rx.wait(0)                 # clears the socket error
         elif why == R.LOOP_SEND:
-            fast[k][2].tx._flush(self.counters)
+            fast[k].out.tx._flush(self.counters)
 
     def add_kernel_stats(self) -> None:
         for p in self.ports:

@@ -28,6 +28,7 @@ ERRORS
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 
@@ -43,16 +44,19 @@ def cpu_latency(usec: int | None, device: str = DEVICE):
     if usec is None:
         yield
         return
+    what = f"cannot request a CPU wake-up latency of {usec} us ({device})"
     try:
         fd = os.open(device, os.O_WRONLY)
     except OSError as e:
-        raise LiveError(f"cannot request a CPU wake-up latency of {usec} us ({device}): "
-                        f"{e.strerror}{' (root needed)' if e.errno in (1, 13) else ''}") from None
+        root = " (root needed)" if e.errno in (errno.EPERM, errno.EACCES) else ""
+        raise LiveError(f"{what}: {e.strerror}{root}") from None
     try:
         os.write(fd, struct.pack("i", int(usec)))
-        yield
     except OSError as e:
-        raise LiveError(f"cannot request a CPU wake-up latency of {usec} us ({device}): {e.strerror}") from None
+        os.close(fd)
+        raise LiveError(f"{what}: {e.strerror}") from None
+    try:
+        yield
     finally:
         os.close(fd)
 
