@@ -26,6 +26,8 @@ KIND-base (ulnet-1-base) runs ulnet from another checkout in the same run
 -lowlat run ulnet with --cpu-latency 0 (a PM QoS request: idle CPUs poll
 instead of halting); linux-lowlat is the Linux bridge while this script
 holds the same request, their reference for the added latency.
+Kinds ending in -busy run ulnet with --busy-poll 5000; -busyN (ulnet-1-busy300,
+ulnet-1-rules-busy300) with --busy-poll N.
 
 Writes bench/out/bridge.json and bench/out/bridge.md (README-ready table).
 The machine is shared: numbers move by +-10 % between runs; compare the
@@ -154,7 +156,13 @@ def start_forwarder(t, br, kind):
                 "ulnet-1-busy": ["--busy-poll", str(BUSY_POLL_US)],
                 "ulnet-1-lowlat": ["--cpu-latency", "0"],
                 "ulnet-1-rules-lowlat": ["--rules", str(rules), "--cpu-latency", "0"],
-                "ulnet-1-rules-busy": ["--rules", str(rules), "--busy-poll", str(BUSY_POLL_US)]}[kind.removesuffix("-base")]
+                "ulnet-1-rules-busy": ["--rules", str(rules), "--busy-poll", str(BUSY_POLL_US)]}
+        base = kind.removesuffix("-base")
+        m = re.fullmatch(r"(ulnet-1(?:-rules)?)-busy(\d+)", base)
+        if m:       # ulnet-1-busy200: --busy-poll 200 (any number of microseconds)
+            args = args[m.group(1)] + ["--busy-poll", m.group(2)]
+        else:
+            args = args[base]
         if kind.endswith("-base"):
             env = dict(os.environ, PYTHONPATH=str(BASE_SRC))
             p = t.popen(br, sys.executable, "-m", "ulnet.cli.main", "bridge", "a", "b", *args, env=env)
