@@ -7,7 +7,9 @@ Each test builds its namespaces and removes them, even when it fails.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
 
 import pytest
@@ -170,14 +172,96 @@ def test_bridge_ring_v3_retire_still_forwards(topo):
 
 @pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")
 def test_bridge_iperf3_tcp(topo):
+    """Offloads on (the veths' default): the GSO frames of the stream go out
+    whole from where they were received (live.tx.direct), none is lost."""
     h1, br, h2 = bridge_topology(topo)
     topo.popen(h2, "iperf3", "-s", "-1", "-B", H2)
-    start_bridge(topo, br, "a", "b")
+    p = start_bridge(topo, br, "a", "b", "--stats")
     time.sleep(0.5)
     r = topo.run(h1, "iperf3", "-c", H2, "-t", "3", "-J", timeout=60)
     res = json.loads(r.stdout)
     gbit = res["end"]["sum_received"]["bits_per_second"] / 1e9
     assert gbit > 0.3, gbit
+    out, err = topo.stop(p)
+    assert p.returncode == 0, err
+    counts = {k: int(v) for k, v in re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M)}
+    assert counts.get("live.gso_frames", 0) > 100, err[-3000:]
+    assert counts.get("live.tx.direct", 0) >= counts["live.gso_frames"] // 2, err[-3000:]
+    for bad in ("live.tx.ring_full", "live.tx.too_big", "live.tx.send_failed", "live.kernel.drops"):
+        assert counts.get(bad, 0) == 0, (bad, err[-3000:])
+
+
+DIRECT_RECEIVER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
+s.bind(("eth0", 0x88b5))
+s.settimeout(0.5)
+print("listening", flush=True)
+want, got, end = int(sys.argv[1]), [], time.monotonic() + 20
+while len(got) < want and time.monotonic() < end:
+    try:
+        f = s.recv(4096)
+    except TimeoutError:
+        continue
+    got.append(f"{int.from_bytes(f[14:18], 'big')}:{len(f)}")
+print(" ".join(got), flush=True)
+"""
+
+DIRECT_SENDER = r"""
+import json, sys
+import numpy as np
+from ulnet.batch import PacketBatch
+from ulnet.counters import as_dict, new_counters
+from ulnet.sinks.txring import ST_DFD, ST_DIRECT_MIN, TxRing
+n, kernel_fails = int(sys.argv[1]), sys.argv[2] == "1"
+tx = TxRing("eth0", vnet_hdr=True)
+tx.st[ST_DIRECT_MIN] = 60          # frames of 60 bytes or more go direct
+if kernel_fails:
+    tx.st[ST_DFD] = -1             # the kernel's send() fails: Python sends them
+b = PacketBatch(n)
+buf, offs, lens, p = bytearray(), [], [], 0
+for i in range(n):
+    size = 90 if i % 3 else 50
+    frame = b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x88\xb5" + i.to_bytes(4, "big") + bytes(size - 18)
+    buf += bytes(10) + frame        # a zero virtio-net header: no GSO, no checksum to fill
+    offs.append(len(buf) - size)
+    lens.append(size)
+b.buf = np.frombuffer(bytes(buf), np.uint8)
+b.n = n
+b.off[:n] = offs
+b.caplen[:n] = lens
+b.wirelen[:n] = lens
+c = new_counters()
+sent = tx.send_batch(b, c, src_vnet=True)
+left = tx.drain(c)
+print(json.dumps({"sent": sent, "left": left, "counters": as_dict(c)}))
+tx.close()
+"""
+
+
+@pytest.mark.parametrize("kernel_fails", [False, True], ids=["kernel-sends", "python-sends"])
+def test_txring_direct_send_keeps_order(topo, kernel_fails):
+    """Long frames skip the TX ring's slots (sinks.txring: the marked slots
+    are sent first, then the frame from its buffer on the direct socket):
+    whichever way each frame leaves, the far side sees every frame once, in
+    the order of the batch. With the kernel's send() failing, the Python
+    path sends the same frames."""
+    h1, h2 = topo.ns("h1"), topo.ns("h2")
+    topo.veth(h1, "eth0", h2, "eth0")
+    n = 300
+    rx = topo.popen(h2, "python3", "-c", DIRECT_RECEIVER, str(n))
+    topo.wait_output(rx, "listening", stream="stdout", timeout=20)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    r = topo.run(h1, sys.executable, "-c", DIRECT_SENDER, str(n), "1" if kernel_fails else "0",
+                 timeout=300, env=env)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    topo.wait_for(lambda: rx.poll() is not None, 30, what="the receiver to finish")
+    out, err = topo.stop(rx)
+    want = " ".join(f"{i}:{90 if i % 3 else 50}" for i in range(n))
+    assert out.strip().splitlines()[-1] == want, (out[-500:], err)
+    c = res["counters"]
+    assert res["sent"] == n and res["left"] == 0, res
+    assert c["live.tx.packets"] == n and c["live.tx.direct"] == n - (n + 2) // 3, res
 
 
 @pytest.mark.skipif(not have("iperf3"), reason="iperf3 missing")

@@ -109,6 +109,8 @@ _TABLE = (
     ("C_LIVE_POLICY_DROPPED", "live.policy.dropped", "packets the policy stage did not forward"),
     # --- filter (tcpdump expressions) -------------------------------------
     ("C_FILTER_REJECTED", "filter.rejected", "packet rejected by the filter expression: dropped before decode (kernel-side rejections on live sockets are not seen)"),
+    # --- live output, appended ---------------------------------------------
+    ("C_LIVE_TX_DIRECT", "live.tx.direct", "long (GSO) frames sent from where they were received on the TX interface's direct socket instead of copied into a slot (also in live.tx.packets)"),
 )
 
 NAMES: tuple[str, ...] = tuple(row[1] for row in _TABLE)
@@ -197,6 +199,7 @@ C_LIVE_TX_WRONG_FORMAT = 76
 C_LIVE_TAP_WRITE_FAILED = 77
 C_LIVE_POLICY_DROPPED = 78
 C_FILTER_REJECTED = 79
+C_LIVE_TX_DIRECT = 80
 
 for _i, _row in enumerate(_TABLE):
     assert globals()[_row[0]] == _i, _row

@@ -289,14 +289,14 @@ CACHE_GROUPS = {
              ["prefetch.py", "counters.py", "batch/columns.py", "decode/headers.py"]),
     "sinks": (["sinks/_format.py", "sinks/pcap.py", "sinks/pcapng.py", "sinks/txring.py", "policy/enforce.py",
                "flow/text.py"],
-              ["rawmem.py", "counters.py"]),
+              ["rawmem.py", "libc.py", "counters.py"]),
     "inspect": (["inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py"],
                 ["flow/_kernels.py", "prefetch.py", "counters.py", "batch/columns.py"]),
     "live": (["live/_kernels.py", "live/_polkernels.py", "live/_run.py"],
              ["sources/afpacket.py", "decode/_kernels.py", "decode/headers.py", "flow/_kernels.py",
               "inspect/_dispatch.py", "inspect/_kernels.py", "inspect/words.py", "inspect/matchers/*.py",
               "policy/_kernels.py", "policy/enforce.py", "actions/_kernels.py", "sinks/txring.py",
-              "prefetch.py", "rawmem.py", "counters.py", "batch/columns.py"]),
+              "prefetch.py", "rawmem.py", "libc.py", "counters.py", "batch/columns.py"]),
 }
 
 

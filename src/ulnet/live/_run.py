@@ -17,33 +17,23 @@ flag), a signal interrupted the sleep, a receive socket reports an error
 (a link went down), or a flush failed other than for a full queue (the
 caller's ``TxRing._flush`` sends again and counts).
 
-The system calls are libc's, declared as external functions: numba links
-them by name, so the cached kernel stays valid from process to process.
+The system calls are libc's (``ulnet.libc``), declared as external
+functions: numba links them by name, so the cached kernel stays valid
+from process to process.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, types
+from numba import carray
 
 from ulnet.jit import njit
-from ulnet.rawmem import load_at, pointer_to
+from ulnet.libc import (CLOCK_MONOTONIC, EAGAIN, MSG_DONTWAIT, MSG_TRUNC, POLLERR, clock_gettime as _clock_gettime,
+                        errno as _errno, poll as _poll, recv as _recv, send as _send)
+from ulnet.rawmem import pointer_to
 
 from ulnet.live._kernels import PASS_DONE, PASS_EMPTY, bridge_pass_packed
 
-_i32, _i64, _u64 = types.int32, types.int64, types.uint64
-_poll = types.ExternalFunction("poll", _i32(_i64, _u64, _i32))
-_send = types.ExternalFunction("send", _i64(_i32, _i64, _u64, _i32))
-_recv = types.ExternalFunction("recv", _i64(_i32, _i64, _u64, _i32))
-_errno_location = types.ExternalFunction("__errno_location", _i64())
-_clock_gettime = types.ExternalFunction("clock_gettime", _i32(_i32, _i64))
-
-CLOCK_MONOTONIC = 1
-MSG_TRUNC = 0x20
-MSG_DONTWAIT = 0x40
-POLLERR = 0x8
-EINTR = 4
-EAGAIN = 11
 WAKE_DRAIN = 64          # recv() calls at most per wake-up socket and idle look (as RingSource.drain_wake)
 
 # bridge_loop return codes
@@ -65,11 +55,6 @@ IO_SIZE = 10
 def _now(io):
     _clock_gettime(CLOCK_MONOTONIC, io.ctypes.data + 8 * IO_TS)
     return io[IO_TS] * 1000000000 + io[IO_TS + 1]
-
-
-@njit(cache=True)
-def _errno():
-    return load_at(_errno_location(), 0, np.int32)
 
 
 @njit(cache=True)

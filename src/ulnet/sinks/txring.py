@@ -29,6 +29,14 @@ DESCRIPTION
     Other frames get a zero header. Without ``vnet_hdr`` a frame larger than
     MTU + link header cannot be sent and is counted in ``live.tx.too_big``.
 
+    Long frames (``direct_min``, 16 KiB: GSO frames) from a vnet source
+    skip the slots: the kernel sends the slots marked so far, then the
+    frame from where it lies in the batch's buffer on a second, ringless
+    socket with virtio-net headers (one copy in the kernel where a slot
+    costs two). Order is kept; counted in ``live.tx.direct`` as well as
+    ``live.tx.packets``. When that ``send()`` fails the fill stops there
+    and Python sends the frame (waiting once for room, as for slots).
+
     ``qdisc_bypass=True`` sets ``PACKET_QDISC_BYPASS``: frames go straight
     to the driver (no traffic control, not seen by other packet sockets).
 
@@ -52,12 +60,13 @@ import struct
 import time
 
 import numpy as np
+from ulnet import libc
 from ulnet.jit import njit
 from ulnet.rawmem import copy_bytes
 
 from ulnet.batch import PacketBatch
-from ulnet.counters import (C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_RING_FULL, C_LIVE_TX_TOO_BIG,
-                            C_LIVE_TX_SEND_FAILED)
+from ulnet.counters import (C_LIVE_TX_PACKETS, C_LIVE_TX_BYTES, C_LIVE_TX_DIRECT, C_LIVE_TX_RING_FULL,
+                            C_LIVE_TX_TOO_BIG, C_LIVE_TX_SEND_FAILED)
 from ulnet.sources.afpacket import (LiveError, PACKET_LOSS, PACKET_QDISC_BYPASS, PACKET_TX_RING,
                                     PACKET_VERSION, PACKET_VNET_HDR, SOL_PACKET, TPACKET_V2, VNET_HDR_LEN,
                                     iface_mtu, map_ring, packet_socket, setsockopt_int)
@@ -67,7 +76,29 @@ TX_FRAME = 2048
 TX_FRAME_GSO = 69632           # 17 pages: virtio-net header + a 64 KiB GSO frame + slot header
 TX_FRAMES = 1024
 TX_FRAMES_GSO = 256
+DIRECT_MIN = 16384             # frames this long (GSO, virtio-net header) are sent from where they lie
+DIRECT_SNDBUF = 4 << 20        # the direct socket's send buffer (the kernel caps it at wmem_max x 2)
+# st[] slots (int64): the cursor, slots marked since the last send(), the
+# direct-send threshold (0: none), "stopped at a frame to send directly",
+# the ring's socket, the direct socket
+ST_CUR, ST_MARKED, ST_DIRECT_MIN, ST_STOPPED, ST_FD, ST_DFD = range(6)
+ST_SIZE = 6
 ETH_HLEN_MAX = 18              # Ethernet header + one VLAN tag
+
+
+@njit(cache=True)
+def _send_direct(st, buf, o, cl):
+    """Send the marked slots, then the frame at ``o`` (its virtio-net
+    header before it) from where it lies on the direct socket; False when
+    either send() failed (the caller's Python sends it: it waits for room
+    and counts failures)."""
+    if libc.PURE_PYTHON:
+        return False
+    if st[ST_MARKED]:
+        if libc.send(st[ST_FD], 0, 0, libc.MSG_DONTWAIT) < 0:
+            return False
+        st[ST_MARKED] = 0
+    return libc.send(st[ST_DFD], buf.ctypes.data + o - VNET_HDR_LEN, cl + VNET_HDR_LEN, libc.MSG_DONTWAIT) >= 0
 
 
 @njit(cache=True)
@@ -75,19 +106,35 @@ def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, 
              counters, c_pkts, c_bytes, c_big):
     """Copy selected rows from i0 into free slots from the cursor st[0];
     returns the row where it stopped (n when all are placed; earlier when
-    the next slot is still in use). st[1] counts slots marked since the last send."""
+    the next slot is still in use, or at a frame to send directly that the
+    kernel could not send: st[ST_STOPPED] = 1). st[1] counts slots marked
+    since the last send. With st[ST_DIRECT_MIN] > 0, frames of at least
+    that many bytes with a virtio-net header (GSO frames from a vnet ring)
+    are not copied: the marked slots are sent, then the frame from the
+    batch's buffer on the direct socket (st[ST_DFD])."""
     i = i0
     f = st[0]
     room = fsize - TX_DATA
+    dmin = st[ST_DIRECT_MIN]
     while i < n:
         if not mask[i]:
+            i += 1
+            continue
+        cl = np.int64(caplen[i])
+        o = off[i]
+        if dmin and src_vnet and vnet and cl >= dmin:
+            st[0] = f
+            if not _send_direct(st, buf, o, cl):
+                st[ST_STOPPED] = 1
+                return i
+            counters[c_pkts] += 1
+            counters[c_bytes] += cl
+            counters[C_LIVE_TX_DIRECT] += 1
             i += 1
             continue
         h = f * fsize
         if ring[h] | ring[h + 1] | ring[h + 2] | ring[h + 3]:     # not TP_STATUS_AVAILABLE
             break
-        cl = np.int64(caplen[i])
-        o = off[i]
         gso = src_vnet and buf[o - 9] != 0                          # gso_type
         need = cl + (VNET_HDR_LEN if vnet else 0)
         if need > room or (cl > maxlen and not (vnet and gso)):
@@ -118,11 +165,30 @@ def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, 
     return i
 
 
+def _direct_socket(ifname: str, qdisc_bypass: bool) -> socket.socket:
+    """A ringless packet socket on ``ifname`` (protocol 0: it receives
+    nothing) with virtio-net headers, for the long frames sent straight
+    from the batch's buffer: one copy in the kernel, where a TX-ring slot
+    costs two (into the slot, then the veth or the driver copies the slot's
+    pages, which it cannot keep)."""
+    s = packet_socket(ifname, protocol=0)
+    try:
+        setsockopt_int(s, PACKET_VNET_HDR, 1, "virtio-net headers", ifname)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DIRECT_SNDBUF)
+        if qdisc_bypass:
+            setsockopt_int(s, PACKET_QDISC_BYPASS, 1, "qdisc bypass", ifname)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 class TxRing:
     """One interface's transmit ring; see the module documentation."""
 
     def __init__(self, ifname: str, *, vnet_hdr: bool = False, qdisc_bypass: bool = False,
-                 frame_size: int | None = None, frames: int | None = None, wait_ms: int = 100):
+                 frame_size: int | None = None, frames: int | None = None, wait_ms: int = 100,
+                 direct_min: int = DIRECT_MIN):
         self.name = ifname
         self.vnet = bool(vnet_hdr)
         self.wait_ms = wait_ms
@@ -158,7 +224,18 @@ class TxRing:
             s.close()
             raise
         self.ring = np.frombuffer(self.mm, dtype=np.uint8)
-        self.st = np.zeros(2, dtype=np.int64)
+        self.st = np.zeros(ST_SIZE, dtype=np.int64)
+        self.st[ST_FD] = s.fileno()
+        self.st[ST_DFD] = -1
+        self.direct = None
+        if self.vnet and direct_min:
+            try:
+                self.direct = _direct_socket(ifname, qdisc_bypass)
+            except BaseException:
+                self.close()
+                raise
+            self.st[ST_DIRECT_MIN] = direct_min
+            self.st[ST_DFD] = self.direct.fileno()
         self._all = np.ones(0, dtype=np.bool_)
         self._poll = select.poll()
         self._poll.register(s.fileno(), select.POLLOUT | select.POLLERR)
@@ -201,6 +278,11 @@ class TxRing:
                          mask, i, n, src_vnet, self.vnet, maxlen, counters, C_LIVE_TX_PACKETS,
                          C_LIVE_TX_BYTES, C_LIVE_TX_TOO_BIG)
             self._flush(counters)
+            if i < n and self.st[ST_STOPPED]:
+                self.st[ST_STOPPED] = 0
+                self._send_direct(batch.buf, int(batch.off[i]), int(batch.caplen[i]), counters)
+                i += 1
+                continue
             if i >= n:
                 break
             # ring full: wait for the kernel to give slots back, within a bound
@@ -216,6 +298,36 @@ class TxRing:
             except InterruptedError:
                 pass
         return int(counters[C_LIVE_TX_PACKETS]) - before
+
+    def _send_direct(self, buf, o: int, cl: int, counters) -> None:
+        """The frame at ``o`` the kernel could not send directly (or, under
+        NUMBA_DISABLE_JIT, left to Python), after the marked slots (the
+        caller flushed them): wait once for room, then count a failure."""
+        frame = memoryview(buf)[o - VNET_HDR_LEN:o + cl]
+        try:
+            try:
+                self.direct.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                select.select([], [self.direct], [], self.wait_ms / 1000)
+                self.direct.send(frame, socket.MSG_DONTWAIT)
+            self.down = False
+        except BlockingIOError:
+            counters[C_LIVE_TX_RING_FULL] += 1
+            return
+        except OSError as e:
+            if e.errno == errno.EMSGSIZE:
+                counters[C_LIVE_TX_TOO_BIG] += 1
+                return
+            if e.errno not in (errno.ENETDOWN, errno.ENXIO, errno.ENOBUFS, errno.EINVAL):
+                raise
+            self.down = e.errno != errno.ENOBUFS
+            counters[C_LIVE_TX_SEND_FAILED] += 1
+            return
+        finally:
+            frame.release()
+        counters[C_LIVE_TX_PACKETS] += 1
+        counters[C_LIVE_TX_BYTES] += cl
+        counters[C_LIVE_TX_DIRECT] += 1
 
     def pending(self) -> int:
         """Slots the kernel has not given back yet (queued or in flight)."""
@@ -243,3 +355,5 @@ class TxRing:
         except BufferError:
             pass
         self.sock.close()
+        if self.direct is not None:
+            self.direct.close()
