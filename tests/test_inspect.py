@@ -580,6 +580,80 @@ def test_quic_wrong_key_does_not_decrypt():
         quic.client_initial(bytes(pkt))
 
 
+def _frames_oracle(plain: bytes, crypto_type: int):
+    """RFC 9000's frame walk written plainly (the Python loop that
+    ulnet.inspect.quic_frames replaced): pieces, or None where it raises."""
+    def varint(p):
+        if p >= len(plain):
+            raise ValueError
+        n = 1 << (plain[p] >> 6)
+        if p + n > len(plain):
+            raise ValueError
+        return int.from_bytes(plain[p:p + n], "big") & ((1 << (8 * n - 2)) - 1), p + n
+    out, p = [], 0
+    try:
+        while p < len(plain):
+            ft = plain[p]
+            if ft in (0, 1):
+                p += 1
+            elif ft == crypto_type:
+                off, p = varint(p + 1)
+                ln, p = varint(p)
+                if p + ln > len(plain) or len(out) == 256:
+                    raise ValueError
+                out.append((off, plain[p:p + ln]))
+                p += ln
+            elif ft in (2, 3):
+                fields = []
+                p += 1
+                for _ in range(4):
+                    v, p = varint(p)
+                    fields.append(v)
+                if fields[2] > len(plain):
+                    raise ValueError
+                for _ in range(2 * fields[2] + (3 if ft == 3 else 0)):
+                    _, p = varint(p)
+            else:
+                break
+    except ValueError:
+        return None
+    return out
+
+
+def _quic_varint(v: int) -> bytes:
+    for n, tag in ((1, 0), (2, 0x40), (4, 0x80), (8, 0xC0)):
+        if v < 1 << (8 * n - 2):
+            return (v | (tag << (8 * n - 8))).to_bytes(n, "big")
+    raise AssertionError(v)
+
+
+_FRAME = st.one_of(
+    st.builds(lambda k: bytes(k), st.integers(1, 30)),                                # PADDING
+    st.just(b"\x01"),                                                                  # PING
+    st.builds(lambda off, data: b"\x06" + _quic_varint(off) + _quic_varint(len(data)) + data,
+              st.integers(0, 1 << 40), st.binary(max_size=60)),                        # CRYPTO
+    st.builds(lambda ecn, vals: (b"\x03" if ecn else b"\x02") + b"".join(_quic_varint(v) for v in vals),
+              st.booleans(), st.lists(st.integers(0, 1 << 20), min_size=4, max_size=12)),   # ACK (ranges may mismatch)
+    st.binary(max_size=12),                                                             # anything
+)
+
+
+@FUZZ
+@given(st.lists(_FRAME, max_size=25), st.integers(0, 40), st.sampled_from([6, 8]))
+def test_quic_frames_kernel_matches_the_plain_walk(frames, cut, crypto_type):
+    """The compiled frame walk gives the pieces a plain walk gives, and
+    raises ValueError exactly where it fails, on well-formed, cut and
+    garbled frame sequences."""
+    plain = b"".join(frames)
+    plain = plain[:len(plain) - cut] if cut < len(plain) else plain
+    want = _frames_oracle(plain, crypto_type)
+    if want is None:
+        with pytest.raises(ValueError):
+            quic._frames(plain, crypto_type)
+    else:
+        assert quic._frames(plain, crypto_type) == want
+
+
 def test_chlo_tags():
     vals = [(b"PAD\x00", b"---"), (b"SNI\x00", b"www.example.com"), (b"UAID", b"Chrome/99")]
     end, entries = 0, b""
@@ -588,6 +662,7 @@ def test_chlo_tags():
         entries += tag + struct.pack("<I", end)
     msg = b"CHLO" + struct.pack("<HH", len(vals), 0) + entries + b"".join(v for _, v in vals)
     assert quic.chlo_tags(msg) == dict(vals)
+    assert quic.chlo_tags(msg, (b"SNI\x00", b"UAID")) == dict(vals[1:])
     assert quic.chlo_tags(msg[:20]) == {}
     assert quic.chlo_tags(b"SHLO" + msg[4:]) == {}
 

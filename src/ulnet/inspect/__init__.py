@@ -142,19 +142,20 @@ class Inspector:
             return
         finished: set[int] = set()
         unused: dict[int, list[int]] = {}           # flow id -> [entry, packets counted but not needed]
-        for i in (hits + i0).tolist():
-            fid = int(b.flow_id[i])
-            e = int(b.flow_entry[i])
+        rows = hits + i0
+        start = b.off[rows] + b.hdr[rows, H_PAYLOAD]
+        data = b.buf
+        decrypted = failed = 0
+        for fid, e, p, m in zip(b.flow_id[rows].tolist(), b.flow_entry[rows].tolist(), start.tolist(),
+                                b.hdr[rows, H_PAYLOAD_LEN].tolist()):
             if fid in finished:
                 unused.setdefault(fid, [e, 0])[1] += 1
                 continue
-            p = int(b.off[i] + b.hdr[i, H_PAYLOAD])
-            m = int(b.hdr[i, H_PAYLOAD_LEN])
             try:
-                ini = quic.client_initial(b.buf[p:p + m].tobytes())
-                counters[C_INSPECT_QUIC_DECRYPTED] += 1
+                ini = quic.client_initial(data[p:p + m].tobytes())
+                decrypted += 1
             except ValueError:
-                counters[C_INSPECT_QUIC_FAILED] += 1
+                failed += 1
                 self._quic_pieces.pop(fid, None)
                 finished.add(fid)
                 self._close(table, e)
@@ -172,6 +173,8 @@ class Inspector:
                 self._chlo(table, e, counters, stream)
             else:
                 self._client_hello(table, e, counters, stream)
+        counters[C_INSPECT_QUIC_DECRYPTED] += decrypted
+        counters[C_INSPECT_QUIC_FAILED] += failed
         for e, k in unused.values():               # dpi_packets: only the packets that were read
             a = int(table.F[e, FK.F_APP])
             dpi = (a >> FK.A_DPI_SHIFT) & 0xFF
@@ -185,7 +188,7 @@ class Inspector:
     @staticmethod
     def _chlo(table, e, counters, stream):
         """Google QUIC: the SNI and UAID (user agent) tags of the CHLO."""
-        tags = quic.chlo_tags(stream)
+        tags = quic.chlo_tags(stream, (b"SNI\0", b"UAID"))
         sni, ua = tags.get(b"SNI\0", b""), tags.get(b"UAID", b"")
         if not sni and not ua:
             return

@@ -19,7 +19,8 @@ DESCRIPTION
 
     This runs in Python, once per QUIC flow, on the client's first Initial
     packets only (see ulnet.inspect.Inspector), never per packet of the
-    flow. Every function here is bounded by the bytes it is given: a
+    flow; the walk over the decrypted frames is a compiled kernel
+    (ulnet.inspect.quic_frames). Every function here is bounded by the bytes it is given: a
     truncated or forged packet raises ValueError, never anything else
     (tests/test_inspect.py fuzzes them).
 
@@ -37,9 +38,12 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.exceptions import InvalidTag
+
+from ulnet.inspect.quic_frames import crypto_frames
 
 V1 = 0x00000001
 V2 = 0x6B3343CF
@@ -239,41 +243,16 @@ def _long_header(data: bytes) -> Initial:
     return Initial(version, ver.handshake, _frames(plain, ver.crypto_frame))
 
 
+_PIECES = np.zeros((256, 3), dtype=np.int64)    # crypto_frames' rows: offset, start, length
+
+
 def _frames(plain: bytes, crypto_type: int) -> list[tuple[int, bytes]]:
-    """Handshake pieces from decrypted frames; stops at the first frame it
-    does not know (what follows cannot be framed without it)."""
-    out = []
-    p = 0
-    n = len(plain)
-    while p < n:
-        ft = plain[p]
-        if ft == 0x00:                        # PADDING: skip the whole run at C speed
-            p = n - len(plain[p:].lstrip(b"\x00"))
-        elif ft == 0x01:                      # PING
-            p += 1
-        elif ft == crypto_type:               # CRYPTO: offset, length, data
-            off, p = _varint(plain, p + 1)
-            ln, p = _varint(plain, p)
-            if p + ln > len(plain):
-                raise ValueError("CRYPTO frame past the end")
-            out.append((off, plain[p:p + ln]))
-            p += ln
-        elif ft in (0x02, 0x03):              # ACK (ECN): skip it
-            _, p = _varint(plain, p + 1)
-            _, p = _varint(plain, p)
-            cnt, p = _varint(plain, p)
-            _, p = _varint(plain, p)
-            if cnt > len(plain):
-                raise ValueError("ACK range count past the end")
-            for _ in range(cnt):
-                _, p = _varint(plain, p)
-                _, p = _varint(plain, p)
-            if ft == 0x03:
-                for _ in range(3):
-                    _, p = _varint(plain, p)
-        else:
-            break
-    return out
+    """Handshake pieces (offset, data) of the CRYPTO frames of decrypted
+    frames (ulnet.inspect.quic_frames walks them)."""
+    k = crypto_frames(np.frombuffer(plain, np.uint8), crypto_type, _PIECES)
+    if k < 0:
+        raise ValueError("a frame runs past the end of the packet")
+    return [(off, plain[a:a + ln]) for off, a, ln in _PIECES[:k].tolist()]
 
 
 def _gquic_public_header(data: bytes) -> Initial:
@@ -354,10 +333,11 @@ def tls_complete(stream: bytes) -> bool:
     return len(stream) >= 4 and len(stream) >= 4 + int.from_bytes(stream[1:4], "big")
 
 
-def chlo_tags(msg: bytes) -> dict[bytes, bytes]:
+def chlo_tags(msg: bytes, want: tuple[bytes, ...] | None = None) -> dict[bytes, bytes]:
     """Tag -> value of a gQUIC CHLO message: "CHLO", tag count (u16 LE),
     2 padding bytes, (tag, end offset u32 LE) pairs, then the values. Stops
-    at the first inconsistent entry; {} when it is not a CHLO."""
+    at the first inconsistent entry; {} when it is not a CHLO. ``want``:
+    only these tags (a CHLO has some thirty)."""
     if len(msg) < 8 or msg[:4] != b"CHLO":
         return {}
     n = int.from_bytes(msg[4:6], "little")
@@ -371,6 +351,8 @@ def chlo_tags(msg: bytes) -> dict[bytes, bytes]:
         end = int.from_bytes(msg[e + 4:e + 8], "little")
         if end < prev or base + end > len(msg):
             break
-        out[bytes(msg[e:e + 4])] = bytes(msg[base + prev:base + end])
+        tag = bytes(msg[e:e + 4])
+        if want is None or tag in want:
+            out[tag] = bytes(msg[base + prev:base + end])
         prev = end
     return out
