@@ -183,7 +183,26 @@ class LinkTypeError(ValueError):
         self.file_linktype = file_linktype
 
 
-class PcapWriter:
+class WriterCounts:
+    """What both capture writers report: ``_counts`` = [packets, cut], ``_out`` an Output."""
+
+    @property
+    def packets(self) -> int:
+        """Packets written so far."""
+        return int(self._counts[0])
+
+    @property
+    def cut(self) -> int:
+        """Packets cut to the snap length."""
+        return int(self._counts[1])
+
+    @property
+    def bytes(self) -> int:
+        """Bytes written so far, file header (pcapng: block headers) included."""
+        return self._out.bytes
+
+
+class PcapWriter(WriterCounts):
     """A pcap file being written; see the module documentation."""
 
     def __init__(self, path: str, linktype: int | None, nanosecond: bool = False,
@@ -206,21 +225,6 @@ class PcapWriter:
         self.linktype = int(linktype)
         self._out.write(FILE_HDR.pack(MAGIC_NSEC if self.nanosecond else MAGIC_USEC, 2, 4, 0, 0,
                                       self.snaplen, self.linktype))
-
-    @property
-    def packets(self) -> int:
-        """Packets written so far."""
-        return int(self._counts[0])
-
-    @property
-    def cut(self) -> int:
-        """Packets cut to the snap length."""
-        return int(self._counts[1])
-
-    @property
-    def bytes(self) -> int:
-        """Bytes written so far, file header included."""
-        return self._out.bytes
 
     def write_batch(self, batch: PacketBatch, mask=None) -> int:
         """Write the batch's packets (those where ``mask`` is true); returns

@@ -52,7 +52,7 @@ from ulnet.rawmem import copy_bytes
 
 from ulnet import __version__
 from ulnet.batch import PacketBatch
-from ulnet.sinks.pcap import Output, put_u32le, row_mask
+from ulnet.sinks.pcap import Output, WriterCounts, put_u32le, row_mask
 
 BLK_SHB = 0x0A0D0D0A
 BLK_IDB = 1
@@ -153,7 +153,7 @@ def _epb_records(buf, off, caplen, wirelen, ts, iface, mask, n, snaplen, out, q,
     return q
 
 
-class PcapngWriter:
+class PcapngWriter(WriterCounts):
     """A pcapng file being written; see the module documentation."""
 
     def __init__(self, path: str, snaplen: int = 0):
@@ -168,21 +168,6 @@ class PcapngWriter:
         self._all = [None]
         self._out = Output(path)
         self._out.write(shb())
-
-    @property
-    def packets(self) -> int:
-        """Packets written so far."""
-        return int(self._counts[0])
-
-    @property
-    def cut(self) -> int:
-        """Packets cut to the snap length."""
-        return int(self._counts[1])
-
-    @property
-    def bytes(self) -> int:
-        """Bytes written so far, headers included."""
-        return self._out.bytes
 
     def _new_interfaces(self, batch: PacketBatch, m: np.ndarray, n: int) -> bytes:
         """Assign interfaces to the selected rows; the IDBs of new ones."""
