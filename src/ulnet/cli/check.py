@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import sys
 
+from ulnet.cli.common import policy_errors
 from ulnet.policy import detector_names
 from ulnet.policy.check import check
 from ulnet.policy.errors import PolicyError
@@ -88,11 +89,7 @@ def run(args) -> int:
         policy = parse(text, args.rules)
         checked = check(policy, text, args.rules, apps, cats, args.port)
     except PolicyError as e:
-        for d in e.diagnostics:
-            print(d.render(), file=sys.stderr)
-        n = len(e.errors)
-        print(f"ulnet check: {args.rules}: {n} error{'s' if n != 1 else ''}: nothing applied", file=sys.stderr)
-        return 1
+        return policy_errors(e, "ulnet check", args.rules)
     for d in checked.diagnostics:
         print(d.render(), file=sys.stderr)
     if args.verbose:

@@ -247,3 +247,13 @@ def print_splits(rules, splits: dict, more: str = "") -> None:
         for h in HOST_SPECIAL:
             if h in rows:
                 row(rows[h], h)
+
+
+def policy_errors(e, prog: str, path: str) -> int:
+    """A rule file that does not check (``ulnet.policy.errors.PolicyError``):
+    every diagnostic (file:line:col), then one summary line; returns 1."""
+    for d in e.diagnostics:
+        print(d.render(), file=sys.stderr)
+    n = len(e.errors)
+    print(f"{prog}: {path}: {n} error{'s' if n != 1 else ''}: nothing applied", file=sys.stderr)
+    return 1

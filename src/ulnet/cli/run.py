@@ -47,8 +47,8 @@ import sys
 from ulnet.addr import to_text
 from ulnet.batch import ENFORCE_BATCH
 from ulnet.batch.columns import H_IP_VERSION, H_PROTO, H_SPORT, H_DPORT
-from ulnet.cli.common import (add_filter_file_argument, batch_size, filter_error, filter_of, print_rule_table,
-                              print_splits)
+from ulnet.cli.common import (add_filter_file_argument, batch_size, filter_error, filter_of, policy_errors,
+                              print_rule_table, print_splits)
 from ulnet.filter import FilterError
 from ulnet.policy import detector_names
 from ulnet.policy.check import check
@@ -134,11 +134,7 @@ def run(args) -> int:
     try:
         checked = check(parse(text, args.rules), text, args.rules, apps, cats, ports)
     except PolicyError as e:
-        for d in e.diagnostics:
-            print(d.render(), file=sys.stderr)
-        n = len(e.errors)
-        print(f"ulnet run: {args.rules}: {n} error{'s' if n != 1 else ''}: nothing applied", file=sys.stderr)
-        return 1
+        return policy_errors(e, "ulnet run", args.rules)
     for d in checked.diagnostics:
         print(d.render(), file=sys.stderr)
     appcat = None
