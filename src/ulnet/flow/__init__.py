@@ -213,9 +213,10 @@ class FlowTable:
             if done >= b.n:
                 return chunks
 
-    def next_epoch(self) -> None:
-        """Start a new segment epoch (16 bits, as the kernel stores it)."""
-        self.epoch = (self.epoch + 1) & 0xFFFF
+    def next_epoch(self, n: int = 1) -> None:
+        """Start a new segment epoch (16 bits, as the kernel stores it); ``n``:
+        that many segments were closed."""
+        self.epoch = (self.epoch + n) & 0xFFFF
 
     def end_segment(self, settle: bool = True) -> FlowChunk | None:
         """Close a segment once the next stage has seen it: settle the export

@@ -350,7 +350,7 @@ def policy_pass_packed(A):
 
 
 @njit(cache=True)
-def policy_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
+def policy_loop(AP, res, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
     """``_run.bridge_loop`` with each port's policy_pass_packed: the same
     arguments and LOOP_* codes; io[IO_EPOCH] carries the flow table's
     segment epoch in and out (the pass reads and bumps it in res[4])."""
@@ -362,7 +362,7 @@ def policy_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
             code = policy_pass_packed(AP[k])
             if code != PPASS_EMPTY:
                 io[_run.IO_EPOCH] = res[4]
-                r = _run.after_pass(code, k, res, txfd, txst, io)
+                r = _run.after_pass(code, k, res, txst, io)
                 if r >= 0:
                     return r
         r = _run.after_round(io[_run.IO_PACKETS] - before, start, pfd, AP.shape[0], nwake, io,

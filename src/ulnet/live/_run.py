@@ -29,8 +29,9 @@ from numba import carray
 
 from ulnet.jit import njit
 from ulnet.libc import (CLOCK_MONOTONIC, EAGAIN, MSG_DONTWAIT, MSG_TRUNC, POLLERR, clock_gettime as _clock_gettime,
-                        errno as _errno, poll as _poll, recv as _recv, send as _send)
+                        poll as _poll, recv as _recv)
 from ulnet.rawmem import pointer_to
+from ulnet.sinks.txring import ST_MARKED, ST_SIZE, send_marked
 
 from ulnet.live._kernels import PASS_DONE, PASS_EMPTY, bridge_pass_packed
 
@@ -67,20 +68,20 @@ def begin(io):
 
 
 @njit(cache=True)
-def flush_peer(txfd, txst, k):
+def flush_peer(txst, k):
     """``send()`` the TX ring port k forwards to, if slots are marked; False
-    when that failed other than for a full queue (the slots stay marked)."""
-    st = carray(pointer_to(txst[k], np.int64), (2,))
-    if st[1]:
-        st[1] = 0
-        if _send(txfd[k], 0, 0, MSG_DONTWAIT) < 0 and _errno() != EAGAIN:
-            st[1] = 1
-            return False
-    return True
+    when that failed other than for a full queue (the slots stay marked;
+    after EAGAIN they are queued and the next send() takes them)."""
+    st = carray(pointer_to(txst[k], np.int64), (ST_SIZE,))
+    e = send_marked(st)
+    if e == EAGAIN:
+        st[ST_MARKED] = 0
+        return True
+    return e == 0
 
 
 @njit(cache=True)
-def after_pass(code, k, res, txfd, txst, io):
+def after_pass(code, k, res, txst, io):
     """Port k's pass returned ``code`` (not EMPTY; DONE is 1 for both
     passes): count its packets and flush the peer's TX ring; -1 to go on,
     else the LOOP_* code to return."""
@@ -90,7 +91,7 @@ def after_pass(code, k, res, txfd, txst, io):
         io[IO_CODE] = code
         return LOOP_PASS
     io[IO_DONE] += 1
-    if not flush_peer(txfd, txst, k):
+    if not flush_peer(txst, k):
         io[IO_PORT] = k
         return LOOP_SEND
     return -1
@@ -132,12 +133,12 @@ def after_round(total, start, pfd, nports, nwake, io, max_ns, busy_ns, idle_ms):
 
 
 @njit(cache=True)
-def bridge_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
+def bridge_loop(AP, res, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
     """Forward until there is something for Python to do; returns a LOOP_* code.
 
     AP[k]: port k's packed bridge_pass arguments (their ``res`` is ``res``);
-    txfd[k], txst[k]: the socket and the address of the ``st`` array of the
-    TX ring port k forwards to; pfd: ``struct pollfd`` as int32 pairs (fd,
+    txst[k]: the address of the ``st`` array of the TX ring port k forwards
+    to (its socket is in it: ``sinks.txring.ST_FD``); pfd: ``struct pollfd`` as int32 pairs (fd,
     events | revents << 16), the receive sockets of the ports first, then
     ``nwake`` wake-up sockets. io (IO_SIZE slots, see IO_*): the port and
     pass code of a LOOP_PASS or LOOP_POLLERR, and the packets taken and
@@ -148,7 +149,7 @@ def bridge_loop(AP, res, txfd, txst, pfd, nwake, io, max_ns, busy_ns, idle_ms):
         for k in range(AP.shape[0]):
             code = bridge_pass_packed(AP[k])
             if code != PASS_EMPTY:
-                r = after_pass(code, k, res, txfd, txst, io)
+                r = after_pass(code, k, res, txst, io)
                 if r >= 0:
                     return r
         r = after_round(io[IO_PACKETS] - before, start, pfd, AP.shape[0], nwake, io, max_ns, busy_ns, idle_ms)

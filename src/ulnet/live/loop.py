@@ -192,10 +192,9 @@ class Forwarder:
             from ulnet.live._run import bridge_loop as fn
         else:
             from ulnet.live._polkernels import policy_loop as fn
-        txfd = np.array([f.out.tx.fileno() for f in fast], dtype=np.int64)
         txst = np.array([f.out.tx.st.ctypes.data for f in fast], dtype=np.int64)
         pfd = np.array([v for fd, ev in self._pollfds for v in (fd, ev)], dtype=np.int32)
-        return fn, np.stack([f.packed for f in fast]), txfd, txst, pfd, len(self._wakers), fast
+        return fn, np.stack([f.packed for f in fast]), txst, pfd, len(self._wakers), fast
 
     def warm(self) -> None:
         """Compile (or load) every kernel of the data path before the first
@@ -377,7 +376,7 @@ class Forwarder:
         ``_polkernels.policy_loop``) until it returns, at the latest after
         ``slice_s``, and do what it returned for (see ``ulnet.live._run``)."""
         from ulnet.live import _run as R
-        fn, AP, txfd, txst, pfd, nwake, fast = loop
+        fn, AP, txst, pfd, nwake, fast = loop
         if self._io is None:
             self._io = np.zeros(R.IO_SIZE, dtype=np.int64)
         io = self._io
@@ -385,11 +384,11 @@ class Forwarder:
         fl = self.flows
         if self.policy is not None:
             io[R.IO_EPOCH] = fl.epoch
-        why = fn(AP, self._res, txfd, txst, pfd, nwake, io, int(slice_s * 1e9), int(busy_poll * 1e9), idle_ms)
+        why = fn(AP, self._res, txst, pfd, nwake, io, int(slice_s * 1e9), int(busy_poll * 1e9), idle_ms)
         if self.policy is not None:
             fl.epoch = int(io[R.IO_EPOCH])
-        elif io[R.IO_DONE]:                          # passes DONE: one flow epoch each
-            fl.epoch = (fl.epoch + int(io[R.IO_DONE])) & 0xFFFF
+        else:                                        # passes DONE: one flow epoch each
+            fl.next_epoch(int(io[R.IO_DONE]))
         k = int(io[R.IO_PORT])
         if why == R.LOOP_PASS:
             self._finish(fast[k], int(io[R.IO_CODE]))

@@ -87,33 +87,43 @@ ETH_HLEN_MAX = 18              # Ethernet header + one VLAN tag
 
 
 @njit(cache=True)
+def send_marked(st):
+    """``send()`` the slots marked since the last one, on the ring's socket
+    st[ST_FD] (compiled callers: the bridge's loop, the direct send): 0
+    when none were marked or it went (st[ST_MARKED] = 0), else the errno
+    (the mark stays)."""
+    if not st[ST_MARKED]:
+        return 0
+    if libc.send(st[ST_FD], 0, 0, libc.MSG_DONTWAIT) < 0:
+        return libc.errno()
+    st[ST_MARKED] = 0
+    return 0
+
+
+@njit(cache=True)
 def _send_direct(st, buf, o, cl):
     """Send the marked slots, then the frame at ``o`` (its virtio-net
     header before it) from where it lies on the direct socket; False when
     either send() failed (the caller's Python sends it: it waits for room
     and counts failures)."""
-    if libc.PURE_PYTHON:
+    if libc.PURE_PYTHON or send_marked(st):
         return False
-    if st[ST_MARKED]:
-        if libc.send(st[ST_FD], 0, 0, libc.MSG_DONTWAIT) < 0:
-            return False
-        st[ST_MARKED] = 0
     return libc.send(st[ST_DFD], buf.ctypes.data + o - VNET_HDR_LEN, cl + VNET_HDR_LEN, libc.MSG_DONTWAIT) >= 0
 
 
 @njit(cache=True)
 def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, vnet, maxlen,
              counters, c_pkts, c_bytes, c_big):
-    """Copy selected rows from i0 into free slots from the cursor st[0];
+    """Copy selected rows from i0 into free slots from the cursor st[ST_CUR];
     returns the row where it stopped (n when all are placed; earlier when
     the next slot is still in use, or at a frame to send directly that the
-    kernel could not send: st[ST_STOPPED] = 1). st[1] counts slots marked
+    kernel could not send: st[ST_STOPPED] = 1). st[ST_MARKED] counts slots marked
     since the last send. With st[ST_DIRECT_MIN] > 0, frames of at least
     that many bytes with a virtio-net header (GSO frames from a vnet ring)
     are not copied: the marked slots are sent, then the frame from the
     batch's buffer on the direct socket (st[ST_DFD])."""
     i = i0
-    f = st[0]
+    f = st[ST_CUR]
     room = fsize - TX_DATA
     dmin = st[ST_DIRECT_MIN]
     while i < n:
@@ -123,7 +133,7 @@ def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, 
         cl = np.int64(caplen[i])
         o = off[i]
         if dmin and src_vnet and vnet and cl >= dmin:
-            st[0] = f
+            st[ST_CUR] = f
             if not _send_direct(st, buf, o, cl):
                 st[ST_STOPPED] = 1
                 return i
@@ -156,12 +166,12 @@ def _tx_fill(ring, fsize, nframes, st, buf, off, caplen, mask, i0, n, src_vnet, 
         ring[h] = 1                                                  # TP_STATUS_SEND_REQUEST, written last
         counters[c_pkts] += 1
         counters[c_bytes] += cl
-        st[1] += 1
+        st[ST_MARKED] += 1
         f += 1
         if f == nframes:
             f = 0
         i += 1
-    st[0] = f
+    st[ST_CUR] = f
     return i
 
 
@@ -244,9 +254,9 @@ class TxRing:
         return self.sock.fileno()
 
     def _flush(self, counters) -> None:
-        if not self.st[1]:
+        if not self.st[ST_MARKED]:
             return
-        self.st[1] = 0
+        self.st[ST_MARKED] = 0
         self.sends += 1
         try:
             self.sock.send(b"", socket.MSG_DONTWAIT)
@@ -336,7 +346,7 @@ class TxRing:
     def drain(self, counters: np.ndarray, timeout: float = 5.0) -> int:
         """Send what is queued and wait (at most ``timeout`` s) until every
         slot is back; returns the slots still pending."""
-        self.st[1] = max(int(self.st[1]), 1)
+        self.st[ST_MARKED] = max(int(self.st[ST_MARKED]), 1)
         end = time.monotonic() + timeout
         while True:
             self._flush(counters)
