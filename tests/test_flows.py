@@ -324,3 +324,41 @@ def test_parquet_without_any_flow_is_still_parquet(tmp_path, stats):
     e, f = pq.read_table(empty), pq.read_table(full)
     assert e.num_rows == 0 and f.num_rows > 0
     assert e.schema.equals(f.schema)
+
+
+def test_export_rows_reused_carry_no_stale_names(tmp_path):
+    """Export rows are reused chunk after chunk and the kernel writes the
+    metadata only of flows that have names: a flow without one, in a chunk
+    with named flows, must not show the name an earlier chunk left in its
+    row (each ended flow drained at once, as live capture does)."""
+    from scapy.all import DNS, DNSQR
+    from ulnet.flow.records import to_columns
+    from ulnet.inspect import Inspector
+    from ulnet.pipeline import Pipeline
+
+    def dns(t, name, sport):
+        p = Ether() / IP(src=A, dst=B) / UDP(sport=sport, dport=53) / DNS(rd=1, qd=DNSQR(qname=name))
+        p.time = t
+        return p
+
+    pkts = [dns(0, "stale.example", 3333),
+            _pkt(200, sport=5000, dport=9999, payload=b"plain"),  # no name; ends the first DNS flow (row 0)
+            dns(202, "fresh.example", 4444),
+            _pkt(500, sport=7002, dport=7003)]                   # ends both: the next chunk, rows 0 and 1
+    path = _write(tmp_path, pkts)
+    t = FlowTable(64)
+    t.drain_rows = 1
+    p = Pipeline([str(path)], batch_size=1, flows=t, inspector=Inspector())
+    chunks = []
+    for _b in p:
+        chunks += p.take_ended()
+    chunks += list(p.finish_flows())
+    names = {}
+    for c in chunks:
+        cols = to_columns(c)
+        for i in range(len(cols["id"])):
+            names[int(cols["src_port"][i])] = (str(cols["requested_server_name"][i]), int(cols["dns_query_type"][i]))
+    assert names[3333] == ("stale.example", 1)
+    assert names[4444] == ("fresh.example", 1)
+    assert names[5000] == ("", 0)
+    assert len(chunks) >= 3

@@ -57,6 +57,8 @@ DEFAULT_IDLE = 120.0
 DEFAULT_ACTIVE = 1800.0
 DEFAULT_CLOSE = 10.0
 EXPORT_ROWS = 1 << 16
+# a metadata row is empty when these bytes are 0: each text field's length, the DNS query type
+_META_BLANK = np.array([K.M_NAME, K.M_UA, K.M_ALPN, K.M_QTYPE, K.M_QTYPE + 1])
 
 END_NAMES = {K.END_INPUT: "end", K.END_IDLE: "idle", K.END_ACTIVE: "active", K.END_TCP: "tcp_end",
              K.END_EVICT: "evicted"}
@@ -166,8 +168,12 @@ class FlowTable:
         if not x:
             return None
         XF = self.XF[:x].copy()
-        if np.any(XF[:, K.F_APP] >> K.A_META_SHIFT):
+        slots = XF[:, K.F_APP] >> K.A_META_SHIFT
+        if np.any(slots):
             meta = self.XMETA[:x].copy()
+            # rows of flows without a slot hold what an earlier chunk left
+            # there (the export kernel writes only rows with names)
+            meta[np.flatnonzero(slots == 0)[:, None], _META_BLANK] = 0
         else:       # no names in this chunk: one zero row seen x times, not x copied rows
             meta = np.broadcast_to(self._no_meta, (x, K.META_W))
         chunk = FlowChunk(XF, self.XK[:x].copy(), self.XTF[:x].copy(),

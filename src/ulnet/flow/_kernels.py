@@ -268,7 +268,8 @@ def _index_remove(IDX, K, F, e, S):
 
 @njit(cache=True)
 def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, reason, stats):
-    """Copy entry e to export row x and give its metadata slot back."""
+    """Copy entry e to export row x and give its metadata slot back (its
+    metadata to XMETA row x, when it has a slot)."""
     for c in range(NF):
         XF[x, c] = F[e, c]
     XF[x, F_STATE] = (F[e, F_STATE] & ~np.int64(0xF000)) | (np.int64(reason + 1) << 12)
@@ -286,12 +287,8 @@ def _export_row(F, K, TF, ST, S, META, MFREE, XF, XK, XTF, XST, XMETA, x, e, rea
             META[ms, c] = 0
         MFREE[S[S_MFREE_TOP]] = ms
         S[S_MFREE_TOP] += 1
-    else:
-        XMETA[x, 0] = 0
-        XMETA[x, M_UA] = 0
-        XMETA[x, M_ALPN] = 0
-        XMETA[x, M_QTYPE] = 0
-        XMETA[x, M_QTYPE + 1] = 0
+    # (a row without a slot is left as it is: the drain blanks it, when the
+    # chunk has names at all; FlowTable._drain)
 
 
 @njit(cache=True)
