@@ -8,6 +8,11 @@ loop was 43 % of the bridge's CPU under an iperf3 TCP stream. The caller
 guarantees both ranges are inside their arrays and do not overlap; nothing
 is checked.
 
+``copy_short(dst, p, src, a, m)`` is the same copy for short strings:
+when ``m <= 16`` it copies 16 bytes (two unaligned 8-byte moves, no call),
+so it may read up to 16 bytes from ``src[a]`` and write up to 16 bytes
+from ``dst[p]``: the caller keeps 16 bytes of slack after both ranges.
+
 ``load_at(addr, i, dtype)`` reads the ``dtype`` value at byte address
 ``addr + i`` (a column read where it lies, by address and stride).
 
@@ -15,7 +20,8 @@ is checked.
 (for ``numba.carray``: arrays passed as address and shape).
 
 Under ``NUMBA_DISABLE_JIT`` (the pure-Python hostile-input tests) an
-intrinsic cannot run: ``copy_bytes`` is then the slice assignment; the other
+intrinsic cannot run: ``copy_bytes`` and ``copy_short`` are then the slice
+assignment; the other
 two are only used by kernels that those tests do not run.
 """
 
@@ -36,6 +42,25 @@ def copy_bytes(typingctx, dst, p, src, a, m):
         dp = builder.gep(context.make_array(sig.args[0])(context, builder, d).data, [p])
         sp = builder.gep(context.make_array(sig.args[2])(context, builder, s).data, [a])
         cgutils.raw_memcpy(builder, dp, sp, m, 1)
+        return context.get_dummy_value()
+    return types.none(dst, p, src, a, m), codegen
+
+
+@intrinsic
+def copy_short(typingctx, dst, p, src, a, m):
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        d, p, s, a, m = args
+        dp = builder.gep(context.make_array(sig.args[0])(context, builder, d).data, [p])
+        sp = builder.gep(context.make_array(sig.args[2])(context, builder, s).data, [a])
+        short = builder.icmp_signed("<=", m, m.type(16))
+        with builder.if_else(short) as (then, otherwise):
+            with then:
+                cgutils.raw_memcpy(builder, dp, sp, m.type(16), 1)
+            with otherwise:
+                cgutils.raw_memcpy(builder, dp, sp, m, 1)
         return context.get_dummy_value()
     return types.none(dst, p, src, a, m), codegen
 
@@ -64,3 +89,5 @@ def pointer_to(typingctx, addr, dtype):
 if config.DISABLE_JIT:
     def copy_bytes(dst, p, src, a, m):  # noqa: F811
         dst[p:p + m] = src[a:a + m]
+
+    copy_short = copy_bytes  # noqa: F811

@@ -31,11 +31,12 @@ import numpy as np
 import pyarrow as pa
 
 from ulnet.jit import njit
-from ulnet.rawmem import copy_bytes, load_at
+from ulnet.rawmem import copy_bytes, copy_short, load_at
 from ulnet.flow.text import arrow_of
 
 INT, UINT, FLOAT, TEXT = 0, 1, 2, 3
 BUFFER = 16 << 20          # output buffer: a chunk of records is written in pieces of at most this
+SLACK = 16                 # bytes after T and after a row that copy_short may touch
 _WIDTH = {INT: 20, UINT: 20, FLOAT: 25, TEXT: 4}      # most bytes of a value (text: + its escapes; null)
 _TEN = np.uint64(10)
 _HUNDRED = np.uint64(100)
@@ -244,21 +245,28 @@ def _put_float(out, p, v, T, a, b, dig, js):
 
 
 @njit(cache=True)
-def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, NA, NS, FA, FS, TO, T, V, i0, out):
+def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, base, tcols, n, NA, NS, FA, FS, TO, T, plain, V, i0,
+                out):
     """Rows i0.. of a chunk as text into ``out`` while they surely fit;
     returns (next row, bytes written). Column c: prefix pre[pre_off[c]:
     pre_off[c + 1]], then the value of kind[c]: INT, UINT: the int64 at byte
     address NA[slot[c]] + i * NS[slot[c]]; FLOAT: the float64 at FA[slot[c]]
     + i * FS[slot[c]]; or text T[TO[tslot[c], i]:TO[tslot[c],
-    i + 1]] (TEXT; for FLOAT Arrow's text of the value or empty); null when
-    vrow[c] >= 0 and V[vrow[c], i] == 0. Each row ends with ``end``; row i
-    takes at most most[i] bytes."""
-    n = most.shape[0]
+    i + 1]] (TEXT; for FLOAT Arrow's text of the value or empty), copied as
+    it is when plain[tslot[c]] (no byte of the column needs escaping); null
+    when vrow[c] >= 0 and V[vrow[c], i] == 0. Each row ends with ``end``;
+    row i takes at most ``base`` bytes (SLACK included) plus, for each text
+    column t in ``tcols``, its length times 2 (CSV: quotes doubled) or 6
+    (JSON: a \\u00XX per byte). T ends with SLACK bytes that are no value's."""
+    esc = 6 if js else 2
     dig = np.empty(32, np.uint8)
     p = 0
     i = i0
     while i < n:
-        if p + most[i] > out.shape[0]:
+        most = base
+        for t in tcols:
+            most += esc * (TO[t, i + 1] - TO[t, i])
+        if p + most > out.shape[0]:
             break
         for c in range(kind.shape[0]):
             m = pre_off[c + 1] - pre_off[c]
@@ -295,7 +303,15 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, most, NA, NS, FA
                 else:
                     p = _put_float(out, p, v, T, a, b, dig, js)
             else:
-                p = _put_text(out, p, T, TO[tslot[c], i], TO[tslot[c], i + 1], js)
+                a, b = TO[tslot[c], i], TO[tslot[c], i + 1]
+                if plain[tslot[c]]:                     # nothing to escape in this column
+                    out[p] = 34
+                    copy_short(out, p + 1, T, a, b - a)
+                    p += b - a + 1
+                    out[p] = 34
+                    p += 1
+                else:
+                    p = _put_text(out, p, T, a, b, js)
         p = _put(out, p, end)
         i += 1
     return i, p
@@ -309,6 +325,17 @@ def _string_parts(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     off = np.frombuffer(bufs[1], np.int32, count=len(a) + 1, offset=4 * a.offset).astype(np.int64)
     data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
     return off - off[0], data[off[0]:off[-1]]
+
+
+def _needs_escape(data: np.ndarray, js: bool) -> bool:
+    """Would any byte of a text column be written other than as it is? CSV:
+    a quote (doubled). JSON: a quote, a backslash, a control or a non-ASCII
+    byte (escaped)."""
+    if not len(data):
+        return False
+    if not js:
+        return bool((data == 34).any())
+    return bool(((data < 32) | (data > 126) | (data == 34) | (data == 92)).any())
 
 
 def _float_text(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -387,23 +414,23 @@ class RowFormatter:
         TO = np.empty((len(texts), n + 1), np.int64)      # each text column's offsets into T
         for t, (o, _) in enumerate(texts):
             np.add(o, base[t], out=TO[t])
-        T = np.concatenate([d for _, d in texts]) if texts else np.empty(0, np.uint8)
+        T = np.concatenate([d for _, d in texts] + [np.zeros(SLACK, np.uint8)])
+        plain = np.array([not _needs_escape(d, self.js) for _, d in texts] or [False], np.bool_)
         V = np.stack(valid).astype(np.uint8) if valid else np.empty((0, n), np.uint8)
-        most = np.full(n, len(self.pre) + len(self.end) + sum(_WIDTH[int(x)] for x in kind), np.int64)
-        for t in tslot[kind == TEXT]:       # + the escapes: JSON's \u00XX, CSV's doubled quotes
-            most += (6 if self.js else 2) * np.diff(TO[t])
-        return kind, slot, tslot, vrow, most, (NA, NS, FA, FS), (nums, floats), TO, T, V
+        base = len(self.pre) + len(self.end) + sum(_WIDTH[int(x)] for x in kind) + SLACK
+        tcols = np.ascontiguousarray(tslot[kind == TEXT])
+        return kind, slot, tslot, vrow, (base, tcols), (NA, NS, FA, FS), (nums, floats), TO, T, plain, V
 
     def format(self, cols: dict):
         """Yield the text of a chunk's records, a buffer (memoryview) at a time."""
         n = len(cols[self.names[0]]) if self.names else 0
-        kind, slot, tslot, vrow, most, (NA, NS, FA, FS), keep, TO, T, V = self._columns(cols, n)
+        kind, slot, tslot, vrow, (base, tcols), (NA, NS, FA, FS), keep, TO, T, plain, V = self._columns(cols, n)
         if len(self._buf) < BUFFER:
             self._buf = np.empty(BUFFER, np.uint8)
         i = 0
         while i < n:
-            i2, used = format_rows(self.js, kind, slot, tslot, vrow, self.pre, self.pre_off, self.end, most,
-                                   NA, NS, FA, FS, TO, T, V, i, self._buf)
+            i2, used = format_rows(self.js, kind, slot, tslot, vrow, self.pre, self.pre_off, self.end, base, tcols, n,
+                                   NA, NS, FA, FS, TO, T, plain, V, i, self._buf)
             if i2 == i:             # one row longer than the buffer
                 self._buf = np.empty(2 * len(self._buf), np.uint8)
                 continue
