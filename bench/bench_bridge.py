@@ -24,8 +24,11 @@ before blocks were read while the kernel fills them). --kinds picks rows;
 KIND-base (ulnet-1-base) runs ulnet from another checkout in the same run
 (a before/after on one topology and one machine load). Kinds ending in
 -lowlat run ulnet with --cpu-latency 0 (a PM QoS request: idle CPUs poll
-instead of halting); linux-lowlat is the Linux bridge while this script
-holds the same request, their reference for the added latency.
+instead of halting; since 2026-11-26 also what ulnet bridge does by
+default as root, so ulnet-1 and ulnet-1-lowlat run the same); kinds ending
+in -sleep run it with --cpu-latency off (no request: the default before).
+linux-lowlat is the Linux bridge while this script holds the same request
+(the plain linux row holds none).
 Kinds ending in -busy run ulnet with --busy-poll 5000; -busyN (ulnet-1-busy300,
 ulnet-1-rules-busy300) with --busy-poll N.
 
@@ -156,6 +159,8 @@ def start_forwarder(t, br, kind):
                 "ulnet-1-busy": ["--busy-poll", str(BUSY_POLL_US)],
                 "ulnet-1-lowlat": ["--cpu-latency", "0"],
                 "ulnet-1-rules-lowlat": ["--rules", str(rules), "--cpu-latency", "0"],
+                "ulnet-1-sleep": ["--cpu-latency", "off"],
+                "ulnet-1-rules-sleep": ["--rules", str(rules), "--cpu-latency", "off"],
                 "ulnet-1-rules-busy": ["--rules", str(rules), "--busy-poll", str(BUSY_POLL_US)]}
         base = kind.removesuffix("-base")
         m = re.fullmatch(r"(ulnet-1(?:-rules)?)-busy(\d+)", base)
@@ -318,6 +323,8 @@ def table(results) -> str:
              "ulnet-1-busy": f"ulnet bridge, 1 worker, --busy-poll {BUSY_POLL_US}",
              "linux-lowlat": "Linux bridge, CPU latency request 0 held", "ulnet-1-lowlat": "ulnet bridge, 1 worker, --cpu-latency 0",
              "ulnet-1-rules-lowlat": "ulnet bridge, 1 worker, inspection + policy, --cpu-latency 0",
+             "ulnet-1-sleep": "ulnet bridge, 1 worker, --cpu-latency off",
+             "ulnet-1-rules-sleep": "ulnet bridge, 1 worker, inspection + policy, --cpu-latency off",
              "ulnet-1-rules-busy": f"ulnet bridge, 1 worker, inspection + policy, --busy-poll {BUSY_POLL_US}"}
     names.update({k + "-base": v + " (--base-src)" for k, v in list(names.items()) if k != "linux"})
     lines = ["| offloads | forwarder | 64 B no-loss pps | (x Linux) | 64 B saturation pps | iperf3 TCP Gbit/s | (x Linux) "

@@ -2,7 +2,7 @@
 
 SYNOPSIS
     ulnet bridge A B [--workers N] [--stats-interval S] [--stats] [--qdisc-bypass] [--busy-poll USEC]
-                     [--cpu-latency USEC]
+                     [--cpu-latency USEC|off]
     ulnet bridge A --host TAP [--stats-interval S] [--stats]
     ulnet bridge A B --port C [--port D ...] --rules RULES   (route / balance to more ports)
 
@@ -21,12 +21,19 @@ DESCRIPTION
     looking at the rings for USEC microseconds after the last packet
     instead of sleeping: no wake-up per packet while traffic flows (on a VM
     whose idle CPUs halt, a wake-up costs tens of microseconds), a core
-    kept busy until USEC of silence. --cpu-latency USEC holds a CPU
-    wake-up latency request (Linux PM QoS, /dev/cpu_dma_latency) while the
-    bridge runs: with 0 idle CPUs poll instead of halting, which takes the
-    wake-up cost off every packet without a busy loop of ulnet's; the
-    request is the whole machine's (every idle CPU polls while it is held)
-    and the kernel drops it when the bridge exits. It needs root.
+    kept busy until USEC of silence.
+
+    CPU wake-up latency: by default, when run as root, the bridge holds a
+    request of 0 us on /dev/cpu_dma_latency (Linux PM QoS) while it runs:
+    idle CPUs poll instead of halting, which takes the wake-up cost (tens
+    of microseconds on a VM) off every packet that finds the bridge asleep,
+    without a busy loop of ulnet's: ping's added p50 +70-90 -> +30-40 us
+    (docs/live.md). The request is the whole machine's (every idle CPU polls
+    while it is held: power, and CPU time a hypervisor sees as busy) and the
+    kernel drops it when the bridge exits, however it exits.
+    --cpu-latency off holds none; --cpu-latency USEC holds that many
+    microseconds (and is an error when it cannot be held). Without root the
+    default request is not held and nothing is said.
 
     Offloads: ulnet changes nothing on the interfaces. The rings use
     virtio-net headers (PACKET_VNET_HDR), so GSO/GRO frames larger than the
@@ -88,7 +95,15 @@ from ulnet.sources.afpacket import LiveError
 
 _busy_poll = ranged(float, 0, 1_000_000, "a number of microseconds", " microseconds", 1e-6)   # -> seconds
 _interval = ranged(float, 0.05, 86400, "a number of seconds")
-_cpu_latency = ranged(int, 0, 1_000_000, "a whole number of microseconds", " microseconds")
+_cpu_latency_us = ranged(int, 0, 1_000_000, "a whole number of microseconds or 'off'", " microseconds")
+
+
+def _cpu_latency(text: str):
+    """--cpu-latency: 'off' (no request: None) or microseconds."""
+    return None if text == "off" else _cpu_latency_us(text)
+
+
+DEFAULT_CPU_LATENCY = -1     # 0 if the request can be made, else none (silently)
 
 
 def add_arguments(p):
@@ -112,9 +127,10 @@ def add_arguments(p):
     p.add_argument("--busy-poll", type=_busy_poll, default=0.0, metavar="USEC",
                    help="keep looking at the rings for USEC microseconds after the last packet instead of "
                         "sleeping: lower latency for a busy core while traffic flows (default 0: sleep at once)")
-    p.add_argument("--cpu-latency", type=_cpu_latency, metavar="USEC",
-                   help="hold a CPU wake-up latency request (PM QoS, /dev/cpu_dma_latency) while running: 0 makes "
-                        "idle CPUs poll instead of halting (lower latency; the whole machine's idle CPUs; root)")
+    p.add_argument("--cpu-latency", type=_cpu_latency, metavar="USEC|off", default=DEFAULT_CPU_LATENCY,
+                   help="CPU wake-up latency request (PM QoS, /dev/cpu_dma_latency) held while running. Default: 0 "
+                        "when root (idle CPUs poll instead of halting: about 40 us less per packet that wakes the "
+                        "bridge; every idle CPU of the machine polls), none otherwise. off: no request, CPUs sleep")
     p.add_argument("--rules", metavar="FILE",
                    help="rules (docs/rules.md) naming the ports by their interface (or TAP) names; SIGHUP reloads")
     p.add_argument("--stats-interval", type=_interval, metavar="S",
@@ -158,7 +174,8 @@ def run(args) -> int:
     rule_splits: list = []
     from ulnet.live.pmqos import cpu_latency
     try:
-        with cpu_latency(args.cpu_latency):
+        auto = args.cpu_latency == DEFAULT_CPU_LATENCY
+        with cpu_latency(0 if auto else args.cpu_latency, required=not auto):
             counters, _ports, _flows, _per_worker = run_bridge(
                 specs, peer, workers=args.workers, batch_size=args.batch_size, make_flows=make_flows,
                 make_policy=make_policy,

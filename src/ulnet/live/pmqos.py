@@ -6,6 +6,8 @@ NAME
 SYNOPSIS
     with cpu_latency(0):        # idle CPUs poll instead of halting
         run_bridge(...)
+    with cpu_latency(0, required=False) as held:   # the bridge's default
+        ...
 
 DESCRIPTION
     Writing a number of microseconds to ``/dev/cpu_dma_latency`` and keeping
@@ -20,9 +22,12 @@ DESCRIPTION
     sees as busy). The kernel drops it when the file is closed, also when
     the process dies.
 
+    ``ulnet bridge`` holds a request of 0 by default (``--cpu-latency off``
+    holds none; without root the default is silently not held).
+
 ERRORS
     ``LiveError`` when the device cannot be opened or written (not Linux,
-    no such device, not root).
+    no such device, not root), unless ``required=False``.
 """
 
 from __future__ import annotations
@@ -38,25 +43,33 @@ DEVICE = "/dev/cpu_dma_latency"
 
 
 @contextlib.contextmanager
-def cpu_latency(usec: int | None, device: str = DEVICE):
+def cpu_latency(usec: int | None, device: str = DEVICE, required: bool = True):
     """Hold a CPU wake-up latency request of ``usec`` microseconds for the
-    ``with`` block (None: none)."""
+    ``with`` block (None: none); yields whether it is held. ``required=False``
+    (the bridge's default request): a request that cannot be made is not
+    an error, the block runs without it."""
     if usec is None:
-        yield
+        yield False
         return
     what = f"cannot request a CPU wake-up latency of {usec} us ({device})"
     try:
         fd = os.open(device, os.O_WRONLY)
     except OSError as e:
+        if not required:
+            yield False
+            return
         root = " (root needed)" if e.errno in (errno.EPERM, errno.EACCES) else ""
         raise LiveError(f"{what}: {e.strerror}{root}") from None
     try:
         os.write(fd, struct.pack("i", int(usec)))
     except OSError as e:
         os.close(fd)
+        if not required:
+            yield False
+            return
         raise LiveError(f"{what}: {e.strerror}") from None
     try:
-        yield
+        yield True
     finally:
         os.close(fd)
 
