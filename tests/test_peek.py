@@ -1,6 +1,8 @@
 """ulnet peek against libpeak's golden files, and batch-size independence."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -75,3 +77,27 @@ def test_jsonl_carries_flow_ids():
     rows = [json.loads(x) for x in run_ulnet("peek", "--format", "jsonl", SAMPLE, check=True).stdout.decode().splitlines()]
     assert [r["flow_id"] for r in rows[:4]] == [0, 0, 1, 1]
     assert rows[-1]["flow_id"] is None and rows[-1]["ip_version"] is None   # ARP: no flow
+
+
+@pytest.mark.parametrize("fast_start", [True, False], ids=["console-script", "in-process"])
+def test_start_up_without_a_full_collection(fast_start):
+    """The console script (main(fast_start=True)) loads the command's modules
+    with garbage collection off, freezes them and collects again before the
+    command runs: no full collection walks numba's objects, collection is on
+    afterwards. An in-process caller keeps Python's own collection (the
+    control: there, loading them does take a full collection)."""
+    code = f"""
+import gc, sys
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+from ulnet.cli.main import main
+rc = main(["peek", "-c", "3", {str(SAMPLE)!r}], fast_start={fast_start})
+print("RESULT", rc, len(full), gc.get_freeze_count(), gc.isenabled(), file=sys.stderr)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    rc, full, frozen, enabled = out.stderr.split("RESULT")[-1].split()
+    assert rc == "0" and enabled == "True", out.stderr
+    if fast_start:
+        assert full == "0" and int(frozen) > 50_000, out.stderr
+    else:
+        assert int(full) >= 1 and frozen == "0", out.stderr
