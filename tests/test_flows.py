@@ -384,3 +384,36 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     assert out.returncode == 0, out.stderr
     faults = int(out.stdout.split()[-1])
     assert (faults < 100) if tuned else (faults >= 4000), faults
+
+
+def test_interrupted_segment_still_exports_every_flow_once(tmp_path):
+    """A flow that times out while its payload in the segment awaits
+    inspection has its export row reserved, filled once inspection ran.
+    When inspection never runs (SIGINT/SIGTERM raised inside it), the final
+    flush must still export that flow exactly once, with its own fields,
+    and every other flow once."""
+    from ulnet.flow.records import to_columns
+    from ulnet.inspect import Inspector
+    from ulnet.pipeline import Pipeline
+
+    pkts = [_pkt(0, sport=1111, dport=2222, payload=b"hello"),    # A: payload, then idle
+            _pkt(200, sport=3333, dport=4444, payload=b"world")]  # B: A is due before it
+    path = _write(tmp_path, pkts)
+    t = FlowTable(16)
+    insp = Inspector()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    insp.process = interrupted
+    p = Pipeline([str(path)], batch_size=2, flows=t, inspector=insp)
+    with pytest.raises(KeyboardInterrupt):
+        for _b in p:
+            pass
+    assert t.S[12] == 1          # S_NRES: A's row is reserved, not filled
+    rows = []
+    for c in list(p.finish_flows()):
+        cols = to_columns(c)
+        rows += [(int(cols["src_port"][i]), int(cols["expiration_id"][i]), int(cols["src2dst_packets"][i]),
+                  int(cols["src2dst_bytes"][i]), int(cols["id"][i])) for i in range(len(cols["id"]))]
+    assert sorted(rows) == [(1111, 0, 1, 47, 0), (3333, -1, 1, 47, 1)], rows
+    assert t.active_flows == 0

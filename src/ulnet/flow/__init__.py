@@ -249,6 +249,11 @@ class FlowTable:
         chunks one at a time (flows already ended come first), so a caller
         writes them as they come and memory stays bounded. The table is
         empty afterwards (and must not be fed while the flush runs)."""
+        if self.S[K.S_NRES]:
+            # a segment that never closed (its inspection raised, e.g. on
+            # SIGINT/SIGTERM): fill the rows reserved in it now, and free
+            # their entries, so that they are exported once, as themselves
+            self._settle()
         ents = K.live_entries(self.F, self.LNK, self.S)
         k = 0
         while True:
