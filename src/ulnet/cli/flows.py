@@ -43,6 +43,7 @@ DESCRIPTION
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 
@@ -102,6 +103,17 @@ def _on_term(signum, frame):
     raise _Terminated()
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait (pending) until the block is done."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def run(args) -> int:
     inputs = inputs_of(args, "flows")
     if inputs is None:
@@ -134,18 +146,24 @@ def run(args) -> int:
         with progress_bar(inputs, enabled=False if live is not None else None) as update:
             try:
                 for _ in pipe:
-                    for chunk in pipe.take_ended():
-                        writer.write(to_columns(chunk))
-                        if live is not None:
-                            writer._fh.flush()     # live: a record appears when its flow ends
+                    with _signals_held():
+                        # a chunk leaves the pipeline once it is written: a
+                        # signal (held until then) cannot cut a record or
+                        # lose the chunks behind it
+                        while pipe.ended:
+                            writer.write(to_columns(pipe.ended[0]))
+                            del pipe.ended[0]
+                            if live is not None:
+                                writer._fh.flush()     # live: a record appears when its flow ends
                     update(pipe.progress())
             except (KeyboardInterrupt, _Terminated):
                 status = 130
             finally:
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                for chunk in pipe.finish_flows():
-                    writer.write(to_columns(chunk))
-                writer.close()
+                with _signals_held():       # the last records: a second signal waits for them
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    for chunk in pipe.finish_flows():
+                        writer.write(to_columns(chunk))
+                    writer.close()
     finally:
         signal.signal(signal.SIGTERM, old)
     report_problems(pipe.problems, "flows")
