@@ -32,8 +32,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-@intrinsic
-def copy_bytes(typingctx, dst, p, src, a, m):
+def _copy(typingctx, dst, p, src, a, m, short: bool):
+    """Typing and code of copy_bytes (short=False) and copy_short."""
     if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
         return None
 
@@ -41,28 +41,26 @@ def copy_bytes(typingctx, dst, p, src, a, m):
         d, p, s, a, m = args
         dp = builder.gep(context.make_array(sig.args[0])(context, builder, d).data, [p])
         sp = builder.gep(context.make_array(sig.args[2])(context, builder, s).data, [a])
-        cgutils.raw_memcpy(builder, dp, sp, m, 1)
-        return context.get_dummy_value()
-    return types.none(dst, p, src, a, m), codegen
-
-
-@intrinsic
-def copy_short(typingctx, dst, p, src, a, m):
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        d, p, s, a, m = args
-        dp = builder.gep(context.make_array(sig.args[0])(context, builder, d).data, [p])
-        sp = builder.gep(context.make_array(sig.args[2])(context, builder, s).data, [a])
-        short = builder.icmp_signed("<=", m, m.type(16))
-        with builder.if_else(short) as (then, otherwise):
+        if not short:
+            cgutils.raw_memcpy(builder, dp, sp, m, 1)
+            return context.get_dummy_value()
+        with builder.if_else(builder.icmp_signed("<=", m, m.type(16))) as (then, otherwise):
             with then:
                 cgutils.raw_memcpy(builder, dp, sp, m.type(16), 1)
             with otherwise:
                 cgutils.raw_memcpy(builder, dp, sp, m, 1)
         return context.get_dummy_value()
     return types.none(dst, p, src, a, m), codegen
+
+
+@intrinsic
+def copy_bytes(typingctx, dst, p, src, a, m):
+    return _copy(typingctx, dst, p, src, a, m, short=False)
+
+
+@intrinsic
+def copy_short(typingctx, dst, p, src, a, m):
+    return _copy(typingctx, dst, p, src, a, m, short=True)
 
 
 @intrinsic
