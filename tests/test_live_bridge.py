@@ -50,6 +50,11 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(x) for x in text.splitlines() if x.startswith("{")]
 
 
+def stats_counts(err: str) -> dict[str, int]:
+    """The counters ``--stats`` printed to standard error: name -> value."""
+    return {k: int(v) for k, v in re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M)}
+
+
 def test_bridge_ping_ipv4_ipv6_arp(topo):
     h1, br, h2 = bridge_topology(topo)
     p = start_bridge(topo, br, "a", "b")
@@ -184,7 +189,7 @@ def test_bridge_iperf3_tcp(topo):
     assert gbit > 0.3, gbit
     out, err = topo.stop(p)
     assert p.returncode == 0, err
-    counts = {k: int(v) for k, v in re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M)}
+    counts = stats_counts(err)
     assert counts.get("live.gso_frames", 0) > 100, err[-3000:]
     assert counts.get("live.tx.direct", 0) >= counts["live.gso_frames"] // 2, err[-3000:]
     for bad in ("live.tx.ring_full", "live.tx.too_big", "live.tx.send_failed", "live.kernel.drops"):
@@ -507,7 +512,7 @@ def test_bridge_tiny_flow_table_hands_over_mid_batch(topo, tmp_path, rules):
     time.sleep(0.7)
     out, err = topo.stop(p)
     assert p.returncode == 0, err
-    counts = dict(re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M))
+    counts = stats_counts(err)
     assert int(counts["flow.created"]) == n and int(counts["flow.table_full"]) >= n - 4, err[-3000:]
     assert int(counts["live.tx.packets"]) == int(counts["source.packets"]), err[-3000:]
     assert int(counts.get("live.policy.dropped", 0)) == 0, err[-3000:]
@@ -652,7 +657,7 @@ def test_bridge_hostile_frames_counted_not_fatal(topo, tmp_path, rules):
     seen = [-1]
 
     def settled():          # h2's count stopped moving (bounded by wait_for)
-        now, seen[0] = rx(), seen[0]
+        now = rx()
         was, seen[0] = seen[0], now
         return now == was and now > 0
     topo.wait_for(settled, 20, interval=0.5, what="h2's receive count to settle")
@@ -660,7 +665,7 @@ def test_bridge_hostile_frames_counted_not_fatal(topo, tmp_path, rules):
     assert p.poll() is None, topo.read_more(p)
     out, err = topo.stop(p)
     assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
-    counts = {k: int(v) for k, v in re.findall(r"^\s*([a-z0-9_.]+)\s+(\d+)\b", err, re.M)}
+    counts = stats_counts(err)
     # the kernel itself drops a few before the bridge (a VLAN tag cut short
     # cannot be stripped): nearly all arrive, every one the bridge sent arrives
     assert counts["source.packets"] >= 0.98 * (sent + long_sent), err[-3000:]

@@ -167,7 +167,7 @@ def job_dispatch() -> str:
 def job_flows_plain() -> str:
     _with_sample(lambda d, cap: _quiet_main(["flows", "--no-inspect", "--statistics", cap, "-o", os.devnull]))
     from ulnet.flow import FlowTable
-    FlowTable(16)._settle()         # (sparse traffic needs it; the sample does not)
+    FlowTable(16)._settle(force=True)   # (sparse traffic needs it; the sample does not)
     from ulnet.inspect.quic import _frames
     _frames(b"\x01\x06\x00\x01x", 6)    # QUIC Initials' frames (the sample has none)
     return "flow table"

@@ -99,19 +99,33 @@ class _Terminated(Exception):
     pass
 
 
-def _on_term(signum, frame):
-    raise _Terminated()
+_HELD = [0, None]      # depth of _signals_held blocks, the exception a signal in them deferred
+
+
+def _on_signal(signum, frame):
+    """SIGTERM raises _Terminated, SIGINT KeyboardInterrupt; inside
+    _signals_held, when the block ends."""
+    exc = _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _HELD[0]:
+        _HELD[1] = _HELD[1] or exc
+        return
+    raise exc()
 
 
 @contextlib.contextmanager
 def _signals_held():
-    """SIGINT and SIGTERM wait (pending) until the block is done."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    """SIGINT and SIGTERM arriving in the block take effect when it ends.
+    The handlers note them: a signal mask would not do, another thread of
+    the process (OpenBLAS's) takes the signal and Python raises in the main
+    thread all the same."""
+    _HELD[0] += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _HELD[0] -= 1
+    if not _HELD[0] and _HELD[1] is not None:
+        exc, _HELD[1] = _HELD[1], None
+        raise exc()
 
 
 def run(args) -> int:
@@ -128,44 +142,50 @@ def run(args) -> int:
     insp = None if args.no_inspect else Inspector(args.max_dpi)
     pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live,
                     filter=args.filter)
-    old = signal.signal(signal.SIGTERM, _on_term)
+    # SIGINT only where Python's own handler is in place (not when ignored, as in a background job)
+    sigs = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    handlers = {s: signal.signal(s, _on_signal) for s in sigs}
+    try:
+        return _records(args, pipe, live, inputs)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def _records(args, pipe: Pipeline, live, inputs) -> int:
     try:
         pipe.open_all()
         writer = FlowWriter(args.output, args.format, fields(args.statistics))
     except FilterError as e:
-        signal.signal(signal.SIGTERM, old)
         return filter_error(e, "flows")
     except (CaptureError, ValueError, OSError) as e:
-        signal.signal(signal.SIGTERM, old)
         print(f"ulnet flows: error: {e}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, _Terminated):
         return 130      # stopped before the first packet: no flow to export
     status = 0
-    try:
-        with progress_bar(inputs, enabled=False if live is not None else None) as update:
+    with progress_bar(inputs, enabled=False if live is not None else None) as update:
+        try:
+            for _ in pipe:
+                with _signals_held():
+                    # a signal waits until the chunks taken are written:
+                    # it cannot cut a record or lose the chunks behind it
+                    for chunk in pipe.take_ended():
+                        writer.write(to_columns(chunk))
+                        if live is not None:
+                            writer._fh.flush()     # live: a record appears when its flow ends
+                update(pipe.progress())
+        except (KeyboardInterrupt, _Terminated):
+            status = 130
+        finally:
             try:
-                for _ in pipe:
-                    with _signals_held():
-                        # a chunk leaves the pipeline once it is written: a
-                        # signal (held until then) cannot cut a record or
-                        # lose the chunks behind it
-                        while pipe.ended:
-                            writer.write(to_columns(pipe.ended[0]))
-                            del pipe.ended[0]
-                            if live is not None:
-                                writer._fh.flush()     # live: a record appears when its flow ends
-                    update(pipe.progress())
-            except (KeyboardInterrupt, _Terminated):
-                status = 130
-            finally:
                 with _signals_held():       # the last records: a second signal waits for them
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
                     for chunk in pipe.finish_flows():
                         writer.write(to_columns(chunk))
                     writer.close()
-    finally:
-        signal.signal(signal.SIGTERM, old)
+            except _Terminated:             # came before SIGTERM was ignored: the records are out
+                status = 130
     report_problems(pipe.problems, "flows")
     if args.stats:
         print_stats(pipe.counters)

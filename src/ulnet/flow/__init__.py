@@ -231,29 +231,30 @@ class FlowTable:
         have built up (big chunks keep record writing vectorised: a chunk of
         5 flows costs as much as one of 50,000)."""
         if settle:
-            if self.S[K.S_NRES]:
-                self._settle()
+            self._settle()
             self.next_epoch()
         if K.drain_due(self.S, self.drain_rows, len(self.XF)):
             return self._drain()
         return None
 
-    def _settle(self) -> None:
+    def _settle(self, force: bool = False) -> None:
         """Fill the export rows of flows that timed out while their payload in
-        the segment was not inspected yet (after the inspection ran)."""
-        K.settle_reserved(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.S, self.META,
-                          self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics)
+        the segment was not inspected yet (after the inspection ran); no
+        kernel call when there are none (``force``: call it all the same, to
+        compile or load it: ulnet.warm)."""
+        if self.S[K.S_NRES] or force:
+            K.settle_reserved(self.F, self.K, self.TF, self.ST, self.LNK, self.IDX, self.S, self.META,
+                              self.MFREE, self.XF, self.XK, self.XTF, self.XST, self.XMETA, self.statistics)
 
     def flush(self, reason: int = K.END_INPUT):
         """Export every flow still in the table, oldest id first: yields
         chunks one at a time (flows already ended come first), so a caller
         writes them as they come and memory stays bounded. The table is
         empty afterwards (and must not be fed while the flush runs)."""
-        if self.S[K.S_NRES]:
-            # a segment that never closed (its inspection raised, e.g. on
-            # SIGINT/SIGTERM): fill the rows reserved in it now, and free
-            # their entries, so that they are exported once, as themselves
-            self._settle()
+        # a segment that never closed (its inspection raised, e.g. on
+        # SIGINT/SIGTERM): fill the rows reserved in it now, and free their
+        # entries, so that they are exported once, as themselves
+        self._settle()
         ents = K.live_entries(self.F, self.LNK, self.S)
         k = 0
         while True:

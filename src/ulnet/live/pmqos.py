@@ -48,30 +48,34 @@ def cpu_latency(usec: int | None, device: str = DEVICE, required: bool = True):
     ``with`` block (None: none); yields whether it is held. ``required=False``
     (the bridge's default request): a request that cannot be made is not
     an error, the block runs without it."""
-    if usec is None:
-        yield False
-        return
+    fd = None
+    if usec is not None:
+        try:
+            fd = _request(usec, device)
+        except LiveError:
+            if required:
+                raise
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _request(usec: int, device: str) -> int:
+    """The open descriptor that holds the request (LiveError when it cannot)."""
     what = f"cannot request a CPU wake-up latency of {usec} us ({device})"
     try:
         fd = os.open(device, os.O_WRONLY)
     except OSError as e:
-        if not required:
-            yield False
-            return
         root = " (root needed)" if e.errno in (errno.EPERM, errno.EACCES) else ""
         raise LiveError(f"{what}: {e.strerror}{root}") from None
     try:
         os.write(fd, struct.pack("i", int(usec)))
     except OSError as e:
         os.close(fd)
-        if not required:
-            yield False
-            return
         raise LiveError(f"{what}: {e.strerror}") from None
-    try:
-        yield True
-    finally:
-        os.close(fd)
+    return fd
 
 
 def current(device: str = DEVICE) -> int:
