@@ -106,3 +106,37 @@ def test_bad_input_and_options():
 def test_packet_apps_uses_the_port_guess_while_undecided():
     names = set(NAMES)
     assert "Unknown" in names
+
+
+def test_interrupted_run_prints_the_summary_of_what_it_read(tmp_path, monkeypatch, capsys):
+    """SIGINT arriving while ended flows are counted (here: sent from inside
+    the count) stops the reading after that batch: the run still prints a
+    summary, exits 130 and says so, and the summary is the one of a clean
+    run limited (-c) to the packets it read. Before, it printed nothing."""
+    import os
+    import signal
+    import ulnet.flow as FL
+    from ulnet.cli.main import main
+
+    p, = _present(["wechat.pcap"])
+    monkeypatch.setattr(FL, "EXPORT_ROWS", 8)           # many chunks of ended flows during the run
+    orig, calls = S.Totals.add, [0]
+
+    def add(self, chunk):
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return orig(self, chunk)
+    monkeypatch.setattr(S.Totals, "add", add)
+    args = ["stats", str(p), "--format", "json", "--idle-timeout", "0.01", "--batch-size", "64"]
+    assert main(args) == 130
+    cap = capsys.readouterr()
+    got = json.loads(cap.out)
+    assert "interrupted after" in cap.err
+    monkeypatch.setattr(S.Totals, "add", orig)
+    assert main(args) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert 0 < got["packets_read"] < whole["packets_read"]
+    assert main(args + ["-c", str(got["packets_read"])]) == 0
+    assert json.loads(capsys.readouterr().out) == got
+    assert got["flows"] > 3 and got["timeline"]["bytes"]

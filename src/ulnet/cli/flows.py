@@ -43,7 +43,6 @@ DESCRIPTION
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 
@@ -51,6 +50,7 @@ from ulnet.cli.common import (add_input_arguments, filter_error, inputs_of, open
                               report_problems)
 from ulnet.filter import FilterError
 from ulnet.cli.progress import progress_bar
+from ulnet.cli.signals import Terminated, held, stop_signals
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
 from ulnet.inspect import Inspector, DEFAULT_MAX_DPI
@@ -95,39 +95,6 @@ def add_arguments(p):
     p.add_argument("--stats", action="store_true", help="print the counters to standard error at the end")
 
 
-class _Terminated(Exception):
-    pass
-
-
-_HELD = [0, None]      # depth of _signals_held blocks, the exception a signal in them deferred
-
-
-def _on_signal(signum, frame):
-    """SIGTERM raises _Terminated, SIGINT KeyboardInterrupt; inside
-    _signals_held, when the block ends."""
-    exc = _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-    if _HELD[0]:
-        _HELD[1] = _HELD[1] or exc
-        return
-    raise exc()
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM arriving in the block take effect when it ends.
-    The handlers note them: a signal mask would not do, another thread of
-    the process (OpenBLAS's) takes the signal and Python raises in the main
-    thread all the same."""
-    _HELD[0] += 1
-    try:
-        yield
-    finally:
-        _HELD[0] -= 1
-    if not _HELD[0] and _HELD[1] is not None:
-        exc, _HELD[1] = _HELD[1], None
-        raise exc()
-
-
 def run(args) -> int:
     inputs = inputs_of(args, "flows")
     if inputs is None:
@@ -142,14 +109,8 @@ def run(args) -> int:
     insp = None if args.no_inspect else Inspector(args.max_dpi)
     pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp, live=live,
                     filter=args.filter)
-    # SIGINT only where Python's own handler is in place (not when ignored, as in a background job)
-    sigs = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    handlers = {s: signal.signal(s, _on_signal) for s in sigs}
-    try:
+    with stop_signals():
         return _records(args, pipe, live, inputs)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
 
 
 def _records(args, pipe: Pipeline, live, inputs) -> int:
@@ -161,13 +122,13 @@ def _records(args, pipe: Pipeline, live, inputs) -> int:
     except (CaptureError, ValueError, OSError) as e:
         print(f"ulnet flows: error: {e}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, Terminated):
         return 130      # stopped before the first packet: no flow to export
     status = 0
     with progress_bar(inputs, enabled=False if live is not None else None) as update:
         try:
             for _ in pipe:
-                with _signals_held():
+                with held():
                     # a signal waits until the chunks taken are written:
                     # it cannot cut a record or lose the chunks behind it
                     for chunk in pipe.take_ended():
@@ -175,16 +136,16 @@ def _records(args, pipe: Pipeline, live, inputs) -> int:
                         if live is not None:
                             writer._fh.flush()     # live: a record appears when its flow ends
                 update(pipe.progress())
-        except (KeyboardInterrupt, _Terminated):
+        except (KeyboardInterrupt, Terminated):
             status = 130
         finally:
             try:
-                with _signals_held():       # the last records: a second signal waits for them
+                with held():       # the last records: a second signal waits for them
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
                     for chunk in pipe.finish_flows():
                         writer.write(to_columns(chunk))
                     writer.close()
-            except _Terminated:             # came before SIGTERM was ignored: the records are out
+            except Terminated:             # came before SIGTERM was ignored: the records are out
                 status = 130
     report_problems(pipe.problems, "flows")
     if args.stats:

@@ -33,6 +33,10 @@ DESCRIPTION
     flows, packets, bytes}, largest first), and timeline ({start_ms,
     bin_ms, bytes: {application: [bytes per bin]}}).
 
+    SIGINT or SIGTERM stops reading: the flows open then are ended as at
+    the end of input, the summary covers every packet read so far, a line
+    on standard error says so, and the exit status is 130.
+
     Everything is computed per batch with numpy (the flow stage's flow
     entry and the inspector's application per packet, binned with
     np.add.at; flow records aggregated with np.bincount): no Python per
@@ -52,6 +56,7 @@ from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, repor
 from ulnet.filter import FilterError
 from ulnet.cli.flows import _dpi, _max_flows, _seconds
 from ulnet.cli.progress import progress_bar
+from ulnet.cli.signals import Terminated, held, stop_signals
 from ulnet.flow import DEFAULT_ACTIVE, DEFAULT_IDLE, DEFAULT_MAX_FLOWS, FlowTable
 from ulnet.flow import _kernels as FK
 from ulnet.flow.records import CONFIDENCE_NAMES, app_ids
@@ -180,7 +185,9 @@ def packet_apps(batch, insp: Inspector) -> tuple[np.ndarray, np.ndarray]:
 # ---- the run ------------------------------------------------------------------------------
 
 def collect(inputs, args):
-    """Run the pipeline; returns (Totals, Timeline, Pipeline)."""
+    """Run the pipeline; returns (Totals, Timeline, Pipeline, interrupted).
+    Ctrl-C stops reading: the flows open then are ended as at end of input,
+    so the summary covers every packet read up to that point."""
     table = FlowTable(args.max_flows, args.idle_timeout, args.active_timeout)
     insp = Inspector(args.max_dpi)
     pipe = Pipeline(inputs, batch_size=args.batch_size, count=args.count, flows=table, inspector=insp,
@@ -188,19 +195,26 @@ def collect(inputs, args):
     pipe.open_all()
     totals = Totals()
     tl = Timeline(int(args.bin * 1e9) if args.bin else None)
+    interrupted = False
     with progress_bar(inputs) as update:
         try:
             for b in pipe:
-                inflow, app = packet_apps(b, insp)
-                n = b.n
-                tl.add(b.ts[:n][inflow], app[inflow], b.wirelen[:n][inflow])
-                for chunk in pipe.take_ended():
-                    totals.add(chunk)
+                with held():        # a signal waits until the batch and its ended flows are counted
+                    inflow, app = packet_apps(b, insp)
+                    n = b.n
+                    tl.add(b.ts[:n][inflow], app[inflow], b.wirelen[:n][inflow])
+                    for chunk in pipe.take_ended():
+                        totals.add(chunk)
                 update(pipe.progress())
-        finally:
-            for chunk in pipe.finish_flows():
-                totals.add(chunk)
-    return totals, tl, pipe
+        except (KeyboardInterrupt, Terminated):
+            interrupted = True
+        try:
+            with held():            # a second signal waits for the flows still open, then is moot
+                for chunk in pipe.finish_flows():
+                    totals.add(chunk)
+        except (KeyboardInterrupt, Terminated):
+            interrupted = True
+    return totals, tl, pipe, interrupted
 
 
 def summary(inputs, totals: Totals, tl: Timeline, packets_read: int) -> dict:
@@ -338,14 +352,15 @@ def run(args) -> int:
         print("ulnet stats: error: --top must be at least 1", file=sys.stderr)
         return 2
     try:
-        totals, tl, pipe = collect(inputs, args)
+        with stop_signals():
+            totals, tl, pipe, interrupted = collect(inputs, args)
     except FilterError as e:
         return filter_error(e, "stats")
     except (CaptureError, ValueError, OSError) as e:
         print(f"ulnet stats: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except (KeyboardInterrupt, Terminated):
+        return 130          # before the first packet, or a signal held in the final flush
     s = summary(inputs, totals, tl, pipe.seen)
     if args.plot:
         try:
@@ -362,4 +377,7 @@ def run(args) -> int:
     else:
         print_text(s)
     report_problems(pipe.problems, "stats")
+    if interrupted:
+        print(f"ulnet stats: interrupted after {pipe.seen} packets: the summary covers those", file=sys.stderr)
+        return 130
     return 1 if pipe.failed else 0
