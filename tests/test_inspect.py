@@ -993,3 +993,21 @@ def test_matchers_imported_only_to_compile(mode):
     assert lazy == "True"                  # the test session warmed the cache
     assert loaded == ("True" if mode == "recompile" else "False")
     assert eval(apps) == want and "TLS" in want
+
+
+@pytest.mark.parametrize("capture, wanted", [("samples/sample.pcap", False), ("quic-29.pcap", True)])
+def test_quic_crypto_is_imported_only_for_an_initial(capture, wanted):
+    """cryptography (35-45 ms of imports) loads with the first IETF QUIC
+    Initial to decrypt, not with every command that inspects."""
+    from conftest import CORPUS
+    path = ROOT / capture if capture.startswith("samples/") else CORPUS / "ndpi" / "pcap" / capture
+    code = f"""
+import sys
+from ulnet.cli.main import main
+rc = main(["flows", {str(path)!r}, "-o", "/dev/null", "--stats"])
+print("RESULT", rc, "cryptography" in sys.modules, file=sys.stderr)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    rc, loaded = out.stderr.split("RESULT")[-1].split()
+    assert rc == "0" and loaded == str(wanted), out.stderr
+    assert ("inspect.quic.decrypted" in out.stderr) == wanted, out.stderr

@@ -39,9 +39,6 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.exceptions import InvalidTag
 
 from ulnet.inspect.quic_frames import crypto_frames
 
@@ -134,6 +131,19 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
 
 
 _KEYS: dict[tuple[str, bytes, bytes], tuple] = {}
+_CRYPTO: list = []      # cryptography's (AESGCM, Cipher, algorithms, modes, InvalidTag), once imported
+
+
+def _crypto() -> tuple:
+    """cryptography's classes, imported with the first QUIC Initial: the
+    import costs 35-45 ms, which every command that inspects would
+    otherwise pay at start-up, QUIC or not."""
+    if not _CRYPTO:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        _CRYPTO.extend((AESGCM, Cipher, algorithms, modes, InvalidTag))
+    return tuple(_CRYPTO)
 
 
 def _client_keys(ver: Version, dcid: bytes):
@@ -148,6 +158,7 @@ def _client_keys(ver: Version, dcid: bytes):
         key = _expand_label(secret, ver.labels + b"key", 16)
         iv = _expand_label(secret, ver.labels + b"iv", 12)
         hp = _expand_label(secret, ver.labels + b"hp", 16)
+        AESGCM, Cipher, algorithms, modes, _ = _crypto()
         got = (AESGCM(key), int.from_bytes(iv, "big"), Cipher(algorithms.AES(hp), modes.ECB()).encryptor())
         if len(_KEYS) > 256:
             _KEYS.clear()
@@ -238,7 +249,7 @@ def _long_header(data: bytes) -> Initial:
         raise ValueError("cut short")
     try:
         plain = aead.decrypt(nonce, ct, header)
-    except InvalidTag:
+    except _crypto()[4]:
         raise ValueError("does not decrypt (not a client Initial of this connection id)") from None
     return Initial(version, ver.handshake, _frames(plain, ver.crypto_frame))
 
