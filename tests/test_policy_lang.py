@@ -7,6 +7,8 @@ the detector's lists as arguments); they are not a registry.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from ulnet.policy.check import check
 from ulnet.policy.errors import CAUSES, PolicyError
 from ulnet.policy.format import format_policy
 from ulnet.policy.parse import parse, GRAMMAR_PATH
+
+from conftest import ROOT
 
 from conftest import ROOT, run_ulnet
 
@@ -349,3 +353,50 @@ def test_check_command_errors(tmp_path):
     assert "2 errors: nothing applied" in err
     assert p.stdout == b""
     assert run_ulnet("check", tmp_path / "missing.rules").returncode == 2
+
+
+def _py(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=str(ROOT))
+
+
+def test_rules_parser_is_loaded_from_its_cache_and_rebuilt_when_bad():
+    """The analysed grammar is kept (__pycache__ or the user's cache): a
+    later process loads it instead of building the LALR tables again; a
+    file that cannot be read is rebuilt without a word."""
+    from ulnet.policy.parse import _cache_file
+    path = _cache_file()
+    assert path, "no writable cache directory"
+    code = """
+import logging, sys
+from lark import logger
+logger.setLevel(logging.DEBUG)
+from ulnet.policy.parse import parse
+p = parse("pass proto tcp to port 80\\n", "t.rules")
+print("RULES", len(p.rules), file=sys.stderr)
+"""
+    first = _py(code)
+    assert "RULES 1" in first.stderr, first.stderr
+    again = _py(code)
+    assert "Loading grammar from cache" in again.stderr and "RULES 1" in again.stderr, again.stderr
+    with open(path, "wb") as f:
+        f.write(b"not a cache")
+    rebuilt = _py(code.replace("logging.DEBUG", "logging.CRITICAL"))
+    assert rebuilt.returncode == 0 and rebuilt.stderr.strip() == "RULES 1", rebuilt.stderr
+    with open(path, "rb") as f:
+        assert len(f.readline().strip()) == 64      # lark's digest line: a cache again
+    assert "Loading grammar from cache" in _py(code).stderr
+
+
+@pytest.mark.parametrize("argv", [["check", "samples/sample.rules"], ["apps"]])
+def test_registry_commands_start_without_numba(argv):
+    """ulnet check and ulnet apps need the registry, not the inspection
+    kernels: they do not load numba (0.3-0.5 s of imports)."""
+    out = _py(f"""
+import sys
+from ulnet.cli.main import main
+rc = main({argv!r})
+print("RESULT", rc, "numba" in sys.modules, file=sys.stderr)
+""")
+    rc, loaded = out.stderr.split("RESULT")[-1].split()
+    assert (rc, loaded) == ("0", "False"), out.stderr
