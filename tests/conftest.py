@@ -25,6 +25,26 @@ def run_ulnet(*args, stdin=None, check=False, env=None):
     return p
 
 
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` from the repository root; returns CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=str(ROOT))
+
+
+def signal_on_call(monkeypatch, owner, name: str, nth: int, signum: int):
+    """Make ``owner.name`` (a method) send ``signum`` to this process on its
+    ``nth`` call, then run as before. Returns (the original, [calls so far])."""
+    orig, calls = getattr(owner, name), [0]
+
+    def wrapper(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == nth:
+            os.kill(os.getpid(), signum)
+        return orig(self, *args, **kwargs)
+    monkeypatch.setattr(owner, name, wrapper)
+    return orig, calls
+
+
 @pytest.fixture(scope="session")
 def corpus_available():
     if not NDPI_PCAPS:

@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -429,20 +428,13 @@ def test_sigterm_during_a_write_loses_and_cuts_no_record(tmp_path, monkeypatch):
     import ulnet.flow as FL
     import ulnet.sinks.flows as SF
     from ulnet.cli.main import main
-    from conftest import CORPUS
+    from conftest import CORPUS, signal_on_call
 
     cap = str(CORPUS / "ndpi" / "pcap" / "reddit.pcap")
     args = ["flows", cap, "--idle-timeout", "0.001", "--format", "csv"]
     monkeypatch.setattr(FL, "EXPORT_ROWS", 8)          # chunks of 4 flows: many writes during the run
     assert main(args + ["-o", str(tmp_path / "clean.csv")]) == 0
-    orig, calls = SF.FlowWriter.write, [0]
-
-    def write(self, cols):
-        calls[0] += 1
-        if calls[0] == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return orig(self, cols)
-    monkeypatch.setattr(SF.FlowWriter, "write", write)
+    _, calls = signal_on_call(monkeypatch, SF.FlowWriter, "write", 3, signal.SIGTERM)
     assert main(args + ["-o", str(tmp_path / "term.csv")]) == 130
 
     def records(name):

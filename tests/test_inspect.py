@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import CORPUS, LIBPEAK, ROOT, run_ulnet
+from conftest import CORPUS, LIBPEAK, ROOT, run_python, run_ulnet
 from _captures import Rec, ether, ipv4_udp, pcap_bytes
 
 import ulnet
@@ -999,7 +999,6 @@ def test_matchers_imported_only_to_compile(mode):
 def test_quic_crypto_is_imported_only_for_an_initial(capture, wanted):
     """cryptography (35-45 ms of imports) loads with the first IETF QUIC
     Initial to decrypt, not with every command that inspects."""
-    from conftest import CORPUS
     path = ROOT / capture if capture.startswith("samples/") else CORPUS / "ndpi" / "pcap" / capture
     code = f"""
 import sys
@@ -1007,7 +1006,7 @@ from ulnet.cli.main import main
 rc = main(["flows", {str(path)!r}, "-o", "/dev/null", "--stats"])
 print("RESULT", rc, "cryptography" in sys.modules, file=sys.stderr)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = run_python(code)
     rc, loaded = out.stderr.split("RESULT")[-1].split()
     assert rc == "0" and loaded == str(wanted), out.stderr
     assert ("inspect.quic.decrypted" in out.stderr) == wanted, out.stderr

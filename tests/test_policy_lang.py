@@ -7,8 +7,6 @@ the detector's lists as arguments); they are not a registry.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,7 @@ from ulnet.policy.errors import CAUSES, PolicyError
 from ulnet.policy.format import format_policy
 from ulnet.policy.parse import parse, GRAMMAR_PATH
 
-from conftest import ROOT
-
-from conftest import ROOT, run_ulnet
+from conftest import ROOT, run_python, run_ulnet
 
 APPS = ["Unknown", "DNS", "HTTP", "TLS", "QUIC", "NTP", "BitTorrent", "SSH"]
 CATS = ["Unspecified", "Web", "Network", "Download-FileTransfer-FileSharing"]
@@ -355,11 +351,6 @@ def test_check_command_errors(tmp_path):
     assert run_ulnet("check", tmp_path / "missing.rules").returncode == 2
 
 
-def _py(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=str(ROOT))
-
-
 def test_rules_parser_is_loaded_from_its_cache_and_rebuilt_when_bad():
     """The analysed grammar is kept (__pycache__ or the user's cache): a
     later process loads it instead of building the LALR tables again; a
@@ -375,24 +366,24 @@ from ulnet.policy.parse import parse
 p = parse("pass proto tcp to port 80\\n", "t.rules")
 print("RULES", len(p.rules), file=sys.stderr)
 """
-    first = _py(code)
+    first = run_python(code)
     assert "RULES 1" in first.stderr, first.stderr
-    again = _py(code)
+    again = run_python(code)
     assert "Loading grammar from cache" in again.stderr and "RULES 1" in again.stderr, again.stderr
     with open(path, "wb") as f:
         f.write(b"not a cache")
-    rebuilt = _py(code.replace("logging.DEBUG", "logging.CRITICAL"))
+    rebuilt = run_python(code.replace("logging.DEBUG", "logging.CRITICAL"))
     assert rebuilt.returncode == 0 and rebuilt.stderr.strip() == "RULES 1", rebuilt.stderr
     with open(path, "rb") as f:
         assert len(f.readline().strip()) == 64      # lark's digest line: a cache again
-    assert "Loading grammar from cache" in _py(code).stderr
+    assert "Loading grammar from cache" in run_python(code).stderr
 
 
 @pytest.mark.parametrize("argv", [["check", "samples/sample.rules"], ["apps"]])
 def test_registry_commands_start_without_numba(argv):
     """ulnet check and ulnet apps need the registry, not the inspection
     kernels: they do not load numba (0.3-0.5 s of imports)."""
-    out = _py(f"""
+    out = run_python(f"""
 import sys
 from ulnet.cli.main import main
 rc = main({argv!r})

@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from conftest import CORPUS, run_ulnet
+from conftest import CORPUS, run_ulnet, signal_on_call
 
 import ulnet
 from ulnet.cli import stats as S
@@ -113,21 +113,13 @@ def test_interrupted_run_prints_the_summary_of_what_it_read(tmp_path, monkeypatc
     the count) stops the reading after that batch: the run still prints a
     summary, exits 130 and says so, and the summary is the one of a clean
     run limited (-c) to the packets it read. Before, it printed nothing."""
-    import os
     import signal
     import ulnet.flow as FL
     from ulnet.cli.main import main
 
     p, = _present(["wechat.pcap"])
     monkeypatch.setattr(FL, "EXPORT_ROWS", 8)           # many chunks of ended flows during the run
-    orig, calls = S.Totals.add, [0]
-
-    def add(self, chunk):
-        calls[0] += 1
-        if calls[0] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return orig(self, chunk)
-    monkeypatch.setattr(S.Totals, "add", add)
+    orig, _ = signal_on_call(monkeypatch, S.Totals, "add", 3, signal.SIGINT)
     args = ["stats", str(p), "--format", "json", "--idle-timeout", "0.01", "--batch-size", "64"]
     assert main(args) == 130
     cap = capsys.readouterr()

@@ -37,6 +37,8 @@ from __future__ import annotations
 import hmac
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -131,19 +133,18 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
 
 
 _KEYS: dict[tuple[str, bytes, bytes], tuple] = {}
-_CRYPTO: list = []      # cryptography's (AESGCM, Cipher, algorithms, modes, InvalidTag), once imported
 
 
-def _crypto() -> tuple:
+@lru_cache(maxsize=1)
+def _crypto() -> SimpleNamespace:
     """cryptography's classes, imported with the first QUIC Initial: the
     import costs 35-45 ms, which every command that inspects would
     otherwise pay at start-up, QUIC or not."""
-    if not _CRYPTO:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        _CRYPTO.extend((AESGCM, Cipher, algorithms, modes, InvalidTag))
-    return tuple(_CRYPTO)
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return SimpleNamespace(AESGCM=AESGCM, Cipher=Cipher, algorithms=algorithms, modes=modes,
+                           InvalidTag=InvalidTag)
 
 
 def _client_keys(ver: Version, dcid: bytes):
@@ -158,8 +159,8 @@ def _client_keys(ver: Version, dcid: bytes):
         key = _expand_label(secret, ver.labels + b"key", 16)
         iv = _expand_label(secret, ver.labels + b"iv", 12)
         hp = _expand_label(secret, ver.labels + b"hp", 16)
-        AESGCM, Cipher, algorithms, modes, _ = _crypto()
-        got = (AESGCM(key), int.from_bytes(iv, "big"), Cipher(algorithms.AES(hp), modes.ECB()).encryptor())
+        c = _crypto()
+        got = (c.AESGCM(key), int.from_bytes(iv, "big"), c.Cipher(c.algorithms.AES(hp), c.modes.ECB()).encryptor())
         if len(_KEYS) > 256:
             _KEYS.clear()
         _KEYS[k] = got
@@ -249,7 +250,7 @@ def _long_header(data: bytes) -> Initial:
         raise ValueError("cut short")
     try:
         plain = aead.decrypt(nonce, ct, header)
-    except _crypto()[4]:
+    except _crypto().InvalidTag:
         raise ValueError("does not decrypt (not a client Initial of this connection id)") from None
     return Initial(version, ver.handshake, _frames(plain, ver.crypto_frame))
 

@@ -15,12 +15,10 @@ from ulnet.batch.columns import H_PAYLOAD, H_PAYLOAD_LEN
 from ulnet.counters import C_INSPECT_QUIC_DECRYPTED, C_INSPECT_QUIC_FAILED
 from ulnet.flow import FlowTable
 from ulnet.flow import _kernels as FK
-from ulnet.inspect import _dispatch
+from ulnet.inspect import DEFAULT_MAX_DPI, _dispatch
 from ulnet.inspect import _kernels as K
 from ulnet.inspect import quic
 from ulnet.inspect.registry import ID, NAMES
-
-from ulnet.inspect import DEFAULT_MAX_DPI
 
 _QUIC_PENDING_MAX = 4096
 
