@@ -20,7 +20,7 @@ from conftest import ROOT, SAMPLE
 def test_every_shortcut_is_installed():
     # False would mean numba's internals moved and ulnet loads kernels the slow way
     assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF
-    assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE
+    assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES
 
 
 def _defined_in_bitcode(bitcode: bytes) -> set[str]:
@@ -137,3 +137,51 @@ def test_user_kernels_still_load_numba_extensions():
             return 1
         assert one() == 1
     assert entrypoints._already_initialized
+
+
+def _typed(pyfunc, *args):
+    """(result, {variable: type}, sorted call signatures) of a fresh compile."""
+    f = njit(pyfunc)
+    res = f(*args)
+    cres = f.overloads[f.signatures[0]]
+    typemap = {k: str(v) for k, v in cres.type_annotation.typemap.items()}
+    calls = sorted(str(v) for v in cres.type_annotation.calltypes.values())
+    return res, typemap, calls
+
+
+def _mixed(buf, p, n):
+    # operators on mixed numpy integer types, casts, builtins: the queries the memo answers
+    v = np.uint64(0)
+    t = 0
+    for k in range(n):
+        v = (v << np.uint64(8)) | np.uint64(buf[p + k])
+        t += (np.int64(buf[p + k]) << 8) | (buf[p + k] & 15)
+    return v, t, min(t, 7) + max(n, 2), abs(-t) % 3
+
+
+def test_call_types_memo_types_as_numba_does(monkeypatch):
+    """A kernel typed through the memo gets the types numba's own resolution
+    gives, repeated queries are answered from the memo, and a query numba
+    refuses is refused again."""
+    from numba.core.types import functions
+    stats = functions.BaseFunction.get_call_type._stats
+    buf = np.arange(40, dtype=np.uint8)
+    hits, asked = stats
+    with_memo = _typed(_mixed, buf, 3, 8)
+    assert stats[0] > hits                   # fixed-point rounds repeat queries within one compile
+    hits, asked = stats
+    again = _typed(_mixed, buf, 3, 8)
+    # a second compile of the same code: nearly all answered (numba's intrinsics
+    # are new function types in every compile, so those are asked again)
+    assert stats[0] - hits > 3 * (stats[1] - asked)
+    monkeypatch.setattr(functions.BaseFunction, "get_call_type", functions.BaseFunction.get_call_type.__wrapped__)
+    without = _typed(_mixed, buf, 3, 8)
+    assert with_memo == again == without
+    assert without[0] == _mixed(buf, 3, 8)       # and computes what Python computes
+    monkeypatch.undo()
+
+    def bad(a):
+        return np.int64(a) + "x"
+    for _ in range(2):                       # the failure is not remembered as an answer
+        with pytest.raises(errors.TypingError):
+            njit(bad)(np.int64(1))

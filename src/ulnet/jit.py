@@ -276,6 +276,60 @@ def lean_array_typeof() -> bool:
     return True
 
 
+# ---- typing a call numba has already typed ------------------------------------
+#
+# numba's type inference asks a function type for its signature at every call
+# site, and again at each round of its fixed-point propagation: for each
+# candidate template it builds the template, rates every registered signature
+# against the arguments and, for an operator on numpy integers, searches the
+# ufunc loops. The decoder's kernel makes about 3,000 such queries for about
+# 330 distinct ones (an operator on the same argument types); answering
+# repeats from a table takes 0.7-1 s off its type inference, about a tenth of
+# its cold compile (and of every other kernel's). The answer is a function of
+# the query (the function type, the typing context, the argument types and
+# keywords); a query that fails is not kept, so it fails again the same way.
+def memo_call_types(limit: int = 200_000) -> bool:
+    try:
+        from numba.core.types import functions
+        cls = functions.BaseFunction
+        orig = cls.get_call_type
+        if getattr(orig, "_ulnet", False):
+            return True
+    except (ImportError, AttributeError):
+        return False
+    memo: dict = {}
+    stats = [0, 0]      # answered from the memo, asked of numba
+
+    def get_call_type(self, context, args, kws):
+        impl_keys = getattr(self, "_impl_keys", None)   # numba's record of the chosen templates
+        if impl_keys is None:
+            return orig(self, context, args, kws)
+        try:
+            key = (self, context, tuple(args), tuple(sorted(kws.items())) if kws else ())
+            got = memo.get(key)
+        except TypeError:        # an unhashable argument type: ask numba
+            return orig(self, context, args, kws)
+        if got is not None:
+            stats[0] += 1
+            sig, impl = got
+            impl_keys[sig.args] = impl
+            return sig
+        stats[1] += 1
+        sig = orig(self, context, args, kws)
+        if sig is not None:
+            if len(memo) >= limit:
+                memo.clear()
+            memo[key] = (sig, impl_keys[sig.args])
+        return sig
+
+    get_call_type._ulnet = True
+    get_call_type._memo = memo
+    get_call_type._stats = stats
+    get_call_type.__wrapped__ = orig
+    cls.get_call_type = get_call_type
+    return True
+
+
 # ---- caches of kernels that call kernels of other files ----------------------
 #
 # numba keys a cached kernel on its own source file only: a kernel that calls
@@ -366,4 +420,5 @@ CACHED_RUNTIME = cached_runtime()
 LEAN_ARRAY_TYPEOF = lean_array_typeof()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
+MEMO_CALL_TYPES = memo_call_types()
 drop_stale_caches()
