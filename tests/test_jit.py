@@ -20,7 +20,7 @@ from conftest import ROOT, SAMPLE
 def test_every_shortcut_is_installed():
     # False would mean numba's internals moved and ulnet loads kernels the slow way
     assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF
-    assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES
+    assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES and J.LAZY_LIFETIMES
 
 
 def _defined_in_bitcode(bitcode: bytes) -> set[str]:
@@ -185,3 +185,53 @@ def test_call_types_memo_types_as_numba_does(monkeypatch):
     for _ in range(2):                       # the failure is not remembered as an answer
         with pytest.raises(errors.TypingError):
             njit(bad)(np.int64(1))
+
+
+def _allocating(n):
+    # arrays made and dropped in a loop: their references are released where
+    # numba's post-processing places the deletions of dead variables
+    t = 0.0
+    for k in range(n):
+        a = np.arange(k + 1) * 2
+        b = a[::2].copy()
+        t += b.sum()
+    return t
+
+
+def test_lazy_lifetimes_compile_ulnet_kernels_as_numba_does(monkeypatch):
+    """ulnet's kernels skip the block-entry sets of post-processing; the same
+    function compiles to the same types and results either way, releases
+    every array it allocates, and code outside ulnet is post-processed as
+    numba does."""
+    from numba.core import postproc
+    from numba.core.runtime import rtsys
+    lean = postproc.PostProcessor.run._lean
+
+    def as_ulnet(f):
+        g = type(f)(f.__code__, f.__globals__, f.__name__)
+        g.__module__ = "ulnet.probe"
+        return g
+
+    before = lean[0]
+    got = _typed(as_ulnet(_allocating), 50)
+    assert lean[0] > before                       # the lazy path ran
+    k = njit(as_ulnet(_allocating))
+    k(3)
+    from numba.core.runtime import _nrt_python
+    was = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        stats0 = rtsys.get_allocation_stats()
+        assert k(200) == _allocating(200)
+        stats1 = rtsys.get_allocation_stats()
+    finally:
+        if not was:
+            _nrt_python.memsys_disable_stats()
+    assert stats1.alloc - stats0.alloc >= 400     # two arrays an iteration (the copy, the product)
+    assert stats1.alloc - stats0.alloc == stats1.free - stats0.free       # and each released
+
+    before = lean[0]
+    outside = _typed(_allocating, 50)             # a test module's function: numba's own path
+    assert lean[0] == before
+    monkeypatch.setattr(postproc.PostProcessor, "run", postproc.PostProcessor.run.__wrapped__)
+    assert _typed(as_ulnet(_allocating), 50) == got == outside

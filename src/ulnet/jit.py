@@ -330,6 +330,50 @@ def memo_call_types(limit: int = 200_000) -> bool:
     return True
 
 
+# ---- variable lifetimes only where they are read -------------------------------
+#
+# After most of its passes numba "post-processes" the function's IR: it
+# recomputes the control-flow graph, the use/def sets, the live and dead
+# variables of every block and, from those, the variables live on entry to
+# each block, about nine times per function, each a whole-function
+# dataflow analysis (a fifth of the decoder's cold compile). The last of
+# those, the block-entry sets, is read by object-mode lowering only; the
+# others are kept as numba keeps them, computed when a pass (or the deletion
+# of dead variables before lowering) reads them. This applies to ulnet's
+# kernels, which are all nopython-mode functions and no generators; every
+# other function (numba's own, an API user's) is post-processed as numba does.
+def lazy_lifetimes() -> bool:
+    try:
+        from numba.core import postproc, transforms
+        cls = postproc.PostProcessor
+        orig = cls.run
+        if getattr(orig, "_ulnet", False):
+            return True
+        cls._insert_var_dels, postproc.VariableLifetime, transforms.canonicalize_cfg
+    except (ImportError, AttributeError):
+        return False
+    lean = [0]          # runs that skipped the block-entry sets
+
+    def run(self, emit_dels: bool = False, extend_lifetimes: bool = False):
+        fir = self.func_ir
+        func = getattr(getattr(fir, "func_id", None), "func", None)
+        mod = getattr(func, "__module__", None) or ""
+        if fir.is_generator or not (mod == "ulnet" or mod.startswith("ulnet.")):
+            return orig(self, emit_dels=emit_dels, extend_lifetimes=extend_lifetimes)
+        lean[0] += 1
+        fir.blocks = transforms.canonicalize_cfg(fir.blocks)
+        fir.variable_lifetime = postproc.VariableLifetime(fir.blocks)   # computed when read
+        fir.generator_info = None
+        if emit_dels:
+            self._insert_var_dels(extend_lifetimes=extend_lifetimes)
+
+    run._ulnet = True
+    run._lean = lean
+    run.__wrapped__ = orig
+    cls.run = run
+    return True
+
+
 # ---- caches of kernels that call kernels of other files ----------------------
 #
 # numba keys a cached kernel on its own source file only: a kernel that calls
@@ -421,4 +465,5 @@ LEAN_ARRAY_TYPEOF = lean_array_typeof()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
 MEMO_CALL_TYPES = memo_call_types()
+LAZY_LIFETIMES = lazy_lifetimes()
 drop_stale_caches()
