@@ -235,3 +235,32 @@ def test_lazy_lifetimes_compile_ulnet_kernels_as_numba_does(monkeypatch):
     assert lean[0] == before
     monkeypatch.setattr(postproc.PostProcessor, "run", postproc.PostProcessor.run.__wrapped__)
     assert _typed(as_ulnet(_allocating), 50) == got == outside
+
+
+def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
+    """The read + decode kernels compiled with the two compile shortcuts
+    (typing memo, lazy lifetimes) and with numba's own pipeline
+    (ULNET_NUMBA_PLAIN=1), each in an empty cache: the same object code,
+    byte for byte, for every cache entry."""
+    import hashlib
+    import pickle
+    code = (f"from ulnet.pipeline import Pipeline\n"
+            f"import ulnet.jit as J\n"
+            f"print(J.MEMO_CALL_TYPES, J.LAZY_LIFETIMES)\n"
+            f"for b in Pipeline([{str(SAMPLE)!r}]):\n    pass\n")
+    objects, flags = [], []
+    for plain in ("0", "1"):
+        cache = tmp_path / f"plain{plain}"
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT / "src"), ULNET_NUMBA_PLAIN=plain)
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        assert p.returncode == 0, p.stderr
+        flags.append(p.stdout.split())
+        got = {}
+        for f in cache.rglob("*.nbc"):
+            key = f.name
+            got[key] = [hashlib.sha256(obj).hexdigest()
+                        for _n, _k, (obj, _bc) in _object_states(pickle.loads(f.read_bytes()))]
+            assert got[key], f
+        objects.append(got)
+    assert flags == [["True", "True"], ["False", "False"]]
+    assert len(objects[0]) >= 6 and objects[0] == objects[1]

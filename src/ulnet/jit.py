@@ -464,6 +464,9 @@ CACHED_RUNTIME = cached_runtime()
 LEAN_ARRAY_TYPEOF = lean_array_typeof()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
-MEMO_CALL_TYPES = memo_call_types()
-LAZY_LIFETIMES = lazy_lifetimes()
+# ULNET_NUMBA_PLAIN=1: compile through numba's own pipeline (a way out, should
+# a numba release disagree with the two compile shortcuts above)
+_PLAIN = __import__("os").environ.get("ULNET_NUMBA_PLAIN") == "1"
+MEMO_CALL_TYPES = not _PLAIN and memo_call_types()
+LAZY_LIFETIMES = not _PLAIN and lazy_lifetimes()
 drop_stale_caches()
