@@ -19,6 +19,21 @@ from __future__ import annotations
 from numba import njit  # noqa: F401  (re-exported)
 
 
+def _replace(owner, name: str, new) -> bool:
+    """Put ``new`` in place of ``owner.name``, marked as ulnet's (``_ulnet``,
+    and ``__wrapped__`` for the original); True."""
+    new._ulnet = True
+    new.__wrapped__ = getattr(owner, name)
+    setattr(owner, name, new)
+    return True
+
+
+def _is_ulnet(func) -> bool:
+    """Whether a Python function belongs to ulnet (a kernel of this package)."""
+    mod = getattr(func, "__module__", None) or ""
+    return mod == "ulnet" or mod.startswith("ulnet.")
+
+
 def fast_cache_load() -> bool:
     """Install the cheaper cache load; True when installed (idempotent)."""
     try:
@@ -38,9 +53,7 @@ def fast_cache_load() -> bool:
             return self._load_overload(sig, target_context)
         # None when the guard swallows an I/O error: numba then compiles
 
-    load_overload._ulnet = True
-    cls.load_overload = load_overload
-    return True
+    return _replace(cls, "load_overload", load_overload)
 
 
 # ---- numba's runtime module, cached like a kernel ------------------------------
@@ -127,9 +140,7 @@ def cached_runtime() -> bool:
                 tmp.unlink(missing_ok=True)
         return lib
 
-    compile_nrt_functions._ulnet = True
-    nrtdynmod.compile_nrt_functions = compile_nrt_functions
-    return True
+    return _replace(nrtdynmod, "compile_nrt_functions", compile_nrt_functions)
 
 
 # ---- a cached kernel's linking bitcode, parsed only to link ------------------
@@ -205,10 +216,8 @@ def lazy_link_bitcode() -> bool:
             self._shared_module = ll.parse_bitcode(bc)
         return orig_linking(self)
 
-    _get_module_for_linking._ulnet = True
     cls._unserialize = classmethod(_unserialize)
-    cls._get_module_for_linking = _get_module_for_linking
-    return True
+    return _replace(cls, "_get_module_for_linking", _get_module_for_linking)
 
 
 # ---- no extension scan for ulnet's own kernels --------------------------------
@@ -230,13 +239,10 @@ def lazy_extensions() -> bool:
         return False
 
     def _compilation_chain_init_hook(self):
-        mod = getattr(self.py_func, "__module__", None) or ""
-        if not (mod == "ulnet" or mod.startswith("ulnet.")):
+        if not _is_ulnet(self.py_func):
             entrypoints.init_all()
 
-    _compilation_chain_init_hook._ulnet = True
-    cls._compilation_chain_init_hook = _compilation_chain_init_hook
-    return True
+    return _replace(cls, "_compilation_chain_init_hook", _compilation_chain_init_hook)
 
 
 # ---- typing an array argument without importing numpy.ma ---------------------
@@ -270,8 +276,7 @@ def lean_array_typeof() -> bool:
         return types.Array(dtype, val.ndim, numpy_support.map_layout(val),
                            readonly=not val.flags.writeable)
 
-    _typeof_ndarray._ulnet = True
-    tyof._typeof_ndarray = _typeof_ndarray
+    _replace(tyof, "_typeof_ndarray", _typeof_ndarray)
     tyof.typeof_impl.register(np.ndarray)(_typeof_ndarray)
     return True
 
@@ -322,12 +327,9 @@ def memo_call_types(limit: int = 200_000) -> bool:
             memo[key] = (sig, impl_keys[sig.args])
         return sig
 
-    get_call_type._ulnet = True
     get_call_type._memo = memo
     get_call_type._stats = stats
-    get_call_type.__wrapped__ = orig
-    cls.get_call_type = get_call_type
-    return True
+    return _replace(cls, "get_call_type", get_call_type)
 
 
 # ---- variable lifetimes only where they are read -------------------------------
@@ -356,9 +358,7 @@ def lazy_lifetimes() -> bool:
 
     def run(self, emit_dels: bool = False, extend_lifetimes: bool = False):
         fir = self.func_ir
-        func = getattr(getattr(fir, "func_id", None), "func", None)
-        mod = getattr(func, "__module__", None) or ""
-        if fir.is_generator or not (mod == "ulnet" or mod.startswith("ulnet.")):
+        if fir.is_generator or not _is_ulnet(getattr(getattr(fir, "func_id", None), "func", None)):
             return orig(self, emit_dels=emit_dels, extend_lifetimes=extend_lifetimes)
         lean[0] += 1
         fir.blocks = transforms.canonicalize_cfg(fir.blocks)
@@ -367,11 +367,8 @@ def lazy_lifetimes() -> bool:
         if emit_dels:
             self._insert_var_dels(extend_lifetimes=extend_lifetimes)
 
-    run._ulnet = True
     run._lean = lean
-    run.__wrapped__ = orig
-    cls.run = run
-    return True
+    return _replace(cls, "run", run)
 
 
 # ---- caches of kernels that call kernels of other files ----------------------
