@@ -16,6 +16,8 @@ works as before (only slower): see ``fast_cache_load``.
 
 from __future__ import annotations
 
+import os
+
 from numba import njit  # noqa: F401  (re-exported)
 
 
@@ -463,7 +465,7 @@ LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
 # ULNET_NUMBA_PLAIN=1: compile through numba's own pipeline (a way out, should
 # a numba release disagree with the two compile shortcuts above)
-_PLAIN = __import__("os").environ.get("ULNET_NUMBA_PLAIN") == "1"
+_PLAIN = os.environ.get("ULNET_NUMBA_PLAIN") == "1"
 MEMO_CALL_TYPES = not _PLAIN and memo_call_types()
 LAZY_LIFETIMES = not _PLAIN and lazy_lifetimes()
 drop_stale_caches()
