@@ -111,7 +111,6 @@ def cached_runtime() -> bool:
         return False
 
     def compile_nrt_functions(ctx):
-        import os
         import pickle
         try:
             codegen = ctx.codegen()
