@@ -25,10 +25,11 @@ def run_ulnet(*args, stdin=None, check=False, env=None):
     return p
 
 
-def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python -c code`` from the repository root; returns CompletedProcess (text)."""
+def run_python(code: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` from the repository root, ``env`` added to this
+    process's environment; returns CompletedProcess (text)."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          cwd=str(ROOT))
+                          cwd=str(ROOT), env=dict(os.environ, **(env or {})))
 
 
 def signal_on_call(monkeypatch, owner, name: str, nth: int, signum: int):

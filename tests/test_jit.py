@@ -3,9 +3,6 @@ gives what numba's own path gives, and falls back where it must."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -14,7 +11,7 @@ from numba import njit
 from numba.core import errors
 
 import ulnet.jit as J
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, run_python
 
 
 def test_every_shortcut_is_installed():
@@ -29,22 +26,9 @@ def _defined_in_bitcode(bitcode: bytes) -> set[str]:
     return {g.name for gs in (m.functions, m.global_variables) for g in gs if not g.is_declaration}
 
 
-def _object_states(o):
-    """('name', 'object', (object code, bitcode)) tuples inside a cache entry."""
-    if isinstance(o, tuple) and len(o) == 3 and o[1] == "object":
-        yield o
-    elif isinstance(o, (tuple, list)):
-        for x in o:
-            yield from _object_states(x)
-    elif isinstance(o, dict):
-        for x in o.values():
-            yield from _object_states(x)
-
-
 def test_elf_symbols_are_the_bitcodes_defined_symbols():
     """The names registered from a kernel's object code are exactly those
     numba registers from its bitcode, for every cached read + decode kernel."""
-    import pickle
     from pathlib import Path
     from ulnet.pipeline import Pipeline
     from ulnet.decode._kernels import decode_batch
@@ -54,7 +38,7 @@ def test_elf_symbols_are_the_bitcodes_defined_symbols():
     checked = 0
     for kern in (decode_batch, pcap_walk):
         for f in Path(kern._cache._cache_path).glob(f"*.{kern.__name__}-*.nbc"):
-            for _name, _kind, (obj, bitcode) in _object_states(pickle.loads(f.read_bytes())):
+            for obj, bitcode in J.cached_objects(f):
                 names = J._elf_defined_symbols(obj)
                 assert names == _defined_in_bitcode(bitcode), f
                 assert len(names) > 3
@@ -87,8 +71,7 @@ def test_a_loaded_kernel_still_links_into_a_new_compile():
         s = user(b.buf, b.off, b.caplen, b.wirelen, b.linktype, b.n, b.hdr, b.addr, new_counters())
         print(pending, "_ulnet_bitcode" in lib.__dict__, bool((b.hdr[:b.n] == ref).all()), s == ref[:, 14].sum())
     """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    p = run_python(code, timeout=300, env={"PYTHONPATH": str(ROOT / "src")})
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["True", "False", "True", "True"], p.stdout
 
@@ -96,10 +79,10 @@ def test_a_loaded_kernel_still_links_into_a_new_compile():
 def test_runtime_module_is_cached_and_loaded(tmp_path):
     code = ("from ulnet.pipeline import Pipeline\n"
             f"print(sum(b.n for b in Pipeline([{str(SAMPLE)!r}])))\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT / "src")}
     outs = []
     for _ in range(2):
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        p = run_python(code, timeout=600, env=env)
         assert p.returncode == 0, p.stderr
         outs.append(p.stdout)
         files = list(tmp_path.rglob("ulnet-nrt-*.bin"))
@@ -108,7 +91,7 @@ def test_runtime_module_is_cached_and_loaded(tmp_path):
     assert not list(tmp_path.rglob("ulnet-nrt-*.tmp"))
     # a torn file compiles the module again and replaces the file
     files[0].write_bytes(b"torn")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    p = run_python(code, timeout=600, env=env)
     assert p.returncode == 0 and p.stdout == outs[0], p.stderr
     assert files[0].stat().st_size > 1000
 
@@ -243,7 +226,6 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
     (ULNET_NUMBA_PLAIN=1), each in an empty cache: the same object code,
     byte for byte, for every cache entry."""
     import hashlib
-    import pickle
     code = (f"from ulnet.pipeline import Pipeline\n"
             f"import ulnet.jit as J\n"
             f"print(J.MEMO_CALL_TYPES, J.LAZY_LIFETIMES)\n"
@@ -251,15 +233,14 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
     objects, flags = [], []
     for plain in ("0", "1"):
         cache = tmp_path / f"plain{plain}"
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT / "src"), ULNET_NUMBA_PLAIN=plain)
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        env = {"NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT / "src"), "ULNET_NUMBA_PLAIN": plain}
+        p = run_python(code, timeout=600, env=env)
         assert p.returncode == 0, p.stderr
         flags.append(p.stdout.split())
         got = {}
         for f in cache.rglob("*.nbc"):
             key = f.name
-            got[key] = [hashlib.sha256(obj).hexdigest()
-                        for _n, _k, (obj, _bc) in _object_states(pickle.loads(f.read_bytes()))]
+            got[key] = [hashlib.sha256(obj).hexdigest() for obj, _bc in J.cached_objects(f)]
             assert got[key], f
         objects.append(got)
     assert flags == [["True", "True"], ["False", "False"]]

@@ -372,6 +372,26 @@ def lazy_lifetimes() -> bool:
     return _replace(cls, "run", run)
 
 
+def cached_objects(path) -> list[tuple[bytes, bytes]]:
+    """(object code, linking bitcode) of each compiled library in one numba
+    cache entry (a ``.nbc`` file): what ulnet.jit's shortcuts must leave as
+    numba makes it (tests/test_jit.py, bench/diag_compile.py)."""
+    import pickle
+    from pathlib import Path
+
+    def walk(o):
+        if isinstance(o, tuple) and len(o) == 3 and o[1] == "object":
+            yield o[2]
+        elif isinstance(o, (tuple, list)):
+            for x in o:
+                yield from walk(x)
+        elif isinstance(o, dict):
+            for x in o.values():
+                yield from walk(x)
+
+    return [(obj, bitcode) for obj, bitcode in walk(pickle.loads(Path(path).read_bytes()))]
+
+
 # ---- caches of kernels that call kernels of other files ----------------------
 #
 # numba keys a cached kernel on its own source file only: a kernel that calls
