@@ -1,5 +1,5 @@
-"""Text columns of flow records built as Arrow arrays (ulnet.flow.text)
-against the plain Python formatting."""
+"""Text columns of flow records (ulnet.flow.text.Texts: Arrow's string
+layout, built by kernels) against the plain Python formatting."""
 
 from __future__ import annotations
 
@@ -50,6 +50,30 @@ def test_meta_names_utf8_and_invalid():
     assert got == ["www.example.com", "b\u00fccher.de", "bad\ufffd\ufffdname", "x" * 40]
     META[2] = 0
     assert meta_array(META, 0, 40).to_pylist()[2] == ""
+
+
+def test_meta_names_split_character():
+    """Each name invalid, their concatenation valid ("a\u00fcb" cut inside
+    the \u00fc): checked per name, as Arrow's validation did."""
+    META = np.zeros((3, 64), dtype=np.uint8)
+    for k, b in enumerate((b"a\xc3", b"", b"\xbcb")):
+        META[k, 0] = len(b)
+        META[k, 1:1 + len(b)] = np.frombuffer(b, dtype=np.uint8)
+    assert meta_array(META, 0, 40).to_pylist() == ["a\ufffd", "", "\ufffdb"]
+
+
+def test_texts_to_arrow_and_indexing():
+    import pyarrow as pa
+    names = ["", "www.example.com", "b\u00fccher.de", "\u65e5\u672c"]
+    META = np.zeros((4, 64), dtype=np.uint8)
+    for k, t in enumerate(names):
+        b = t.encode()
+        META[k, 0] = len(b)
+        META[k, 1:1 + len(b)] = np.frombuffer(b, dtype=np.uint8)
+    col = meta_array(META, 0, 40)
+    assert len(col) == 4 and [col[k] for k in range(4)] == names and col[-1] == names[-1]
+    assert col.to_arrow().equals(pa.array(names, type=pa.string()))
+    assert as_list(col) == names
 
 
 def test_take_names_and_as_list():

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterator
 
-import pyarrow as pa
-
 from ulnet.batch import DEFAULT_BATCH
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
@@ -73,7 +71,9 @@ class FlowRecords:
             for row in zip(*lists):
                 yield Record(*row)
 
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self):
+        """All records as a pyarrow Table."""
+        import pyarrow as pa
         batches = [to_record_batch(c, self.fields) for c in self._column_chunks()]
         if not batches:
             return pa.table({k: [] for k in self.fields})

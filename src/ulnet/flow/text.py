@@ -1,6 +1,7 @@
-"""Text columns of flow records as Arrow string arrays, built by compiled
-kernels straight into Arrow's buffers (offsets + bytes): no Python string
-per flow. Addresses: IPv4 dotted quads here, the rare IPv6 rows through the
+"""Text columns of flow records (``Texts``: offsets + UTF-8 bytes, the
+layout of an Arrow string array), built by compiled kernels: no Python
+string per flow, and no pyarrow import for CSV and JSON lines (about 45 ms
+of every command's start-up); ``Texts.to_arrow`` wraps the same buffers. Addresses: IPv4 dotted quads here, the rare IPv6 rows through the
 standard formatter (RFC 5952), copied in by the same kernel. Names from the metadata pool:
 copied as they are, checked as UTF-8 by Arrow; a pool with invalid UTF-8
 falls back to decoding each name with replacement characters."""
@@ -10,7 +11,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import pyarrow as pa
 from ulnet.jit import njit
 from ulnet.rawmem import copy_bytes
 
@@ -62,12 +62,46 @@ def _meta_text(META, field, width, offsets, data):
     return p
 
 
-def arrow_of(v) -> pa.Array:
-    """A record column (numpy array or Arrow array) as an Arrow array, zero-copy
-    for contiguous numbers. Not ``pa.array``: that imports pandas (0.1 s of a
-    command's start-up) to ask whether the input is a pandas object."""
+class Texts:
+    """A column of texts: ``offsets`` (int32, n + 1, from 0) into ``data``
+    (UTF-8 bytes), as Arrow lays out a string array; valid UTF-8 throughout
+    (its makers check). pyarrow is imported only by ``to_arrow``."""
+
+    __slots__ = ("offsets", "data")
+
+    def __init__(self, offsets: np.ndarray, data: np.ndarray):
+        self.offsets = offsets
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, k: int) -> str:
+        k = range(len(self))[k]             # negative indices; IndexError past the end
+        return self.data[self.offsets[k]:self.offsets[k + 1]].tobytes().decode()
+
+    def __repr__(self) -> str:
+        return f"Texts({self.to_pylist()!r})"
+
+    def to_pylist(self) -> list[str]:
+        raw = self.data.tobytes()
+        o = self.offsets.tolist()
+        return [raw[o[k]:o[k + 1]].decode() for k in range(len(o) - 1)]
+
+    def to_arrow(self):
+        import pyarrow as pa
+        return pa.StringArray.from_buffers(len(self), pa.py_buffer(self.offsets), pa.py_buffer(self.data))
+
+
+def arrow_of(v):
+    """A record column (numpy array, Texts or Arrow array) as an Arrow array,
+    zero-copy for contiguous numbers. Not ``pa.array``: that imports pandas
+    (0.1 s of a command's start-up) to ask whether the input is a pandas object."""
+    import pyarrow as pa
     if isinstance(v, pa.Array):
         return v
+    if isinstance(v, Texts):
+        return v.to_arrow()
     a = np.asarray(v)
     if a.dtype == np.bool_:
         bits = np.packbits(a, bitorder="little")
@@ -75,24 +109,36 @@ def arrow_of(v) -> pa.Array:
     if a.dtype.kind in "iuf":
         a = np.ascontiguousarray(a)
         return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
-    return string_array([str(x) for x in a.tolist()])
+    return string_array([str(x) for x in a.tolist()]).to_arrow()
 
 
-def string_array(texts: list[str]) -> pa.Array:
-    """Python strings as an Arrow string array (see arrow_of: no pa.array);
-    for the few strings of a chunk that no kernel writes."""
+def string_array(texts: list[str]) -> Texts:
+    """Python strings as a Texts column; for the few strings of a chunk that
+    no kernel writes."""
     data = [t.encode() for t in texts]
     offsets = np.zeros(len(data) + 1, dtype=np.int32)
     np.cumsum([len(d) for d in data], out=offsets[1:])
-    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+    return Texts(offsets, np.frombuffer(b"".join(data), dtype=np.uint8))
 
 
-def _strings(n: int, offsets: np.ndarray, data: np.ndarray, used: int) -> pa.Array:
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:used]))
+def _strings(n: int, offsets: np.ndarray, data: np.ndarray, used: int) -> Texts:
+    return Texts(offsets, data[:used])
 
 
-def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> pa.Array:
-    """Text of each address (``ver`` 4 or 6) as an Arrow string array."""
+def utf8_whole(offsets: np.ndarray, data: np.ndarray) -> bool:
+    """Is every text of (offsets, data) valid UTF-8? The whole buffer valid
+    and no non-empty text starting with a continuation byte: then no text
+    boundary splits a character, so each text is valid on its own."""
+    try:
+        data.tobytes().decode()
+    except UnicodeDecodeError:
+        return False
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    return not bool(((data[starts] & 0xC0) == 0x80).any())
+
+
+def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> Texts:
+    """Text of each address (``ver`` 4 or 6)."""
     n = len(lo)
     v4 = ver == 4
     v6 = np.flatnonzero(~v4)
@@ -105,8 +151,8 @@ def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> pa.Array:
     return _strings(n, offsets, data, _addr_text(lo, v4, t6_off, t6_data, offsets, data))
 
 
-def meta_array(META: np.ndarray, field: int, width: int) -> pa.Array:
-    """A length-prefixed text field of each metadata row as an Arrow string array."""
+def meta_array(META: np.ndarray, field: int, width: int) -> Texts:
+    """A length-prefixed text field of each metadata row."""
     n = META.shape[0]
     total = int(np.minimum(META[:, field], width).sum())
     if not total:           # no text in any row (META may be a broadcast zero row)
@@ -114,15 +160,14 @@ def meta_array(META: np.ndarray, field: int, width: int) -> pa.Array:
     offsets = np.empty(n + 1, dtype=np.int32)
     data = np.empty(total, dtype=np.uint8)
     arr = _strings(n, offsets, data, _meta_text(META, field, width, offsets, data))
-    try:
-        arr.validate(full=True)
+    if utf8_whole(arr.offsets, arr.data):
         return arr
-    except pa.ArrowInvalid:             # names with invalid UTF-8: decode them one by one
-        lens = np.minimum(META[:, field].astype(np.int64), width)
-        out = [""] * n
-        for k in np.flatnonzero(lens).tolist():
-            out[k] = META[k, field + 1:field + 1 + int(lens[k])].tobytes().decode("utf-8", "replace")
-        return string_array(out)
+    # names with invalid UTF-8: decode them one by one, with replacement characters
+    lens = np.minimum(META[:, field].astype(np.int64), width)
+    out = [""] * n
+    for k in np.flatnonzero(lens).tolist():
+        out[k] = META[k, field + 1:field + 1 + int(lens[k])].tobytes().decode("utf-8", "replace")
+    return string_array(out)
 
 
 @njit(cache=True)
@@ -148,8 +193,8 @@ def _name_table(names: tuple) -> tuple[np.ndarray, np.ndarray]:
     return t_off, np.frombuffer(b"".join(enc) or b"\0", dtype=np.uint8)
 
 
-def take_names(names: tuple | list, idx: np.ndarray) -> pa.Array:
-    """names[idx] as an Arrow string array, gathered by a kernel: no Python
+def take_names(names: tuple | list, idx: np.ndarray) -> Texts:
+    """names[idx] as a Texts column, gathered by a kernel: no Python
     string per row (Arrow's ``take`` would import pyarrow.compute, 24 ms of
     every command's start)."""
     t_off, t_data = _name_table(tuple(names))
@@ -164,7 +209,7 @@ def take_names(names: tuple | list, idx: np.ndarray) -> pa.Array:
 
 def as_list(v) -> list:
     """A record column as a Python list (for JSON lines and row iteration)."""
-    if isinstance(v, pa.Array):
+    if isinstance(v, Texts) or hasattr(v, "to_pylist"):      # Texts, Arrow arrays
         return v.to_pylist()
     if isinstance(v, np.ndarray):
         return v.tolist()

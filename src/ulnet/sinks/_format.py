@@ -28,11 +28,10 @@ import json
 import math
 
 import numpy as np
-import pyarrow as pa
 
 from ulnet.jit import njit
 from ulnet.rawmem import copy_bytes, copy_short, load_at
-from ulnet.flow.text import arrow_of
+from ulnet.flow.text import Texts, arrow_of
 
 INT, UINT, FLOAT, TEXT = 0, 1, 2, 3
 BUFFER = 16 << 20          # output buffer: a chunk of records is written in pieces of at most this
@@ -317,8 +316,12 @@ def format_rows(js, kind, slot, tslot, vrow, pre, pre_off, end, base, tcols, n, 
     return i, p
 
 
-def _string_parts(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets [n + 1] from 0, bytes) of an Arrow string array."""
+def _string_parts(a) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets [n + 1] from 0, bytes) of a Texts column or an Arrow string array."""
+    if isinstance(a, Texts):
+        off = a.offsets.astype(np.int64)
+        return off - off[0], a.data[off[0]:off[-1]]
+    import pyarrow as pa
     if not pa.types.is_string(a.type):
         a = a.cast(pa.string())
     bufs = a.buffers()
@@ -346,6 +349,7 @@ def _float_text(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lens = np.zeros(len(x), np.int64)
     if not cast.any():
         return np.zeros(len(x) + 1, np.int64), np.empty(0, np.uint8)
+    import pyarrow as pa
     import pyarrow.compute as pc        # only here: 24 ms to import
     off, data = _string_parts(pc.cast(arrow_of(x[cast]), pa.string()))
     lens[cast] = np.diff(off)
@@ -383,7 +387,12 @@ class RowFormatter:
         nums, floats, texts, valid = [], [], [], []
         for c, k in enumerate(self.names):
             v = cols[k]
+            if isinstance(v, Texts):
+                kind[c], tslot[c] = TEXT, len(texts)
+                texts.append(_string_parts(v))
+                continue
             if not (isinstance(v, np.ndarray) and v.dtype.kind in "iuf"):
+                import pyarrow as pa            # other columns (API callers): through Arrow
                 a = arrow_of(v)
                 if a.null_count:
                     vrow[c] = len(valid)

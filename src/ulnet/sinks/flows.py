@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import sys
 
-import pyarrow as pa
-
 from ulnet.flow.text import arrow_of
 from ulnet.sinks._format import RowFormatter
 
 FORMATS = ("csv", "jsonl", "parquet")
 
 
-def to_record_batch(cols: dict, names) -> pa.RecordBatch:
+def to_record_batch(cols: dict, names):
+    """The columns as a pyarrow RecordBatch (imported here: CSV and JSON lines do not need it)."""
+    import pyarrow as pa
     return pa.RecordBatch.from_arrays([arrow_of(cols[k]) for k in names], names=list(names))
 
 
