@@ -14,37 +14,92 @@ import numpy as np
 from ulnet.jit import njit
 from ulnet.rawmem import copy_bytes
 
-from ulnet.addr import to_text
+
+
+@njit(cache=True, inline="always")
+def _put_dec(data, p, o):
+    """Decimal text of 0 <= o < 256 at p; returns the next p."""
+    if o >= 100:
+        data[p] = 48 + o // 100
+        p += 1
+    if o >= 10:
+        data[p] = 48 + (o // 10) % 10
+        p += 1
+    data[p] = 48 + o % 10
+    return p + 1
 
 
 @njit(cache=True)
-def _addr_text(lo, v4, t6_off, t6_data, offsets, data):
-    """Dotted quads of the IPv4 rows; the other rows take the next text of
-    (t6_off, t6_data) in turn."""
+def _quad(data, p, a):
+    """Dotted quad of the 32-bit a at p; returns the next p."""
+    for k in range(4):
+        p = _put_dec(data, p, (a >> (24 - 8 * k)) & 0xFF)
+        if k < 3:
+            data[p] = 46
+            p += 1
+    return p
+
+
+@njit(cache=True)
+def _v6_text(data, p, hi, lo, w):
+    """IPv6 text at p, as glibc's inet_ntop writes it (RFC 5952: lower-case
+    hex without leading zeros, the longest run of two or more zero groups
+    (the first of equal runs) as ``::``; ``::a.b.c.d`` and
+    ``::ffff:a.b.c.d`` for the IPv4-compatible and -mapped forms).
+    w: scratch, 8 int64. Returns the next p."""
+    for k in range(4):
+        w[k] = np.int64((hi >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF))
+        w[4 + k] = np.int64((lo >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF))
+    best, blen, cur, clen = -1, 0, -1, 0
+    for k in range(8):
+        if w[k] == 0:
+            if cur < 0:
+                cur, clen = k, 1
+            else:
+                clen += 1
+        elif cur >= 0:
+            if best < 0 or clen > blen:
+                best, blen = cur, clen
+            cur = -1
+    if cur >= 0 and (best < 0 or clen > blen):
+        best, blen = cur, clen
+    if blen < 2:
+        best = -1
+    for k in range(8):
+        if best >= 0 and best <= k < best + blen:
+            if k == best:
+                data[p] = 58
+                p += 1
+            continue
+        if k:
+            data[p] = 58
+            p += 1
+        if k == 6 and best == 0 and (blen == 6 or (blen == 5 and w[5] == 0xFFFF)):
+            return _quad(data, p, np.int64(lo & np.uint64(0xFFFFFFFF)))
+        started = False
+        for s in range(12, -1, -4):
+            d = (w[k] >> s) & 0xF
+            if d or started or s == 0:
+                data[p] = 48 + d if d < 10 else 87 + d
+                p += 1
+                started = True
+    if best >= 0 and best + blen == 8:
+        data[p] = 58
+        p += 1
+    return p
+
+
+@njit(cache=True)
+def _addr_text(hi, lo, v4, offsets, data):
+    """Text of each address: a dotted quad where v4, else IPv6."""
     p = 0
-    j = 0
+    w = np.empty(8, np.int64)
     for i in range(lo.shape[0]):
         offsets[i] = p
-        if not v4[i]:
-            m = t6_off[j + 1] - t6_off[j]
-            copy_bytes(data, p, t6_data, t6_off[j], m)
-            p += m
-            j += 1
-            continue
-        a = np.int64(lo[i] & np.uint64(0xFFFFFFFF))
-        for k in range(4):
-            o = (a >> (24 - 8 * k)) & 0xFF
-            if o >= 100:
-                data[p] = 48 + o // 100
-                p += 1
-            if o >= 10:
-                data[p] = 48 + (o // 10) % 10
-                p += 1
-            data[p] = 48 + o % 10
-            p += 1
-            if k < 3:
-                data[p] = 46
-                p += 1
+        if v4[i]:
+            p = _quad(data, p, np.int64(lo[i] & np.uint64(0xFFFFFFFF)))
+        else:
+            p = _v6_text(data, p, hi[i], lo[i], w)
     offsets[lo.shape[0]] = p
     return p
 
@@ -141,14 +196,11 @@ def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> Texts:
     """Text of each address (``ver`` 4 or 6)."""
     n = len(lo)
     v4 = ver == 4
-    v6 = np.flatnonzero(~v4)
-    texts = [to_text(int(hi[k]), int(lo[k]), 6).encode() for k in v6.tolist()]
-    t6_off = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(t) for t in texts], out=t6_off[1:])
-    t6_data = np.frombuffer(b"".join(texts) or b"\0", dtype=np.uint8)
+    n6 = n - int(np.count_nonzero(v4))
     offsets = np.empty(n + 1, dtype=np.int32)
-    data = np.empty(max(1, 15 * (n - len(v6)) + int(t6_off[-1])), dtype=np.uint8)
-    return _strings(n, offsets, data, _addr_text(lo, v4, t6_off, t6_data, offsets, data))
+    data = np.empty(max(1, 15 * (n - n6) + 45 * n6), dtype=np.uint8)     # the longest texts
+    return _strings(n, offsets, data, _addr_text(np.ascontiguousarray(hi), np.ascontiguousarray(lo), v4,
+                                                 offsets, data))
 
 
 def meta_array(META: np.ndarray, field: int, width: int) -> Texts:
