@@ -654,17 +654,139 @@ def test_quic_frames_kernel_matches_the_plain_walk(frames, cut, crypto_type):
         assert quic._frames(plain, crypto_type) == want
 
 
-def test_chlo_tags():
-    vals = [(b"PAD\x00", b"---"), (b"SNI\x00", b"www.example.com"), (b"UAID", b"Chrome/99")]
-    end, entries = 0, b""
-    for tag, v in vals:
+def chlo_tags(msg: bytes, want=None) -> dict[bytes, bytes]:
+    """Tag -> value of a gQUIC CHLO, in plain Python (the reading the stage
+    did before chlo_meta): stops at the first inconsistent entry."""
+    if len(msg) < 8 or msg[:4] != b"CHLO":
+        return {}
+    n = int.from_bytes(msg[4:6], "little")
+    base, prev, out = 8 + 8 * n, 0, {}
+    for k in range(n):
+        e = 8 + 8 * k
+        if e + 8 > len(msg):
+            break
+        end = int.from_bytes(msg[e + 4:e + 8], "little")
+        if end < prev or base + end > len(msg):
+            break
+        tag = bytes(msg[e:e + 4])
+        if want is None or tag in want:
+            out[tag] = bytes(msg[base + prev:base + end])
+        prev = end
+    return out
+
+
+def _chlo_msg(entries, count=None):
+    end, head = 0, b""
+    for tag, v in entries:
         end += len(v)
-        entries += tag + struct.pack("<I", end)
-    msg = b"CHLO" + struct.pack("<HH", len(vals), 0) + entries + b"".join(v for _, v in vals)
-    assert quic.chlo_tags(msg) == dict(vals)
-    assert quic.chlo_tags(msg, (b"SNI\x00", b"UAID")) == dict(vals[1:])
-    assert quic.chlo_tags(msg[:20]) == {}
-    assert quic.chlo_tags(b"SHLO" + msg[4:]) == {}
+        head += tag + struct.pack("<I", end)
+    n = len(entries) if count is None else count
+    return b"CHLO" + struct.pack("<HH", n, 0) + head + b"".join(v for _, v in entries)
+
+
+def _meta_after(fn):
+    """(F, META) of a one-flow table after fn(table, counters)."""
+    from ulnet.counters import new_counters
+    from ulnet.flow import FlowTable
+    t = FlowTable(16)
+    fn(t, new_counters())
+    return t.F[0].copy(), t.META.copy()
+
+
+def _chlo_oracle(msg):
+    """The stage's former CHLO reading: chlo_tags, then _slot/_put."""
+    def go(t, c):
+        tags = chlo_tags(msg, (b"SNI\0", b"UAID"))
+        sni, ua = tags.get(b"SNI\0", b""), tags.get(b"UAID", b"")
+        if not sni and not ua:
+            return
+        ms = K._slot(t.F, 0, t.META, t.MFREE, t.S, c)
+        if sni:
+            K._put(t.META, ms, FK.M_NAME, FK.M_NAME_MAX, np.frombuffer(sni, np.uint8), 0, len(sni), True, True)
+        if ua:
+            K._put(t.META, ms, FK.M_UA, FK.M_UA_MAX, np.frombuffer(ua, np.uint8), 0, len(ua), False)
+    return _meta_after(go)
+
+
+def _chlo_kernel(msg):
+    arr = np.frombuffer(msg, np.uint8)
+    return _meta_after(lambda t, c: K.chlo_meta(arr, 0, len(arr), t.F, 0, t.META, t.MFREE, t.S, c))
+
+
+def test_chlo_meta():
+    vals = [(b"PAD\x00", b"---"), (b"SNI\x00", b"WWW.Example.com"), (b"UAID", b"Chrome/99")]
+    msg = _chlo_msg(vals)
+    assert chlo_tags(msg) == dict(vals)
+    F, META = _chlo_kernel(msg)
+    ms = (int(F[FK.F_APP]) >> FK.A_META_SHIFT) - 1
+    assert ms >= 0
+    assert META[ms, FK.M_NAME + 1:FK.M_NAME + 1 + META[ms, FK.M_NAME]].tobytes() == b"www.example.com"
+    assert META[ms, FK.M_UA + 1:FK.M_UA + 1 + META[ms, FK.M_UA]].tobytes() == b"Chrome/99"
+    for bad in (msg[:20], b"SHLO" + msg[4:], b""):
+        F, META = _chlo_kernel(bad)
+        assert (int(F[FK.F_APP]) >> FK.A_META_SHIFT) == 0 and not META.any()
+
+
+_TAG = st.sampled_from([b"SNI\x00", b"UAID", b"PAD\x00", b"VER\x00", b"SNI\x01", b"UAIE"])
+
+
+@FUZZ
+@given(st.lists(st.tuples(_TAG, st.binary(max_size=40)), max_size=8), st.integers(0, 3), st.integers(0, 200),
+       st.integers(-2, 2))
+def test_chlo_meta_matches_the_plain_reading(entries, bump, cut, extra):
+    """The kernel writes the flow's metadata as chlo_tags + _put did, on
+    well-formed, cut, mis-counted and non-monotonic CHLOs."""
+    msg = bytearray(_chlo_msg(entries, max(0, len(entries) + extra)))
+    if bump and len(entries) > 1:                   # an end offset out of order
+        q = 8 + 8 * (bump % len(entries)) + 4
+        if q + 4 <= len(msg):
+            msg[q:q + 4] = struct.pack("<I", 0)
+    msg = bytes(msg[:len(msg) - cut] if cut < len(msg) else msg)
+    want, got = _chlo_oracle(msg), _chlo_kernel(msg)
+    assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
+
+
+@FUZZ
+@given(st.data())
+def test_quic_hello_joins_pieces_as_assemble_did(data):
+    """A ClientHello cut into pieces (overlapping, repeated, in any order)
+    spread over one to three Initials: after each, the stage's kernel
+    (quic_hello through Inspector._read_initial) says the hello is whole
+    exactly when the pieces assembled so far hold it, and the flow's
+    metadata is what hello_meta gives on the assembled stream."""
+    from ulnet.inspect.stage import Inspector
+    from ulnet.counters import new_counters
+    from ulnet.flow import FlowTable
+    ch = client_hello(sni=data.draw(st.sampled_from([b"a.example", b"Split.Example.ORG", b"x" * 300])),
+                      alpn=b"h3", extra=_ext(0xFFAA, bytes(data.draw(st.integers(0, 2000)))), record=False)
+    pieces = []
+    for _ in range(data.draw(st.integers(1, 12))):
+        a = data.draw(st.integers(0, len(ch) - 1))
+        pieces.append((a, ch[a:a + data.draw(st.integers(1, len(ch)))]))
+    if data.draw(st.booleans()):
+        pieces.append((0, ch[:data.draw(st.integers(1, len(ch)))]))
+    packets = [[] for _ in range(data.draw(st.integers(1, 3)))]
+    for pc in pieces:
+        packets[data.draw(st.integers(0, len(packets) - 1))].append(pc)
+    insp, table, counters = Inspector(), FlowTable(16), new_counters()
+    seen = []
+    for pk in packets:
+        plain = b"".join(crypto_frame(o, d) + b"\x01" + bytes(3) for o, d in pk)
+        done = insp._read_initial(table, 0, counters, 7, quic.Initial(1, "tls", [], plain or bytes(4), 6))
+        seen += pk
+        stream = quic.assemble(seen)
+        assert done == quic.tls_complete(stream)
+        want = _meta_after(lambda t, c: K.hello_meta(np.frombuffer(stream, np.uint8), 0, len(stream), t.F, 0,
+                                                     t.META, t.MFREE, t.S, c, np.zeros(4, np.int64)))
+        ms = (int(table.F[0, FK.F_APP]) >> FK.A_META_SHIFT) - 1
+        wms = (int(want[0][FK.F_APP]) >> FK.A_META_SHIFT) - 1
+        assert (ms >= 0) == (wms >= 0)
+        if ms >= 0:
+            assert np.array_equal(table.META[ms], want[1][wms])
+        if done:
+            assert 7 not in insp._quic_pieces and not insp._qhave.any()
+            break
+        assert 7 in insp._quic_pieces and not insp._qhave.any()
 
 
 def _flows(tmp_path, datagrams, sport=50000, dport=443, name="t.pcap"):
@@ -741,9 +863,16 @@ def test_fuzz_quic_initials_cut_and_flipped(quic_datagrams, data):
     except ValueError:
         return
     stream = quic.assemble(ini.pieces)
-    quic.chlo_tags(stream)
+    _chlo_kernel(stream)
     quic.tls_complete(stream)
     kernel_hello(stream)
+    from ulnet.inspect.stage import Inspector
+    from ulnet.counters import new_counters
+    from ulnet.flow import FlowTable
+    try:
+        Inspector()._read_initial(FlowTable(16), 0, new_counters(), 1, quic.open_initial(d))
+    except ValueError:
+        pass
 
 
 @FUZZ

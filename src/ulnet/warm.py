@@ -185,6 +185,8 @@ def job_commands(which: str) -> str:
             for fmt in ("csv", "jsonl", "parquet"):
                 _quiet_main(["flows", cap, "--statistics", "--format", fmt, "-o", os.path.join(d, "f." + fmt)])
             _quiet_main(["flows", cap, "-o", os.devnull])
+            from ulnet.inspect.stage import warm_quic
+            warm_quic()                 # QUIC Initials' kernel (the sample has none)
         elif which == "run":
             rules = os.path.join(d, "warm.rules")
             with open(rules, "w") as f:

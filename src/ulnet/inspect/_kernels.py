@@ -33,6 +33,7 @@ from ulnet.flow._kernels import (
     APP_MASK, META_W, M_NAME, M_NAME_MAX, M_UA, M_UA_MAX, M_ALPN, M_ALPN_MAX, M_QTYPE, S_MFREE_TOP,
 )
 from ulnet.inspect._dispatch import dispatch, proto_app
+from ulnet.inspect.quic_frames import crypto_frames
 from ulnet.inspect.words import load_words
 
 CONF_NONE, CONF_PORT, CONF_PAYLOAD, CONF_PROTOCOL = 0, 1, 2, 3
@@ -334,6 +335,107 @@ def hello_meta(buf, p, end, F, e, META, MFREE, S, counters, sni):
                 _put(META, ms, M_NAME, M_NAME_MAX, buf, sni[0], sni[1], True, True)
             if sni[3] > 0:
                 _put(META, ms, M_ALPN, M_ALPN_MAX, buf, sni[2], sni[3], False)
+
+
+@njit(cache=True, inline="always")
+def _le(buf, p, n):
+    """Little-endian unsigned integer of n bytes at p."""
+    v = np.int64(0)
+    for k in range(n - 1, -1, -1):
+        v = (v << 8) | np.int64(buf[p + k])
+    return v
+
+
+@njit(cache=True)
+def chlo_meta(buf, p, end, F, e, META, MFREE, S, counters):
+    """The SNI and UAID (user agent) tags of a Google QUIC CHLO at
+    buf[p:end] into the flow's metadata. A CHLO: "CHLO", the tag count (u16
+    little-endian), 2 bytes, (tag, end offset u32 LE) pairs, then the values;
+    the walk stops at the first inconsistent entry; a tag seen twice keeps
+    its last value; empty values are not written."""
+    n = end - p
+    if n < 8 or buf[p] != 0x43 or buf[p + 1] != 0x48 or buf[p + 2] != 0x4C or buf[p + 3] != 0x4F:
+        return
+    cnt = _le(buf, p + 4, 2)
+    base = 8 + 8 * cnt
+    prev = 0
+    s0 = s1 = u0 = u1 = 0
+    for k in range(cnt):
+        q = 8 + 8 * k
+        if q + 8 > n:
+            break
+        stop = _le(buf, p + q + 4, 4)
+        if stop < prev or base + stop > n:
+            break
+        t = p + q
+        if buf[t] == 0x53 and buf[t + 1] == 0x4E and buf[t + 2] == 0x49 and buf[t + 3] == 0:        # "SNI\0"
+            s0, s1 = base + prev, base + stop
+        elif buf[t] == 0x55 and buf[t + 1] == 0x41 and buf[t + 2] == 0x49 and buf[t + 3] == 0x44:   # "UAID"
+            u0, u1 = base + prev, base + stop
+        prev = stop
+    if s1 == s0 and u1 == u0:
+        return
+    ms = _slot(F, e, META, MFREE, S, counters)
+    if ms < 0:
+        return
+    if s1 > s0:
+        _put(META, ms, M_NAME, M_NAME_MAX, buf, p + s0, s1 - s0, True, True)
+    if u1 > u0:
+        _put(META, ms, M_UA, M_UA_MAX, buf, p + u0, u1 - u0, False)
+
+
+@njit(cache=True)
+def quic_hello(plain, crypto_type, chlo, rows, prev_buf, prev_have, buf, have, F, e, META, MFREE, S, counters,
+               sni):
+    """The CRYPTO frames of one decrypted QUIC Initial (``plain``) added to
+    the flow's handshake stream, and the ClientHello read from it (its SNI
+    and ALPN into the flow's metadata), in one call: what was a frame walk,
+    a Python join of the pieces and a second kernel call per Initial.
+    ``chlo``: the stream is a Google QUIC CHLO instead (Q050: chlo_meta),
+    read from this one Initial (status 1).
+
+    ``buf``/``have``: scratch stream bytes and "byte known" marks (``have``
+    all zero on entry, left so when the hello is whole); ``prev_buf``/
+    ``prev_have``: the flow's stream from earlier Initials (empty arrays for
+    none). A byte keeps the first value that arrived for it; pieces past
+    ``len(buf)`` are dropped (a hello that long never completes). Returns
+    (status, end): status -1 when the frames do not parse (``have`` untouched),
+    0 when the hello is not whole yet (the caller keeps buf[:end] and
+    have[:end] and clears have[:end]), 1 when it is (end 0). The hello is
+    read from the contiguous start either way (a hello cut short still
+    yields a name that came before the cut)."""
+    k = crypto_frames(plain, crypto_type, rows)
+    if k < 0:
+        return -1, 0
+    cap = buf.shape[0]
+    end = prev_buf.shape[0]
+    for i in range(end):
+        buf[i] = prev_buf[i]
+        have[i] = prev_have[i]
+    for r in range(k):
+        off, start, ln = rows[r, 0], rows[r, 1], rows[r, 2]
+        if off >= cap:
+            continue
+        ln = min(ln, cap - off)
+        for j in range(ln):
+            if not have[off + j]:
+                buf[off + j] = plain[start + j]
+                have[off + j] = 1
+        end = max(end, off + ln)
+    c = 0
+    while c < end and have[c]:
+        c += 1
+    if chlo:
+        chlo_meta(buf, 0, c, F, e, META, MFREE, S, counters)
+        for i in range(end):
+            have[i] = 0
+        return 1, 0
+    hello_meta(buf, 0, c, F, e, META, MFREE, S, counters, sni)
+    if c >= 4 and c >= 4 + ((np.int64(buf[1]) << 16) | (np.int64(buf[2]) << 8) | np.int64(buf[3])):
+        for i in range(end):
+            have[i] = 0
+        return 1, 0
+    return 0, end
 
 
 # positions in the ``ids`` array: the application ids the extractors serve

@@ -117,7 +117,9 @@ class Initial:
     """The handshake bytes found in one client Initial."""
     version: int
     handshake: str                      # "tls" or "chlo"
-    pieces: list[tuple[int, bytes]]     # (stream offset, data), as found
+    pieces: list[tuple[int, bytes]]     # (stream offset, data), as found; see open_initial
+    plain: bytes = b""                  # the decrypted frames (encrypted versions only)
+    crypto_type: int = 0                # their CRYPTO frame type
 
 
 # ---- key schedule (RFC 9001 section 5) ------------------------------------------
@@ -189,7 +191,19 @@ def _varint(data: bytes, p: int) -> tuple[int, int]:
 def client_initial(datagram: bytes) -> Initial:
     """The handshake pieces of the first packet of a UDP datagram, when it is
     a client Initial of a version ``version_info`` knows. Raises ValueError
-    otherwise (not QUIC, not an Initial, cut short, does not decrypt)."""
+    otherwise (not QUIC, not an Initial, cut short, does not decrypt, its
+    frames do not parse)."""
+    ini = open_initial(datagram)
+    if ini.plain:
+        ini.pieces = _frames(ini.plain, ini.crypto_type)
+    return ini
+
+
+def open_initial(datagram: bytes) -> Initial:
+    """client_initial without the frame walk of encrypted versions: their
+    Initial comes with ``plain`` (the decrypted frames) and ``crypto_type``
+    and no ``pieces``, for the inspection stage's kernel (quic_hello) to
+    walk; unencrypted gQUIC comes with its pieces."""
     data = bytes(datagram)
     if len(data) < 14:
         raise ValueError("too short for QUIC")
@@ -252,7 +266,7 @@ def _long_header(data: bytes) -> Initial:
         plain = aead.decrypt(nonce, ct, header)
     except _crypto().InvalidTag:
         raise ValueError("does not decrypt (not a client Initial of this connection id)") from None
-    return Initial(version, ver.handshake, _frames(plain, ver.crypto_frame))
+    return Initial(version, ver.handshake, [], plain, ver.crypto_frame)
 
 
 _PIECES = np.zeros((256, 3), dtype=np.int64)    # crypto_frames' rows: offset, start, length
@@ -343,28 +357,3 @@ def assemble(pieces: list[tuple[int, bytes]]) -> bytes:
 def tls_complete(stream: bytes) -> bool:
     """Whether a TLS handshake stream holds its first message whole."""
     return len(stream) >= 4 and len(stream) >= 4 + int.from_bytes(stream[1:4], "big")
-
-
-def chlo_tags(msg: bytes, want: tuple[bytes, ...] | None = None) -> dict[bytes, bytes]:
-    """Tag -> value of a gQUIC CHLO message: "CHLO", tag count (u16 LE),
-    2 padding bytes, (tag, end offset u32 LE) pairs, then the values. Stops
-    at the first inconsistent entry; {} when it is not a CHLO. ``want``:
-    only these tags (a CHLO has some thirty)."""
-    if len(msg) < 8 or msg[:4] != b"CHLO":
-        return {}
-    n = int.from_bytes(msg[4:6], "little")
-    base = 8 + 8 * n
-    out = {}
-    prev = 0
-    for k in range(n):
-        e = 8 + 8 * k
-        if e + 8 > len(msg):
-            break
-        end = int.from_bytes(msg[e + 4:e + 8], "little")
-        if end < prev or base + end > len(msg):
-            break
-        tag = bytes(msg[e:e + 4])
-        if want is None or tag in want:
-            out[tag] = bytes(msg[base + prev:base + end])
-        prev = end
-    return out

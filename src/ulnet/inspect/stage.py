@@ -21,6 +21,7 @@ from ulnet.inspect import quic
 from ulnet.inspect.registry import ID, NAMES
 
 _QUIC_PENDING_MAX = 4096
+QUIC_STREAM_MAX = 16384      # bytes of a QUIC ClientHello kept (browsers': 0.3-2 KB)
 
 # Applications whose metadata needs more packets than the one that decided
 # them, and from which directions (bit 0 the client, bit 1 the server): DNS
@@ -67,7 +68,12 @@ class Inspector:
             if first in ID and seen in ID and then in ID:
                 self._upgrade[ID[first], ID[seen]] = ID[then]
                 self._keep_open[ID[first]] |= 3 | 4
-        self._quic_pieces: dict[int, list] = {}     # flow id -> handshake pieces until the hello is whole
+        # QUIC: flow id -> (stream bytes, byte-known marks) until the hello is whole
+        self._quic_pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._qbuf = np.zeros(QUIC_STREAM_MAX, dtype=np.uint8)      # quic_hello's scratch
+        self._qhave = np.zeros(QUIC_STREAM_MAX, dtype=np.uint8)
+        self._rows = np.zeros((256, 3), dtype=np.int64)
+        self._no_stream = (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8))
 
     def process(self, batch: PacketBatch, table: FlowTable, counters: np.ndarray,
                 i0: int = 0, i1: int | None = None) -> None:
@@ -113,27 +119,22 @@ class Inspector:
                 unused.setdefault(fid, [e, 0])[1] += 1
                 continue
             try:
-                ini = quic.client_initial(data[p:p + m].tobytes())
+                ini = quic.open_initial(data[p:p + m].tobytes())
+                if ini.plain:
+                    done = self._read_initial(table, e, counters, fid, ini)
+                else:           # unencrypted gQUIC: its CHLO, from this packet
+                    self._quic_pieces.pop(fid, None)
+                    arr = np.frombuffer(quic.assemble(ini.pieces), np.uint8)
+                    K.chlo_meta(arr, 0, len(arr), table.F, e, table.META, table.MFREE, table.S, counters)
+                    done = True
                 decrypted += 1
             except ValueError:
                 failed += 1
                 self._quic_pieces.pop(fid, None)
+                done = True
+            if done:
                 finished.add(fid)
                 self._close(table, e)
-                continue
-            have = self._quic_pieces.pop(fid, []) + ini.pieces
-            stream = quic.assemble(have)
-            if ini.handshake == "tls" and not quic.tls_complete(stream):
-                if len(self._quic_pieces) >= _QUIC_PENDING_MAX:     # bounded: forget the oldest
-                    self._quic_pieces.pop(next(iter(self._quic_pieces)))
-                self._quic_pieces[fid] = have       # the rest comes in the next Initial
-            else:
-                finished.add(fid)
-                self._close(table, e)
-            if ini.handshake == "chlo":
-                self._chlo(table, e, counters, stream)
-            else:
-                self._client_hello(table, e, counters, stream)
         counters[C_INSPECT_QUIC_DECRYPTED] += decrypted
         counters[C_INSPECT_QUIC_FAILED] += failed
         for e, k in unused.values():               # dpi_packets: only the packets that were read
@@ -142,26 +143,34 @@ class Inspector:
             c0 = max((dpi & 0xF) - k, 0)
             table.F[e, FK.F_APP] = (a & ~(0xF << FK.A_DPI_SHIFT)) | (c0 << FK.A_DPI_SHIFT)
 
-    def _client_hello(self, table, e, counters, stream):
-        arr = np.frombuffer(stream, dtype=np.uint8)
-        K.hello_meta(arr, 0, len(arr), table.F, e, table.META, table.MFREE, table.S, counters, self._sni)
-
-    @staticmethod
-    def _chlo(table, e, counters, stream):
-        """Google QUIC: the SNI and UAID (user agent) tags of the CHLO."""
-        tags = quic.chlo_tags(stream, (b"SNI\0", b"UAID"))
-        sni, ua = tags.get(b"SNI\0", b""), tags.get(b"UAID", b"")
-        if not sni and not ua:
-            return
-        ms = K._slot(table.F, e, table.META, table.MFREE, table.S, counters)
-        if ms < 0:
-            return
-        if sni:
-            K._put(table.META, ms, FK.M_NAME, FK.M_NAME_MAX, np.frombuffer(sni, np.uint8), 0, len(sni), True, True)
-        if ua:
-            K._put(table.META, ms, FK.M_UA, FK.M_UA_MAX, np.frombuffer(ua, np.uint8), 0, len(ua), False)
+    def _read_initial(self, table, e, counters, fid, ini) -> bool:
+        """A decrypted Initial: its CRYPTO frames joined to the flow's
+        stream and the hello read, by one kernel call (K.quic_hello); a TLS
+        stream is kept (bounded) until the hello is whole, a gQUIC CHLO is
+        read from the one packet. True when the flow is done."""
+        prev = self._quic_pieces.pop(fid, None) or self._no_stream
+        st, end = K.quic_hello(np.frombuffer(ini.plain, np.uint8), ini.crypto_type, ini.handshake == "chlo",
+                               self._rows, prev[0], prev[1],
+                               self._qbuf, self._qhave, table.F, e, table.META, table.MFREE, table.S, counters,
+                               self._sni)
+        if st < 0:
+            raise ValueError("a frame runs past the end of the packet")
+        if st == 0:
+            if len(self._quic_pieces) >= _QUIC_PENDING_MAX:     # bounded: forget the oldest
+                self._quic_pieces.pop(next(iter(self._quic_pieces)))
+            self._quic_pieces[fid] = (self._qbuf[:end].copy(), self._qhave[:end].copy())
+            self._qhave[:end] = 0
+        return st == 1
 
     @staticmethod
     def _close(table, e):
         """The flow's metadata is complete: no more inspection."""
         table.F[e, FK.F_APP] = int(table.F[e, FK.F_APP]) | (K.DONE_BOTH << FK.A_DONE_SHIFT)
+
+
+def warm_quic() -> None:
+    """Compile the QUIC Initial kernel (``ulnet warm``: the sample has no QUIC)."""
+    from ulnet.counters import new_counters
+    table, c = FlowTable(16), new_counters()
+    Inspector()._read_initial(table, 0, c, 0, quic.Initial(1, "tls", [], b"\x06\x00\x01\x01", 6))
+    K.chlo_meta(np.zeros(8, np.uint8), 0, 8, table.F, 0, table.META, table.MFREE, table.S, c)
