@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import ROOT, SAMPLE, run_ulnet
+from conftest import CORPUS, ROOT, SAMPLE, run_ulnet
 
 from ulnet.warm import sample_capture
 
@@ -32,8 +32,11 @@ def test_warm_leaves_nothing_to_compile(tmp_path):
     assert b"cache is warm" in again.stderr
     env["NUMBA_DEBUG_CACHE"] = "1"
     out = tmp_path / "o.pcap"
-    for args in (["peek", SAMPLE], ["peek", SAMPLE, "udp", "port", "53"], ["flows", "--statistics", SAMPLE], ["stats", SAMPLE],
-                 ["run", "--rules", ROOT / "samples" / "sample.rules", "--in", f"lan={SAMPLE}", "--out", f"wan={out}", "-q"]):
+    # QUIC (the sample has none): TLS in Initials, an encrypted CHLO (Q050), a clear one (Q046)
+    quic = [["flows", CORPUS / "ndpi" / "pcap" / f] for f in ("quic-29.pcap", "quic_q50.pcap", "quic046.pcap")
+            if (CORPUS / "ndpi" / "pcap" / f).exists()]
+    for args in quic + [["peek", SAMPLE], ["peek", SAMPLE, "udp", "port", "53"], ["flows", "--statistics", SAMPLE], ["stats", SAMPLE],
+                 ["run", "--rules", ROOT / "samples" / "sample.rules", "--in", f"lan={SAMPLE}", "--out", f"wan={out}", "-q"]]:
         r = run_ulnet(*args, env=env)
         assert r.returncode == 0, r.stderr
         text = (r.stdout + r.stderr).decode(errors="replace")

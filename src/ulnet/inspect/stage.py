@@ -173,4 +173,5 @@ def warm_quic() -> None:
     from ulnet.counters import new_counters
     table, c = FlowTable(16), new_counters()
     Inspector()._read_initial(table, 0, c, 0, quic.Initial(1, "tls", [], b"\x06\x00\x01\x01", 6))
-    K.chlo_meta(np.zeros(8, np.uint8), 0, 8, table.F, 0, table.META, table.MFREE, table.S, c)
+    # (read-only, as np.frombuffer gives the stage its CHLOs: another type for numba)
+    K.chlo_meta(np.frombuffer(bytes(8), np.uint8), 0, 8, table.F, 0, table.META, table.MFREE, table.S, c)
