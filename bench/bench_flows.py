@@ -471,7 +471,7 @@ def main(argv=None) -> int:
         rest = p["cpu_at_end"] - p["cpu_at_start"] - p["t_import"] - accounted
         return [
             ("interpreter start (CPU before the worker's first line)", p["cpu_at_start"]),
-            ("imports (`import ulnet.cli.main`: numba, numpy, pyarrow, ...)", p["t_import"]),
+            ("imports (`import ulnet.cli.main`: numba, numpy, ...)", p["t_import"]),
             ("first calls: kernels loaded from the numba cache (fill, decode, flow + inspect)", first),
             ("FlowTable allocation", g("table", 0)),
             ("read: source walker (`CaptureReader.fill`)", g("fill", 0)),
