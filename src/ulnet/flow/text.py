@@ -1,10 +1,11 @@
 """Text columns of flow records (``Texts``: offsets + UTF-8 bytes, the
 layout of an Arrow string array), built by compiled kernels: no Python
 string per flow, and no pyarrow import for CSV and JSON lines (about 45 ms
-of every command's start-up); ``Texts.to_arrow`` wraps the same buffers. Addresses: IPv4 dotted quads here, the rare IPv6 rows through the
-standard formatter (RFC 5952), copied in by the same kernel. Names from the metadata pool:
-copied as they are, checked as UTF-8 by Arrow; a pool with invalid UTF-8
-falls back to decoding each name with replacement characters."""
+of every command's start-up); ``Texts.to_arrow`` wraps the same buffers.
+Addresses: dotted quads and IPv6 text (inet_ntop's rules) written by one
+kernel. Names from the metadata pool: copied as they are and checked as
+UTF-8 (``utf8_whole``); a pool with invalid UTF-8 falls back to decoding
+each name with replacement characters."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import functools
 import numpy as np
 from ulnet.jit import njit
 from ulnet.rawmem import copy_bytes
-
 
 
 @njit(cache=True, inline="always")

@@ -1,8 +1,8 @@
 """Flow records as CSV or JSON lines text, formatted by one compiled kernel.
 
 ``RowFormatter(names, "csv" | "jsonl").format(cols)`` turns a chunk of record
-columns (numpy int/float arrays, Arrow string arrays: what
-``ulnet.flow.records.to_columns`` gives) into bytes, a buffer at a time,
+columns (numpy int/float arrays and ``ulnet.flow.text.Texts``: what
+``ulnet.flow.records.to_columns`` gives; Arrow arrays too, for other callers) into bytes, a buffer at a time,
 with no Python object per value. The bytes are those of Arrow's CSV writer
 (``quoting_style="needed"``) and of ``json.dumps`` of one dict per flow:
 
