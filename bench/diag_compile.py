@@ -13,14 +13,13 @@ state. The job is read + decode of samples/sample.pcap through the Pipeline
 ``ulnet flows samples/sample.pcap --statistics -o /dev/null`` (every kernel
 that command needs; about 1.5 minutes a run on this machine). Prints the wall
 and CPU seconds of each run, then compares the object code of every cache
-entry the two configurations wrote in the last round (``ulnet.jit.cached_objects``,
+entry the two configurations wrote in the last round (``ulnet.jit.cached_digests``:
 sha256 of each): the shortcuts must leave it byte for byte as numba makes it.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import resource
 import subprocess
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "sample.pcap"
 sys.path.insert(0, str(ROOT / "src"))
 
-from ulnet.jit import cached_objects  # noqa: E402
+from ulnet.jit import cached_digests  # noqa: E402
 
 
 def job(flows: bool) -> list[str]:
@@ -53,11 +52,6 @@ def run(cmd: list[str], cpu: int, cache: Path, plain: bool) -> tuple[float, floa
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def objects(cache: Path) -> dict[str, list[str]]:
-    return {f.name: [hashlib.sha256(obj).hexdigest() for obj, _bc in cached_objects(f)]
-            for f in cache.rglob("*.nbc")}
 
 
 def main() -> int:
@@ -81,7 +75,7 @@ def main() -> int:
             c = sorted(x[1] for x in times[plain])
             print(f"{label}: wall {w[0]:.2f}-{w[-1]:.2f} s, CPU {c[0]:.2f}-{c[-1]:.2f} s")
         last = a.runs - 1
-        got, ref = objects(Path(tmp) / f"r{last}-ulnet"), objects(Path(tmp) / f"r{last}-plain")
+        got, ref = cached_digests(Path(tmp) / f"r{last}-ulnet"), cached_digests(Path(tmp) / f"r{last}-plain")
         same = sum(1 for k in got if ref.get(k) == got[k])
         print(f"cache entries: {len(got)} with the shortcuts, {len(ref)} without; "
               f"object code identical in {same}")

@@ -25,6 +25,7 @@ from conftest import CORPUS, LIBPEAK, ROOT, run_python, run_ulnet
 from _captures import Rec, ether, ipv4_udp, pcap_bytes
 
 import ulnet
+from ulnet.counters import new_counters
 from ulnet.flow import FlowTable
 from ulnet.flow import _kernels as FK
 from ulnet.inspect import Inspector, quic
@@ -675,6 +676,12 @@ def chlo_tags(msg: bytes, want=None) -> dict[bytes, bytes]:
     return out
 
 
+def tls_complete(stream: bytes) -> bool:
+    """Whether a TLS handshake stream holds its first message whole (what
+    the stage asked of an assembled stream before quic_hello)."""
+    return len(stream) >= 4 and len(stream) >= 4 + int.from_bytes(stream[1:4], "big")
+
+
 def _chlo_msg(entries, count=None):
     end, head = 0, b""
     for tag, v in entries:
@@ -686,8 +693,6 @@ def _chlo_msg(entries, count=None):
 
 def _meta_after(fn):
     """(F, META) of a one-flow table after fn(table, counters)."""
-    from ulnet.counters import new_counters
-    from ulnet.flow import FlowTable
     t = FlowTable(16)
     fn(t, new_counters())
     return t.F[0].copy(), t.META.copy()
@@ -754,9 +759,6 @@ def test_quic_hello_joins_pieces_as_assemble_did(data):
     (quic_hello through Inspector._read_initial) says the hello is whole
     exactly when the pieces assembled so far hold it, and the flow's
     metadata is what hello_meta gives on the assembled stream."""
-    from ulnet.inspect.stage import Inspector
-    from ulnet.counters import new_counters
-    from ulnet.flow import FlowTable
     ch = client_hello(sni=data.draw(st.sampled_from([b"a.example", b"Split.Example.ORG", b"x" * 300])),
                       alpn=b"h3", extra=_ext(0xFFAA, bytes(data.draw(st.integers(0, 2000)))), record=False)
     pieces = []
@@ -775,7 +777,7 @@ def test_quic_hello_joins_pieces_as_assemble_did(data):
         done = insp._read_initial(table, 0, counters, 7, quic.Initial(1, "tls", [], plain or bytes(4), 6))
         seen += pk
         stream = quic.assemble(seen)
-        assert done == quic.tls_complete(stream)
+        assert done == tls_complete(stream)
         want = _meta_after(lambda t, c: K.hello_meta(np.frombuffer(stream, np.uint8), 0, len(stream), t.F, 0,
                                                      t.META, t.MFREE, t.S, c, np.zeros(4, np.int64)))
         ms = (int(table.F[0, FK.F_APP]) >> FK.A_META_SHIFT) - 1
@@ -864,11 +866,8 @@ def test_fuzz_quic_initials_cut_and_flipped(quic_datagrams, data):
         return
     stream = quic.assemble(ini.pieces)
     _chlo_kernel(stream)
-    quic.tls_complete(stream)
+    tls_complete(stream)
     kernel_hello(stream)
-    from ulnet.inspect.stage import Inspector
-    from ulnet.counters import new_counters
-    from ulnet.flow import FlowTable
     try:
         Inspector()._read_initial(FlowTable(16), 0, new_counters(), 1, quic.open_initial(d))
     except ValueError:

@@ -225,7 +225,6 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
     (typing memo, lazy lifetimes) and with numba's own pipeline
     (ULNET_NUMBA_PLAIN=1), each in an empty cache: the same object code,
     byte for byte, for every cache entry."""
-    import hashlib
     code = (f"from ulnet.pipeline import Pipeline\n"
             f"import ulnet.jit as J\n"
             f"print(J.MEMO_CALL_TYPES, J.LAZY_LIFETIMES)\n"
@@ -237,11 +236,8 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
         p = run_python(code, timeout=600, env=env)
         assert p.returncode == 0, p.stderr
         flags.append(p.stdout.split())
-        got = {}
-        for f in cache.rglob("*.nbc"):
-            key = f.name
-            got[key] = [hashlib.sha256(obj).hexdigest() for obj, _bc in J.cached_objects(f)]
-            assert got[key], f
+        got = J.cached_digests(cache)
+        assert all(got.values()), got
         objects.append(got)
     assert flags == [["True", "True"], ["False", "False"]]
     assert len(objects[0]) >= 6 and objects[0] == objects[1]

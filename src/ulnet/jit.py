@@ -392,6 +392,16 @@ def cached_objects(path) -> list[tuple[bytes, bytes]]:
     return [(obj, bitcode) for obj, bitcode in walk(pickle.loads(Path(path).read_bytes()))]
 
 
+def cached_digests(cache_dir) -> dict[str, list[str]]:
+    """sha256 of the object code of every compiled library in the numba
+    cache entries under ``cache_dir``, by entry file name: what two cache
+    directories are compared by (tests/test_jit.py, bench/diag_compile.py)."""
+    import hashlib
+    from pathlib import Path
+    return {f.name: [hashlib.sha256(obj).hexdigest() for obj, _bc in cached_objects(f)]
+            for f in Path(cache_dir).rglob("*.nbc")}
+
+
 # ---- caches of kernels that call kernels of other files ----------------------
 #
 # numba keys a cached kernel on its own source file only: a kernel that calls

@@ -176,10 +176,6 @@ def string_array(texts: list[str]) -> Texts:
     return Texts(offsets, np.frombuffer(b"".join(data), dtype=np.uint8))
 
 
-def _strings(n: int, offsets: np.ndarray, data: np.ndarray, used: int) -> Texts:
-    return Texts(offsets, data[:used])
-
-
 def utf8_whole(offsets: np.ndarray, data: np.ndarray) -> bool:
     """Is every text of (offsets, data) valid UTF-8? The whole buffer valid
     and no non-empty text starting with a continuation byte: then no text
@@ -199,8 +195,8 @@ def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> Texts:
     n6 = n - int(np.count_nonzero(v4))
     offsets = np.empty(n + 1, dtype=np.int32)
     data = np.empty(max(1, 15 * (n - n6) + 45 * n6), dtype=np.uint8)     # the longest texts
-    return _strings(n, offsets, data, _addr_text(np.ascontiguousarray(hi), np.ascontiguousarray(lo), v4,
-                                                 offsets, data))
+    used = _addr_text(np.ascontiguousarray(hi), np.ascontiguousarray(lo), v4, offsets, data)
+    return Texts(offsets, data[:used])
 
 
 def meta_array(META: np.ndarray, field: int, width: int) -> Texts:
@@ -208,10 +204,10 @@ def meta_array(META: np.ndarray, field: int, width: int) -> Texts:
     n = META.shape[0]
     total = int(np.minimum(META[:, field], width).sum())
     if not total:           # no text in any row (META may be a broadcast zero row)
-        return _strings(n, np.zeros(n + 1, dtype=np.int32), np.zeros(1, dtype=np.uint8), 0)
+        return Texts(np.zeros(n + 1, dtype=np.int32), np.zeros(0, dtype=np.uint8))
     offsets = np.empty(n + 1, dtype=np.int32)
     data = np.empty(total, dtype=np.uint8)
-    arr = _strings(n, offsets, data, _meta_text(META, field, width, offsets, data))
+    arr = Texts(offsets, data[:_meta_text(META, field, width, offsets, data)])
     if utf8_whole(arr.offsets, arr.data):
         return arr
     # names with invalid UTF-8: decode them one by one, with replacement characters
@@ -238,11 +234,10 @@ def _take_text(t_off, t_data, idx, offsets, data):
 @functools.lru_cache(maxsize=16)
 def _name_table(names: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, bytes) of a name list, built once per list."""
-    enc = [str(x).encode() for x in names]
-    t_off = np.zeros(len(enc) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in enc], out=t_off[1:])
+    t = string_array([str(x) for x in names])
+    t_off = t.offsets.astype(np.int64)
     t_off.flags.writeable = False       # shared by every call
-    return t_off, np.frombuffer(b"".join(enc) or b"\0", dtype=np.uint8)
+    return t_off, t.data if len(t.data) else np.zeros(1, dtype=np.uint8)
 
 
 def take_names(names: tuple | list, idx: np.ndarray) -> Texts:
@@ -256,7 +251,7 @@ def take_names(names: tuple | list, idx: np.ndarray) -> Texts:
     n = len(idx)
     offsets = np.empty(n + 1, dtype=np.int32)
     data = np.empty(max(1, int(np.diff(t_off)[idx].sum()) if n else 1), dtype=np.uint8)
-    return _strings(n, offsets, data, _take_text(t_off, t_data, idx, offsets, data))
+    return Texts(offsets, data[:_take_text(t_off, t_data, idx, offsets, data)])
 
 
 def as_list(v) -> list:

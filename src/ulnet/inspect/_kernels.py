@@ -427,15 +427,15 @@ def quic_hello(plain, crypto_type, chlo, rows, prev_buf, prev_have, buf, have, F
         c += 1
     if chlo:
         chlo_meta(buf, 0, c, F, e, META, MFREE, S, counters)
-        for i in range(end):
-            have[i] = 0
-        return 1, 0
-    hello_meta(buf, 0, c, F, e, META, MFREE, S, counters, sni)
-    if c >= 4 and c >= 4 + ((np.int64(buf[1]) << 16) | (np.int64(buf[2]) << 8) | np.int64(buf[3])):
-        for i in range(end):
-            have[i] = 0
-        return 1, 0
-    return 0, end
+        whole = True
+    else:
+        hello_meta(buf, 0, c, F, e, META, MFREE, S, counters, sni)
+        whole = c >= 4 and c >= 4 + ((np.int64(buf[1]) << 16) | (np.int64(buf[2]) << 8) | np.int64(buf[3]))
+    if not whole:
+        return 0, end
+    for i in range(end):
+        have[i] = 0
+    return 1, 0
 
 
 # positions in the ``ids`` array: the application ids the extractors serve

@@ -352,8 +352,3 @@ def assemble(pieces: list[tuple[int, bytes]]) -> bytes:
         if off + len(chunk) > len(data):
             data += chunk[len(data) - off:]
     return bytes(data)
-
-
-def tls_complete(stream: bytes) -> bool:
-    """Whether a TLS handshake stream holds its first message whole."""
-    return len(stream) >= 4 and len(stream) >= 4 + int.from_bytes(stream[1:4], "big")
