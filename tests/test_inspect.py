@@ -533,6 +533,153 @@ def test_fuzz_dispatch_bounded(data, l4, sp, dp, d, n):
     assert 0 <= r < len(NAMES)
 
 
+def _reference_dispatch():
+    """The dispatcher as the registry defines it: every matcher of the
+    transport, in registry order, called as it is (no call-site tests)."""
+    import importlib
+    table = []
+    for i, a in enumerate(APPS, start=1):
+        if a.matcher and not isinstance(a.transport, int):
+            mod, fn = a.matcher.split(":")
+            table.append((a.transport, getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn), i))
+
+    def ref(w, n, sp, dp, d, l4):
+        for tr, f, i in table:
+            if (tr in ("tcp", "both") if l4 == 6 else tr in ("udp", "both")) and f(w, n, sp, dp, d):
+                return i
+        return 0
+    return ref, [f for _tr, f, _i in table]
+
+
+def _corpus_payloads(limit=1500):
+    """(first 32 bytes, length, sport, dport, IP protocol) of distinct
+    payloads from every seventh corpus capture."""
+    from ulnet.batch.columns import H_DPORT, H_PAYLOAD, H_PAYLOAD_LEN, H_PROTO, H_SPORT
+    from ulnet.pipeline import Pipeline
+    from ulnet.sources import CaptureError
+    seen = {}
+    for path in sorted(NDPI.glob("*"))[::7]:
+        try:
+            for b in Pipeline([str(path)]):
+                for i in range(b.n):
+                    h = b.hdr[i]
+                    if h[H_PROTO] in (6, 17) and h[H_PAYLOAD_LEN] > 0 and h[H_PAYLOAD] >= 0:
+                        p = int(b.off[i] + h[H_PAYLOAD])
+                        m = int(h[H_PAYLOAD_LEN])
+                        key = (b.buf[p:p + min(m, 32)].tobytes(), m, int(h[H_SPORT]), int(h[H_DPORT]), int(h[H_PROTO]))
+                        seen.setdefault(key, None)
+                if len(seen) >= limit:
+                    return list(seen)
+        except CaptureError:
+            pass
+    return list(seen)
+
+
+_REF, _MATCHER_FUNCS = _reference_dispatch()
+_PAYLOADS = _corpus_payloads()
+
+
+def test_dispatch_is_the_registry_in_order():
+    """The generated dispatcher (with its call-site tests) answers as every
+    matcher called in registry order, on real payloads (both directions),
+    each also claimed at lengths next to the bounds those tests name: the
+    copied tests change no answer."""
+    from ulnet.inspect import gen_dispatch
+    import re
+    cuts = sorted({int(k) for g in map(gen_dispatch.call_guard, _MATCHER_FUNCS) if g
+                   for k in re.findall(r"\bn [<>=!]+ (\d+)", g)})
+    assert len(_PAYLOADS) > 1000 and len(cuts) > 20
+    decided = 0
+    for head, m, sp, dp, l4 in _PAYLOADS:
+        w = words(head)
+        for d in (0, 1):
+            for n in {m, max(len(head), cuts[(m + d) % len(cuts)] - 1), max(len(head), cuts[(m + d) % len(cuts)])}:
+                got = dispatch(w, n, sp, dp, d, l4)
+                assert got == _REF(w, n, sp, dp, d, l4), (head.hex(), n, sp, dp, d, l4)
+                decided += got != 0
+    assert decided > 500
+
+
+def _guard_numbers():
+    """Every number the dispatcher's call-site tests compare with, and its
+    neighbours (lengths and ports on both sides of each bound)."""
+    import re
+    from ulnet.inspect import gen_dispatch
+    nums = {int(x) for g in map(gen_dispatch.call_guard, _MATCHER_FUNCS) if g for x in re.findall(r"\d+", g)}
+    return sorted({v + e for v in nums for e in (-1, 0, 1) if 0 <= v + e <= 65535})
+
+
+_GUARD_NUMBERS = _guard_numbers()
+
+
+@FUZZ
+@given(st.sampled_from(_PAYLOADS), st.lists(st.tuples(st.integers(0, 31), st.integers(0, 255)), max_size=3),
+       st.one_of(st.integers(0, 1500), st.sampled_from(_GUARD_NUMBERS)), st.integers(0, 1),
+       st.one_of(st.none(), st.sampled_from(_GUARD_NUMBERS)), st.one_of(st.none(), st.sampled_from(_GUARD_NUMBERS)))
+def test_fuzz_dispatch_is_the_registry_in_order(case, edits, n, d, sp2, dp2):
+    """Real payloads with a few bytes changed, any length, and ports moved to
+    either side of the bounds the call-site tests name."""
+    head, _m, sp, dp, l4 = case
+    sp = sp if sp2 is None else sp2
+    dp = dp if dp2 is None else dp2
+    b = bytearray(head)
+    for k, v in edits:
+        if k < len(b):
+            b[k] = v
+    w = words(bytes(b))
+    n = max(n, len(b))
+    assert dispatch(w, n, sp, dp, d, l4) == _REF(w, n, sp, dp, d, l4)
+
+
+def test_gen_dispatch_call_guard():
+    """What the generator copies to a call site: the leading part of the
+    matcher's first statement that reads only n, sp, dp, d and numbers."""
+    from ulnet.inspect.gen_dispatch import call_guard
+
+    def a(w, n, sp, dp, d):
+        """doc"""
+        if n < 12 or sp == 1 or b(w, 0) != 3:       # noqa: F821
+            return False
+        return True
+
+    def a1(w, n, sp, dp, d):
+        if n <= 7:
+            return False
+        return True
+
+    def c(w, n, sp, dp, d):
+        if b(w, 0) == 1 or n < 12:                  # noqa: F821  (reads the payload first: nothing)
+            return False
+        return True
+
+    def e(w, n, sp, dp, d):
+        if n < 12:
+            return True
+        return False
+
+    def f(w, n, sp, dp, d):
+        if n < LIMIT:                               # noqa: F821  (a name, not a number)
+            return False
+        return True
+
+    def g(w, n, sp, dp, d):
+        return n >= 8 and sp != 5 and head(w, 8) == 7   # noqa: F821
+
+    def h(w, n, sp, dp, d):
+        return head(w, 8) == 7 and n >= 8           # noqa: F821
+
+    def k(w, n, sp, dp, d):
+        x = n
+        return x > 3
+    assert [call_guard(x) for x in (a, a1, c, e, f, g, h, k)] == [
+        "not (n < 12 or sp == 1)", "n > 7", None, None, None, "n >= 8 and sp != 5", None, None]
+
+
+def test_dispatch_module_is_generated_from_the_registry():
+    from ulnet.inspect import gen_dispatch
+    assert gen_dispatch.OUT.read_text() == gen_dispatch.render(), "run python -m ulnet.inspect.gen_dispatch"
+
+
 # ---- DTLS and QUIC matchers ------------------------------------------------------------
 
 @pytest.mark.parametrize("hexhead,n,app", [

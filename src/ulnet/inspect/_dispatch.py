@@ -178,119 +178,119 @@ def load_matchers() -> bool:
 def dispatch(w, n, sp, dp, d, l4):
     """Application id for one payload (0: no matcher said yes)."""
     if l4 == 6:
-        if web_match_tls(w, n, sp, dp, d):
+        if n >= 9 and web_match_tls(w, n, sp, dp, d):
             return 9  # TLS
-        if remote_match_ssh(w, n, sp, dp, d):
+        if n >= 8 and remote_match_ssh(w, n, sp, dp, d):
             return 12  # SSH
         if p2p_match_bittorrent(w, n, sp, dp, d):
             return 13  # BitTorrent
-        if p2p_match_gnutella(w, n, sp, dp, d):
+        if n >= 16 and p2p_match_gnutella(w, n, sp, dp, d):
             return 14  # Gnutella
-        if p2p_match_syncthing(w, n, sp, dp, d):
+        if n >= 8 and p2p_match_syncthing(w, n, sp, dp, d):
             return 15  # Syncthing
-        if p2p_match_bitcoin(w, n, sp, dp, d):
+        if n >= 24 and p2p_match_bitcoin(w, n, sp, dp, d):
             return 16  # BITCOIN
-        if p2p_match_monero(w, n, sp, dp, d):
+        if n >= 33 and p2p_match_monero(w, n, sp, dp, d):
             return 17  # Monero
         if vpn_match_haproxy(w, n, sp, dp, d):
             return 19  # HAProxy
-        if media_match_http2(w, n, sp, dp, d):
+        if n >= 24 and media_match_http2(w, n, sp, dp, d):
             return 20  # HTTP2
-        if files_match_rsync(w, n, sp, dp, d):
+        if n >= 12 and files_match_rsync(w, n, sp, dp, d):
             return 21  # RSYNC
-        if files_match_git(w, n, sp, dp, d):
+        if n >= 20 and files_match_git(w, n, sp, dp, d):
             return 22  # Git
-        if system_match_munin(w, n, sp, dp, d):
+        if n >= 16 and system_match_munin(w, n, sp, dp, d):
             return 23  # Munin
-        if system_match_checkmk(w, n, sp, dp, d):
+        if n >= 14 and system_match_checkmk(w, n, sp, dp, d):
             return 24  # CHECKMK
-        if system_match_zabbix(w, n, sp, dp, d):
+        if n >= 13 and system_match_zabbix(w, n, sp, dp, d):
             return 25  # Zabbix
-        if system_match_tivoconnect(w, n, sp, dp, d):
+        if n >= 14 and system_match_tivoconnect(w, n, sp, dp, d):
             return 26  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
             return 27  # Spotify
-        if messaging_match_corba(w, n, sp, dp, d):
+        if n >= 12 and messaging_match_corba(w, n, sp, dp, d):
             return 34  # Corba
-        if messaging_match_hl7(w, n, sp, dp, d):
+        if n >= 10 and messaging_match_hl7(w, n, sp, dp, d):
             return 35  # HL7
-        if messaging_match_openwire(w, n, sp, dp, d):
+        if n >= 13 and messaging_match_openwire(w, n, sp, dp, d):
             return 36  # OpenWire
-        if messaging_match_fix(w, n, sp, dp, d):
+        if n >= 12 and messaging_match_fix(w, n, sp, dp, d):
             return 37  # FIX
-        if vpn_match_pptp(w, n, sp, dp, d):
+        if n >= 16 and vpn_match_pptp(w, n, sp, dp, d):
             return 38  # PPTP
         if remote_match_citrix(w, n, sp, dp, d):
             return 39  # Citrix
-        if remote_match_vnc(w, n, sp, dp, d):
+        if n == 12 and remote_match_vnc(w, n, sp, dp, d):
             return 40  # VNC
         if netops_match_avast(w, n, sp, dp, d):
             return 41  # AVAST
-        if netops_match_bgp(w, n, sp, dp, d):
+        if n >= 19 and netops_match_bgp(w, n, sp, dp, d):
             return 45  # BGP
         if messaging_match_whatsapp(w, n, sp, dp, d):
             return 46  # WhatsApp
         if netops_match_roughtime(w, n, sp, dp, d):
             return 47  # Roughtime
-        if media_match_rtsp(w, n, sp, dp, d):
+        if n >= 16 and media_match_rtsp(w, n, sp, dp, d):
             return 48  # RTSP
-        if voip_match_sip(w, n, sp, dp, d):
+        if n >= 16 and voip_match_sip(w, n, sp, dp, d):
             return 49  # SIP
-        if messaging_match_nats(w, n, sp, dp, d):
+        if n >= 10 and messaging_match_nats(w, n, sp, dp, d):
             return 50  # Nats
         if web_match_http_proxy(w, n, sp, dp, d):
             return 51  # HTTP_Proxy
-        if web_match_http_connect(w, n, sp, dp, d):
+        if n >= 12 and web_match_http_connect(w, n, sp, dp, d):
             return 52  # HTTP_Connect
-        if web_match_http(w, n, sp, dp, d):
+        if n >= 8 and web_match_http(w, n, sp, dp, d):
             return 53  # HTTP
-        if files_match_ftps(w, n, sp, dp, d):
+        if n >= 10 and files_match_ftps(w, n, sp, dp, d):
             return 55  # FTPS
-        if files_match_ftp_control(w, n, sp, dp, d):
+        if n >= 6 and files_match_ftp_control(w, n, sp, dp, d):
             return 56  # FTP_CONTROL
-        if mail_match_smtp(w, n, sp, dp, d):
+        if not (n < 6 or sp == 21 or dp == 21) and mail_match_smtp(w, n, sp, dp, d):
             return 57  # SMTP
-        if mail_match_pop3(w, n, sp, dp, d):
+        if n >= 5 and mail_match_pop3(w, n, sp, dp, d):
             return 58  # POP3
-        if mail_match_imap(w, n, sp, dp, d):
+        if n >= 6 and mail_match_imap(w, n, sp, dp, d):
             return 59  # IMAP
-        if mail_match_usenet(w, n, sp, dp, d):
+        if n >= 6 and mail_match_usenet(w, n, sp, dp, d):
             return 60  # Usenet
-        if messaging_match_irc(w, n, sp, dp, d):
+        if n >= 8 and messaging_match_irc(w, n, sp, dp, d):
             return 61  # IRC
-        if messaging_match_stomp(w, n, sp, dp, d):
+        if n >= 12 and messaging_match_stomp(w, n, sp, dp, d):
             return 62  # STOMP
-        if p2p_match_mining(w, n, sp, dp, d):
+        if n >= 20 and p2p_match_mining(w, n, sp, dp, d):
             return 65  # Mining
-        if messaging_match_json_rpc(w, n, sp, dp, d):
+        if n >= 16 and messaging_match_json_rpc(w, n, sp, dp, d):
             return 66  # JSON-RPC
-        if database_match_resp(w, n, sp, dp, d):
+        if n >= 8 and database_match_resp(w, n, sp, dp, d):
             return 67  # RESP
-        if system_match_syslog(w, n, sp, dp, d):
+        if n >= 6 and system_match_syslog(w, n, sp, dp, d):
             return 68  # Syslog
         if netops_match_ookla(w, n, sp, dp, d):
             return 69  # Ookla
-        if iot_match_atg(w, n, sp, dp, d):
+        if n >= 7 and iot_match_atg(w, n, sp, dp, d):
             return 70  # ATG
-        if messaging_match_jabber(w, n, sp, dp, d):
+        if n >= 14 and messaging_match_jabber(w, n, sp, dp, d):
             return 71  # Jabber
-        if network_match_dns(w, n, sp, dp, d):
+        if not (sp != 53 and dp != 53) and network_match_dns(w, n, sp, dp, d):
             return 76  # DNS
-        if voip_match_stun(w, n, sp, dp, d):
+        if n >= 20 and voip_match_stun(w, n, sp, dp, d):
             return 77  # STUN
         if system_match_netbios(w, n, sp, dp, d):
             return 78  # NetBIOS
         if system_match_smbv23(w, n, sp, dp, d):
             return 79  # SMBv23
-        if system_match_kerberos(w, n, sp, dp, d):
+        if n >= 20 and system_match_kerberos(w, n, sp, dp, d):
             return 80  # Kerberos
-        if system_match_ldap(w, n, sp, dp, d):
+        if n >= 7 and system_match_ldap(w, n, sp, dp, d):
             return 81  # LDAP
-        if system_match_slp(w, n, sp, dp, d):
+        if n >= 16 and system_match_slp(w, n, sp, dp, d):
             return 83  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
             return 84  # NFS
-        if system_match_dcerpc(w, n, sp, dp, d):
+        if n >= 16 and system_match_dcerpc(w, n, sp, dp, d):
             return 85  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
             return 86  # H323
@@ -302,149 +302,149 @@ def dispatch(w, n, sp, dp, d, l4):
             return 89  # S7Comm
         if vpn_match_openvpn(w, n, sp, dp, d):
             return 91  # OpenVPN
-        if vpn_match_socks(w, n, sp, dp, d):
+        if n >= 3 and vpn_match_socks(w, n, sp, dp, d):
             return 94  # SOCKS
-        if database_match_postgresql(w, n, sp, dp, d):
+        if n >= 8 and database_match_postgresql(w, n, sp, dp, d):
             return 95  # PostgreSQL
-        if database_match_mysql(w, n, sp, dp, d):
+        if n >= 20 and database_match_mysql(w, n, sp, dp, d):
             return 96  # MySQL
-        if database_match_mssql_tds(w, n, sp, dp, d):
+        if n >= 9 and database_match_mssql_tds(w, n, sp, dp, d):
             return 97  # MsSQL-TDS
-        if database_match_oracle(w, n, sp, dp, d):
+        if n >= 34 and database_match_oracle(w, n, sp, dp, d):
             return 98  # Oracle
-        if database_match_mongodb(w, n, sp, dp, d):
+        if n >= 16 and database_match_mongodb(w, n, sp, dp, d):
             return 99  # MongoDB
         if database_match_memcached(w, n, sp, dp, d):
             return 100  # Memcached
-        if database_match_cassandra(w, n, sp, dp, d):
+        if n >= 9 and database_match_cassandra(w, n, sp, dp, d):
             return 101  # Cassandra
-        if database_match_elasticsearch(w, n, sp, dp, d):
+        if n >= 19 and database_match_elasticsearch(w, n, sp, dp, d):
             return 102  # Elasticsearch
-        if messaging_match_mqtt(w, n, sp, dp, d):
+        if n >= 12 and messaging_match_mqtt(w, n, sp, dp, d):
             return 103  # MQTT
         if messaging_match_amqp(w, n, sp, dp, d):
             return 104  # AMQP
-        if messaging_match_kafka(w, n, sp, dp, d):
+        if n >= 14 and messaging_match_kafka(w, n, sp, dp, d):
             return 105  # Kafka
-        if messaging_match_smpp(w, n, sp, dp, d):
+        if n >= 16 and messaging_match_smpp(w, n, sp, dp, d):
             return 106  # SMPP
         if messaging_match_thrift(w, n, sp, dp, d):
             return 107  # Thrift
-        if netops_match_diameter(w, n, sp, dp, d):
+        if n >= 20 and netops_match_diameter(w, n, sp, dp, d):
             return 109  # Diameter
-        if remote_match_teamviewer(w, n, sp, dp, d):
+        if n >= 13 and remote_match_teamviewer(w, n, sp, dp, d):
             return 116  # TeamViewer
-        if remote_match_telnet(w, n, sp, dp, d):
+        if n >= 3 and remote_match_telnet(w, n, sp, dp, d):
             return 117  # Telnet
-        if iot_match_modbus(w, n, sp, dp, d):
+        if n >= 8 and iot_match_modbus(w, n, sp, dp, d):
             return 118  # Modbus
-        if iot_match_dnp3(w, n, sp, dp, d):
+        if n >= 10 and iot_match_dnp3(w, n, sp, dp, d):
             return 120  # DNP3
-        if iot_match_iec60870(w, n, sp, dp, d):
+        if n >= 6 and iot_match_iec60870(w, n, sp, dp, d):
             return 121  # IEC60870
-        if iot_match_ethernetip(w, n, sp, dp, d):
+        if n >= 24 and iot_match_ethernetip(w, n, sp, dp, d):
             return 122  # EthernetIP
-        if iot_match_hislip(w, n, sp, dp, d):
+        if n >= 16 and iot_match_hislip(w, n, sp, dp, d):
             return 124  # HiSLIP
-        if iot_match_knxnet_ip(w, n, sp, dp, d):
+        if n >= 6 and iot_match_knxnet_ip(w, n, sp, dp, d):
             return 125  # KNXnet_IP
-        if iot_match_ieee_c37118(w, n, sp, dp, d):
+        if n >= 16 and iot_match_ieee_c37118(w, n, sp, dp, d):
             return 126  # IEEE-C37118
-        if iot_match_beckhoff_ads(w, n, sp, dp, d):
+        if n >= 38 and iot_match_beckhoff_ads(w, n, sp, dp, d):
             return 127  # BeckhoffADS
-        if iot_match_iec62056(w, n, sp, dp, d):
+        if n >= 9 and iot_match_iec62056(w, n, sp, dp, d):
             return 128  # IEC62056
-        if iot_match_someip(w, n, sp, dp, d):
+        if n >= 16 and iot_match_someip(w, n, sp, dp, d):
             return 129  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
             return 130  # TPLINK_SHP
-        if voip_match_skinny(w, n, sp, dp, d):
+        if n >= 12 and voip_match_skinny(w, n, sp, dp, d):
             return 131  # CiscoSkinny
-        if voip_match_bfcp(w, n, sp, dp, d):
+        if n >= 12 and voip_match_bfcp(w, n, sp, dp, d):
             return 132  # BFCP
-        if media_match_rtmp(w, n, sp, dp, d):
+        if n >= 1024 and media_match_rtmp(w, n, sp, dp, d):
             return 136  # RTMP
-        if iot_match_hart_ip(w, n, sp, dp, d):
+        if not (n < 8 or (sp != 5094 and dp != 5094 and (sp != 5095) and (dp != 5095))) and iot_match_hart_ip(w, n, sp, dp, d):
             return 150  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
             return 151  # FINS
-        if iot_match_openflow(w, n, sp, dp, d):
+        if not (n < 8 or (sp != 6653 and dp != 6653 and (sp != 6633) and (dp != 6633))) and iot_match_openflow(w, n, sp, dp, d):
             return 153  # OpenFlow
-        if remote_match_rsh(w, n, sp, dp, d):
+        if not (dp != 514 or n < 2 or n > 6) and remote_match_rsh(w, n, sp, dp, d):
             return 154  # RSH
         return 0
     if l4 == 17:
-        if web_match_quic(w, n, sp, dp, d):
+        if not (d != 0 or n < 1200 or n > 65527) and web_match_quic(w, n, sp, dp, d):
             return 10  # QUIC
-        if web_match_dtls(w, n, sp, dp, d):
+        if n >= 13 and web_match_dtls(w, n, sp, dp, d):
             return 11  # DTLS
         if p2p_match_bittorrent(w, n, sp, dp, d):
             return 13  # BitTorrent
-        if p2p_match_syncthing(w, n, sp, dp, d):
+        if n >= 8 and p2p_match_syncthing(w, n, sp, dp, d):
             return 15  # Syncthing
-        if vpn_match_tailscale(w, n, sp, dp, d):
+        if n >= 30 and vpn_match_tailscale(w, n, sp, dp, d):
             return 18  # Tailscale
-        if system_match_tivoconnect(w, n, sp, dp, d):
+        if n >= 14 and system_match_tivoconnect(w, n, sp, dp, d):
             return 26  # TiVoConnect
         if system_match_spotify(w, n, sp, dp, d):
             return 27  # Spotify
-        if games_match_source_engine(w, n, sp, dp, d):
+        if n >= 25 and games_match_source_engine(w, n, sp, dp, d):
             return 28  # Source_Engine
-        if games_match_raknet(w, n, sp, dp, d):
+        if n >= 17 and games_match_raknet(w, n, sp, dp, d):
             return 29  # RakNet
-        if games_match_yojimbo(w, n, sp, dp, d):
+        if n >= 13 and games_match_yojimbo(w, n, sp, dp, d):
             return 30  # Yojimbo
-        if iot_match_can(w, n, sp, dp, d):
+        if n >= 12 and iot_match_can(w, n, sp, dp, d):
             return 31  # Controller_Area_Network
-        if iot_match_ethersio(w, n, sp, dp, d):
+        if n >= 12 and iot_match_ethersio(w, n, sp, dp, d):
             return 32  # EtherSIO
-        if iot_match_rtps(w, n, sp, dp, d):
+        if n >= 16 and iot_match_rtps(w, n, sp, dp, d):
             return 33  # RTPS
-        if messaging_match_corba(w, n, sp, dp, d):
+        if n >= 12 and messaging_match_corba(w, n, sp, dp, d):
             return 34  # Corba
-        if netops_match_ripeatlas(w, n, sp, dp, d):
+        if n >= 8 and netops_match_ripeatlas(w, n, sp, dp, d):
             return 42  # RipeAtlas
         if system_match_bjnp(w, n, sp, dp, d):
             return 43  # BJNP
-        if iot_match_tuyalp(w, n, sp, dp, d):
+        if n >= 24 and iot_match_tuyalp(w, n, sp, dp, d):
             return 44  # TuyaLP
         if netops_match_roughtime(w, n, sp, dp, d):
             return 47  # Roughtime
-        if voip_match_sip(w, n, sp, dp, d):
+        if n >= 16 and voip_match_sip(w, n, sp, dp, d):
             return 49  # SIP
-        if system_match_ssdp(w, n, sp, dp, d):
+        if n >= 17 and system_match_ssdp(w, n, sp, dp, d):
             return 54  # SSDP
-        if voip_match_mgcp(w, n, sp, dp, d):
+        if n >= 12 and voip_match_mgcp(w, n, sp, dp, d):
             return 63  # MGCP
-        if voip_match_megaco(w, n, sp, dp, d):
+        if n >= 12 and voip_match_megaco(w, n, sp, dp, d):
             return 64  # Megaco
-        if system_match_syslog(w, n, sp, dp, d):
+        if n >= 6 and system_match_syslog(w, n, sp, dp, d):
             return 68  # Syslog
-        if system_match_wsd(w, n, sp, dp, d):
+        if not (n < 32 or (sp != 3702 and dp != 3702)) and system_match_wsd(w, n, sp, dp, d):
             return 72  # WSD
         if netops_match_dnscrypt(w, n, sp, dp, d):
             return 73  # DNScrypt
-        if network_match_mdns(w, n, sp, dp, d):
+        if (sp == 5353 or dp == 5353) and network_match_mdns(w, n, sp, dp, d):
             return 74  # MDNS
-        if network_match_llmnr(w, n, sp, dp, d):
+        if (sp == 5355 or dp == 5355) and network_match_llmnr(w, n, sp, dp, d):
             return 75  # LLMNR
-        if network_match_dns(w, n, sp, dp, d):
+        if not (sp != 53 and dp != 53) and network_match_dns(w, n, sp, dp, d):
             return 76  # DNS
-        if voip_match_stun(w, n, sp, dp, d):
+        if n >= 20 and voip_match_stun(w, n, sp, dp, d):
             return 77  # STUN
         if system_match_netbios(w, n, sp, dp, d):
             return 78  # NetBIOS
-        if system_match_kerberos(w, n, sp, dp, d):
+        if n >= 20 and system_match_kerberos(w, n, sp, dp, d):
             return 80  # Kerberos
-        if system_match_ldap(w, n, sp, dp, d):
+        if n >= 7 and system_match_ldap(w, n, sp, dp, d):
             return 81  # LDAP
-        if netops_match_snmp(w, n, sp, dp, d):
+        if n >= 20 and netops_match_snmp(w, n, sp, dp, d):
             return 82  # SNMP
-        if system_match_slp(w, n, sp, dp, d):
+        if n >= 16 and system_match_slp(w, n, sp, dp, d):
             return 83  # Service_Location_Protocol
         if system_match_nfs(w, n, sp, dp, d):
             return 84  # NFS
-        if system_match_dcerpc(w, n, sp, dp, d):
+        if n >= 16 and system_match_dcerpc(w, n, sp, dp, d):
             return 85  # DCERPC
         if voip_match_h323(w, n, sp, dp, d):
             return 86  # H323
@@ -454,87 +454,87 @@ def dispatch(w, n, sp, dp, d, l4):
             return 90  # IPSec
         if vpn_match_openvpn(w, n, sp, dp, d):
             return 91  # OpenVPN
-        if vpn_match_wireguard(w, n, sp, dp, d):
+        if n >= 32 and vpn_match_wireguard(w, n, sp, dp, d):
             return 92  # WireGuard
-        if vpn_match_l2tp(w, n, sp, dp, d):
+        if n >= 12 and vpn_match_l2tp(w, n, sp, dp, d):
             return 93  # L2TP
         if database_match_memcached(w, n, sp, dp, d):
             return 100  # Memcached
         if messaging_match_thrift(w, n, sp, dp, d):
             return 107  # Thrift
-        if messaging_match_oicq(w, n, sp, dp, d):
+        if n >= 7 and messaging_match_oicq(w, n, sp, dp, d):
             return 108  # OICQ
-        if system_match_collectd(w, n, sp, dp, d):
+        if n >= 8 and system_match_collectd(w, n, sp, dp, d):
             return 110  # collectd
         if netops_match_radius(w, n, sp, dp, d):
             return 111  # Radius
-        if netops_match_netflow(w, n, sp, dp, d):
+        if n >= 20 and netops_match_netflow(w, n, sp, dp, d):
             return 112  # NetFlow
-        if netops_match_sflow(w, n, sp, dp, d):
+        if n >= 28 and netops_match_sflow(w, n, sp, dp, d):
             return 113  # sFlow
         if netops_match_teredo(w, n, sp, dp, d):
             return 114  # Teredo
-        if remote_match_xdmcp(w, n, sp, dp, d):
+        if n >= 6 and remote_match_xdmcp(w, n, sp, dp, d):
             return 115  # XDMCP
-        if remote_match_teamviewer(w, n, sp, dp, d):
+        if n >= 13 and remote_match_teamviewer(w, n, sp, dp, d):
             return 116  # TeamViewer
-        if iot_match_bacnet(w, n, sp, dp, d):
+        if n >= 4 and iot_match_bacnet(w, n, sp, dp, d):
             return 119  # BACnet
-        if iot_match_ethernetip(w, n, sp, dp, d):
+        if n >= 24 and iot_match_ethernetip(w, n, sp, dp, d):
             return 122  # EthernetIP
-        if iot_match_cip(w, n, sp, dp, d):
+        if n >= 20 and iot_match_cip(w, n, sp, dp, d):
             return 123  # CIP
-        if iot_match_knxnet_ip(w, n, sp, dp, d):
+        if n >= 6 and iot_match_knxnet_ip(w, n, sp, dp, d):
             return 125  # KNXnet_IP
-        if iot_match_ieee_c37118(w, n, sp, dp, d):
+        if n >= 16 and iot_match_ieee_c37118(w, n, sp, dp, d):
             return 126  # IEEE-C37118
-        if iot_match_iec62056(w, n, sp, dp, d):
+        if n >= 9 and iot_match_iec62056(w, n, sp, dp, d):
             return 128  # IEC62056
-        if iot_match_someip(w, n, sp, dp, d):
+        if n >= 16 and iot_match_someip(w, n, sp, dp, d):
             return 129  # SOMEIP
         if iot_match_tplink_shp(w, n, sp, dp, d):
             return 130  # TPLINK_SHP
-        if voip_match_bfcp(w, n, sp, dp, d):
+        if n >= 12 and voip_match_bfcp(w, n, sp, dp, d):
             return 132  # BFCP
-        if games_match_i3d(w, n, sp, dp, d):
+        if n >= 74 and games_match_i3d(w, n, sp, dp, d):
             return 133  # i3D
         if voip_match_discord(w, n, sp, dp, d):
             return 134  # Discord
-        if system_match_rmcp(w, n, sp, dp, d):
+        if n >= 8 and system_match_rmcp(w, n, sp, dp, d):
             return 135  # RMCP
-        if media_match_mpeg_ts(w, n, sp, dp, d):
+        if not (n < 188 or n % 188 != 0) and media_match_mpeg_ts(w, n, sp, dp, d):
             return 137  # MPEG_TS
-        if files_match_tftp(w, n, sp, dp, d):
+        if n >= 4 and files_match_tftp(w, n, sp, dp, d):
             return 138  # TFTP
-        if system_match_dhcp(w, n, sp, dp, d):
+        if n >= 240 and system_match_dhcp(w, n, sp, dp, d):
             return 139  # DHCP
-        if system_match_dhcpv6(w, n, sp, dp, d):
+        if not (n < 8 or not (546 <= sp <= 547 or 546 <= dp <= 547)) and system_match_dhcpv6(w, n, sp, dp, d):
             return 140  # DHCPV6
-        if system_match_ntp(w, n, sp, dp, d):
+        if not (sp != 123 and dp != 123) and system_match_ntp(w, n, sp, dp, d):
             return 141  # NTP
-        if system_match_dropbox(w, n, sp, dp, d):
+        if not (n < 20 or sp != 17500 or dp != 17500) and system_match_dropbox(w, n, sp, dp, d):
             return 142  # Dropbox
-        if netops_match_hsrp(w, n, sp, dp, d):
+        if not (sp != 1985 and dp != 1985 and (sp != 2029) and (dp != 2029)) and netops_match_hsrp(w, n, sp, dp, d):
             return 143  # HSRP
-        if netops_match_ubntac2(w, n, sp, dp, d):
+        if not (sp != 10001 and dp != 10001) and netops_match_ubntac2(w, n, sp, dp, d):
             return 144  # UBNTAC2
-        if netops_match_natpmp(w, n, sp, dp, d):
+        if not (sp != 5351 and dp != 5351) and netops_match_natpmp(w, n, sp, dp, d):
             return 145  # NAT-PMP
-        if netops_match_gtp(w, n, sp, dp, d):
+        if n >= 8 and netops_match_gtp(w, n, sp, dp, d):
             return 146  # GTP
-        if netops_match_capwap(w, n, sp, dp, d):
+        if not (n < 8 or not (5246 <= sp <= 5247 or 5246 <= dp <= 5247)) and netops_match_capwap(w, n, sp, dp, d):
             return 147  # CAPWAP
-        if voip_match_iax(w, n, sp, dp, d):
+        if not (n < 12 or (sp != 4569 and dp != 4569)) and voip_match_iax(w, n, sp, dp, d):
             return 148  # IAX
-        if voip_match_mumble(w, n, sp, dp, d):
+        if not (sp != 64738 and dp != 64738) and voip_match_mumble(w, n, sp, dp, d):
             return 149  # Mumble
-        if iot_match_hart_ip(w, n, sp, dp, d):
+        if not (n < 8 or (sp != 5094 and dp != 5094 and (sp != 5095) and (dp != 5095))) and iot_match_hart_ip(w, n, sp, dp, d):
             return 150  # HART-IP
         if iot_match_fins(w, n, sp, dp, d):
             return 151  # FINS
-        if iot_match_coap(w, n, sp, dp, d):
+        if not (n < 4 or (sp != 5683 and dp != 5683 and (sp != 5684) and (dp != 5684))) and iot_match_coap(w, n, sp, dp, d):
             return 152  # COAP
-        if voip_match_rtp(w, n, sp, dp, d):
+        if n >= 20 and voip_match_rtp(w, n, sp, dp, d):
             return 158  # RTP
         return 0
     return 0
