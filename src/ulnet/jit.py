@@ -154,13 +154,16 @@ def cached_runtime() -> bool:
 # defined symbol but section and file entries; checked against the bitcode for
 # every ulnet kernel) and the bitcode is parsed when a compile links it.
 # Anything but a 64-bit little-endian ELF object loads as numba does.
-def _elf_defined_symbols(obj: bytes):
+def _elf_symbols(obj: bytes):
+    """(name, type, size) of every named symbol an ELF64 little-endian
+    object defines (types as st_info's low bits: 1 object, 2 function;
+    section and file symbols left out); None for another format."""
     import struct
     if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
         return None
     shoff, = struct.unpack_from("<Q", obj, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
-    names = set()
+    out = []
     for i in range(shnum):
         sh = shoff + i * shentsize
         if struct.unpack_from("<I", obj, sh + 4)[0] != 2:      # SHT_SYMTAB
@@ -169,12 +172,18 @@ def _elf_defined_symbols(obj: bytes):
         entsize, = struct.unpack_from("<Q", obj, sh + 0x38)
         strtab, = struct.unpack_from("<Q", obj, shoff + link * shentsize + 0x18)
         for k in range(off, off + size - entsize + 1, entsize):
-            name, info, _other, shndx = struct.unpack_from("<IBBH", obj, k)
+            name, info, _other, shndx, _value, sym_size = struct.unpack_from("<IBBHQQ", obj, k)
             if name == 0 or shndx == 0 or (info & 15) in (3, 4):   # unnamed, undefined, section, file
                 continue
             start = strtab + name
-            names.add(obj[start:obj.index(b"\0", start)].decode())
-    return names
+            out.append((obj[start:obj.index(b"\0", start)].decode(), info & 15, sym_size))
+    return out
+
+
+def _elf_defined_symbols(obj: bytes):
+    """The names an ELF64 little-endian object defines; None for another format."""
+    syms = _elf_symbols(obj)
+    return None if syms is None else {name for name, _t, _s in syms}
 
 
 def lazy_link_bitcode() -> bool:
