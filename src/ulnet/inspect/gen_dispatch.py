@@ -65,11 +65,15 @@ def _prefix(node, op) -> list:
     return out
 
 
-def call_guard(func) -> str | None:
-    """What must hold for ``func`` (a matcher) to say yes, read from its
-    first statement, as source text: the pure leading part of ``if A or B
-    ...: return False`` (not (A or B)) or of ``return A and B ...`` (A and
-    B); None when there is none."""
+_NEGATED = {ast.Lt: ast.GtE, ast.LtE: ast.Gt, ast.Gt: ast.LtE, ast.GtE: ast.Lt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+
+
+def _joined(op, parts):
+    return parts[0] if len(parts) == 1 else ast.BoolOp(op(), parts)
+
+
+def _guard(func):
+    """call_guard's expression (an ast node), or None."""
     body = ast.parse(textwrap.dedent(inspect.getsource(getattr(func, "py_func", func)))).body[0].body
     stmts = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     if not stmts:
@@ -80,28 +84,35 @@ def call_guard(func) -> str | None:
         parts = _prefix(s.test, ast.Or)
         if not parts:
             return None
-        if len(parts) == 1 and isinstance(parts[0], ast.Compare) and len(parts[0].ops) == 1:
-            c = parts[0]          # n < 20 -> n >= 20: the negation written out
-            neg = {ast.Lt: ">=", ast.LtE: ">", ast.Gt: "<=", ast.GtE: "<", ast.Eq: "!=", ast.NotEq: "=="}
-            op = neg.get(type(c.ops[0]))
-            if op:
-                return f"{ast.unparse(c.left)} {op} {ast.unparse(c.comparators[0])}"
-        return f"not ({ast.unparse(ast.BoolOp(ast.Or(), parts))})" if len(parts) > 1 else \
-            f"not ({ast.unparse(parts[0])})"
+        c = parts[0]
+        if len(parts) == 1 and isinstance(c, ast.Compare) and len(c.ops) == 1 and type(c.ops[0]) in _NEGATED:
+            return ast.Compare(c.left, [_NEGATED[type(c.ops[0])]()], c.comparators)   # n < 20 -> n >= 20
+        return ast.UnaryOp(ast.Not(), _joined(ast.Or, parts))
     if isinstance(s, ast.Return) and s.value is not None:
         parts = _prefix(s.value, ast.And)
-        if parts and not (len(parts) == 1 and parts[0] is s.value):
-            return ast.unparse(ast.BoolOp(ast.And(), parts)) if len(parts) > 1 else ast.unparse(parts[0])
+        if parts and parts[0] is not s.value:       # (the whole return value pure: nothing left to call for)
+            return _joined(ast.And, parts)
     return None
 
 
-def _call(alias: str, guard: str | None) -> str:
+def call_guard(func) -> str | None:
+    """What must hold for ``func`` (a matcher) to say yes, read from its
+    first statement, as source text: the pure leading part of ``if A or B
+    ...: return False`` (not (A or B)) or of ``return A and B ...`` (A and
+    B); None when there is none."""
+    g = _guard(func)
+    return None if g is None else ast.unparse(g)
+
+
+def _call(alias: str, guard) -> str:
+    """The call site's condition: ``guard`` (an ast node or None) and the call."""
     call = f"{alias}(w, n, sp, dp, d)"
     if guard is None:
         return call
-    if " or " in guard and not guard.startswith("not ("):
-        guard = f"({guard})"
-    return f"{guard} and {call}"
+    text = ast.unparse(guard)
+    if isinstance(guard, ast.BoolOp) and isinstance(guard.op, ast.Or):
+        text = f"({text})"
+    return f"{text} and {call}"
 
 
 def render() -> str:
@@ -121,7 +132,7 @@ def render() -> str:
         if alias not in seen:
             seen.add(alias)
             imports.append(f'    ("ulnet.inspect.matchers.{mod}", "{fn}", "{alias}"),')
-        guard = call_guard(getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn))
+        guard = _guard(getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn))
         call = (_call(alias, guard), i, a.name)
         if a.transport in ("tcp", "both"):
             tcp.append(call)
