@@ -16,7 +16,7 @@ from conftest import ROOT, SAMPLE, run_python
 
 def test_every_shortcut_is_installed():
     # False would mean numba's internals moved and ulnet loads kernels the slow way
-    assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF
+    assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF and J.CHECKED_CACHE_DIRS
     assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES and J.LAZY_LIFETIMES
 
 
@@ -241,3 +241,65 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
         objects.append(got)
     assert flags == [["True", "True"], ["False", "False"]]
     assert len(objects[0]) >= 6 and objects[0] == objects[1]
+
+
+def test_offline_commands_load_no_kernel_that_allocates():
+    """A kernel that allocates (np.empty, argsort, ...) brings numba's array
+    library in with it when it is loaded from the cache (about 55 ms of
+    imports, a tenth of a small command). The kernels of peek, flows (csv,
+    jsonl, --statistics), stats and run take their scratch arrays from the
+    caller instead. numba names each function's environment after the
+    function, so one that allocates shows up here whether it was compiled
+    or loaded (sys.modules would tell only on a warm cache: a compile
+    imports the library anyway)."""
+    code = textwrap.dedent(f"""
+        import os, sys, tempfile
+        from ulnet.cli.main import main
+        out = tempfile.mkdtemp()
+        for args in (["peek", {str(SAMPLE)!r}, "-c", "5"],
+                     ["flows", {str(SAMPLE)!r}, "-o", os.devnull],
+                     ["flows", {str(SAMPLE)!r}, "--statistics", "--format", "jsonl", "-o", os.devnull],
+                     ["stats", {str(SAMPLE)!r}],
+                     ["run", "--rules", "samples/sample.rules", "--in", "lan=" + {str(SAMPLE)!r},
+                      "--out", "wan=" + os.path.join(out, "w.pcap")]):
+            sys.stdout = open(os.devnull, "w")
+            assert main(args) in (0, None), args
+            sys.stdout = sys.__stdout__
+        from numba.core.environment import Environment
+        print(sorted(k for k in Environment._memo.keys() if "NumbaEnv" in k))
+    """)
+    r = run_python(code, timeout=600)
+    assert r.returncode == 0, r.stderr
+    envs = r.stdout.strip().splitlines()[-1]
+    assert "ulnet" in envs                          # the listing sees ulnet's kernels
+    assert "arrayobj" not in envs and "quicksort" not in envs, envs
+
+
+def test_cache_directory_is_checked_once_and_again_when_gone(tmp_path):
+    """numba tries a temporary file in the cache directory for every function
+    it decorates with cache=True; ulnet.jit does it once per directory, and
+    again when the directory has gone (a compile still saves its entry)."""
+    (tmp_path / "mod.py").write_text("from numba import njit\n" + "".join(
+        f"@njit(cache=True)\ndef f{i}(a, b):\n    return a * b + {i}\n" for i in range(12)))
+    cache = tmp_path / "cache"
+    code = textwrap.dedent(f"""
+        import os, shutil, sys, tempfile
+        sys.path.insert(0, {str(tmp_path)!r})
+        import ulnet.jit
+        tries = []
+        plain = tempfile.TemporaryFile
+        def counted(*a, **k):
+            tries.append(k.get("dir"))
+            return plain(*a, **k)
+        tempfile.TemporaryFile = counted
+        import mod
+        print(len([d for d in tries if d and d.startswith({str(cache)!r})]))
+        shutil.rmtree({str(cache)!r})
+        print(mod.f3(2, 5))
+        print(sum(len(fs) for _, _, fs in os.walk({str(cache)!r})))
+    """)
+    r = run_python(code, env={"NUMBA_CACHE_DIR": str(cache)})
+    assert r.returncode == 0, r.stderr
+    tried, value, saved = r.stdout.split()
+    assert tried == "1"                     # numba's own way: 12
+    assert value == "13" and int(saved) >= 2    # index + object code, in the directory made again

@@ -262,6 +262,35 @@ def lazy_extensions() -> bool:
 # numpy.ma (about 10 ms, once per process). No array can be a MaskedArray
 # while numpy.ma has not been imported, so until then the check is skipped;
 # afterwards numba's own function answers.
+def checked_cache_dirs() -> bool:
+    """Check that a cache directory is writable once per process, not once
+    per function. numba's ``@njit(cache=True)`` makes the directory and
+    writes and removes a temporary file in it for every function it
+    decorates (and again before each save): ulnet has about 250 kernels,
+    most of them the inspection's matchers, which every command that
+    inspects imports; that is about 20 ms of its start. A directory that
+    passed is taken as it is while it still exists (one stat); one that
+    failed, or has gone, is checked as numba checks it."""
+    try:
+        from numba.core import caching
+        cls = caching._CacheLocator
+        orig = cls.ensure_cache_path
+        if getattr(orig, "_ulnet", False):
+            return True
+    except (ImportError, AttributeError):
+        return False
+    passed: set[str] = set()
+
+    def ensure_cache_path(self):
+        path = self.get_cache_path()
+        if path in passed and os.path.isdir(path):
+            return
+        orig(self)
+        passed.add(path)
+
+    return _replace(cls, "ensure_cache_path", ensure_cache_path)
+
+
 def lean_array_typeof() -> bool:
     try:
         import sys
@@ -499,6 +528,7 @@ def drop_stale_caches(groups=None, root=None) -> list[str]:
 FAST_CACHE_LOAD = fast_cache_load()
 CACHED_RUNTIME = cached_runtime()
 LEAN_ARRAY_TYPEOF = lean_array_typeof()
+CHECKED_CACHE_DIRS = checked_cache_dirs()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
 # ULNET_NUMBA_PLAIN=1: compile through numba's own pipeline (a way out, should

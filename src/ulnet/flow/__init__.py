@@ -255,7 +255,10 @@ class FlowTable:
         # SIGINT/SIGTERM): fill the rows reserved in it now, and free their
         # entries, so that they are exported once, as themselves
         self._settle()
-        ents = K.live_entries(self.F, self.LNK, self.S)
+        nlive = int(self.S[K.S_NLIVE])
+        ids, ents = np.empty(nlive, np.int64), np.empty(nlive, np.int64)
+        cnt, in_order = K.live_entries(self.F, self.S, ids, ents)
+        ents = ents[:cnt] if in_order else ents[:cnt][np.argsort(ids[:cnt])]
         k = 0
         while True:
             k = K.flush_entries(self.F, self.K, self.TF, self.ST, self.S, self.META, self.MFREE,

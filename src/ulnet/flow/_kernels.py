@@ -645,14 +645,14 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
 
 
 @njit(cache=True)
-def live_entries(F, LNK, S):
-    """Entries in use, oldest flow id first (for the end-of-input flush).
-    A sequential scan of the entries (not a walk of the expiry lists, whose
-    order is random in memory); entries are taken from the free list in
-    order, so the ids are usually sorted already and the sort is skipped."""
+def live_entries(F, S, ids, ents):
+    """Entries in use into ents (their flow ids into ids; both at least
+    S[S_NLIVE] long) for the end-of-input flush; returns (count, whether the
+    ids came out in order). A sequential scan of the entries (not a walk of
+    the expiry lists, whose order is random in memory); entries are taken
+    from the free list in order, so the ids are usually sorted already and
+    the caller's sort is skipped. Allocates nothing (see FlowTable.flush)."""
     cnt = 0
-    ids = np.empty(S[S_NLIVE], dtype=np.int64)
-    ents = np.empty(S[S_NLIVE], dtype=np.int64)
     is_sorted = True
     for e in range(S[S_HWM]):
         if ((F[e, F_STATE] >> 8) & 0xF) != LIST_FREE and cnt < ids.shape[0]:
@@ -661,9 +661,7 @@ def live_entries(F, LNK, S):
             if cnt and ids[cnt] < ids[cnt - 1]:
                 is_sorted = False
             cnt += 1
-    if is_sorted:
-        return ents[:cnt]
-    return ents[np.argsort(ids[:cnt])]
+    return cnt, is_sorted
 
 
 @njit(cache=True)

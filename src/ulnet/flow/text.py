@@ -90,10 +90,11 @@ def _v6_text(data, p, hi, lo, w):
 
 
 @njit(cache=True)
-def _addr_text(hi, lo, v4, offsets, data):
-    """Text of each address: a dotted quad where v4, else IPv6."""
+def _addr_text(hi, lo, v4, offsets, data, w):
+    """Text of each address: a dotted quad where v4, else IPv6 (w: 8 int64
+    of scratch, passed in: a kernel that allocates makes every command that
+    loads it import numba's array library, about 55 ms)."""
     p = 0
-    w = np.empty(8, np.int64)
     for i in range(lo.shape[0]):
         offsets[i] = p
         if v4[i]:
@@ -195,7 +196,8 @@ def address_array(hi: np.ndarray, lo: np.ndarray, ver: np.ndarray) -> Texts:
     n6 = n - int(np.count_nonzero(v4))
     offsets = np.empty(n + 1, dtype=np.int32)
     data = np.empty(max(1, 15 * (n - n6) + 45 * n6), dtype=np.uint8)     # the longest texts
-    used = _addr_text(np.ascontiguousarray(hi), np.ascontiguousarray(lo), v4, offsets, data)
+    used = _addr_text(np.ascontiguousarray(hi), np.ascontiguousarray(lo), v4, offsets, data,
+                      np.empty(8, np.int64))
     return Texts(offsets, data[:used])
 
 

@@ -74,8 +74,12 @@ class Version:
 _IETF = Version("v1", b"quic ", 0, 0x06, "tls")
 
 
+@lru_cache(maxsize=512)
 def version_info(v: int) -> Version | None:
-    """The row for version ``v`` (None: not a version this module opens)."""
+    """The row for version ``v`` (None: not a version this module opens).
+    Kept per version (bounded: a forged version is a new key): a frozen
+    dataclass costs microseconds to build, and most Initials of a capture
+    share a handful of versions."""
     if v == V1:
         return _IETF
     if v == V2:

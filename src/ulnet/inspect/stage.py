@@ -108,6 +108,7 @@ class Inspector:
         if not len(hits):
             return
         finished: set[int] = set()
+        closed: list[int] = []                      # their entries (one flow each within a segment)
         unused: dict[int, list[int]] = {}           # flow id -> [entry, packets counted but not needed]
         rows = hits + i0
         start = b.off[rows] + b.hdr[rows, H_PAYLOAD]
@@ -134,7 +135,9 @@ class Inspector:
                 done = True
             if done:
                 finished.add(fid)
-                self._close(table, e)
+                closed.append(e)
+        if closed:          # their metadata is complete: no more inspection
+            table.F[closed, FK.F_APP] |= np.int64(K.DONE_BOTH << FK.A_DONE_SHIFT)
         counters[C_INSPECT_QUIC_DECRYPTED] += decrypted
         counters[C_INSPECT_QUIC_FAILED] += failed
         for e, k in unused.values():               # dpi_packets: only the packets that were read
@@ -161,11 +164,6 @@ class Inspector:
             self._quic_pieces[fid] = (self._qbuf[:end].copy(), self._qhave[:end].copy())
             self._qhave[:end] = 0
         return st == 1
-
-    @staticmethod
-    def _close(table, e):
-        """The flow's metadata is complete: no more inspection."""
-        table.F[e, FK.F_APP] = int(table.F[e, FK.F_APP]) | (K.DONE_BOTH << FK.A_DONE_SHIFT)
 
 
 def warm_quic() -> None:
