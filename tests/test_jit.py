@@ -17,6 +17,7 @@ from conftest import ROOT, SAMPLE, run_python
 def test_every_shortcut_is_installed():
     # False would mean numba's internals moved and ulnet loads kernels the slow way
     assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF and J.CHECKED_CACHE_DIRS
+    assert J.LAZY_MATCHER_ENVS
     assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES and J.LAZY_LIFETIMES
 
 
@@ -303,3 +304,21 @@ def test_cache_directory_is_checked_once_and_again_when_gone(tmp_path):
     tried, value, saved = r.stdout.split()
     assert tried == "1"                     # numba's own way: 12
     assert value == "13" and int(saved) >= 2    # index + object code, in the directory made again
+
+
+def test_cache_entries_saved_with_ulnet_load_without_it(tmp_path):
+    """ulnet.jit rebuilds the matchers' environments its own way; a cache
+    entry saved meanwhile must still name numba's rebuild function, so that
+    it loads in a process that never imports ulnet (and ulnet's function
+    must not be pickled into it)."""
+    (tmp_path / "m2.py").write_text("from numba import njit\n@njit(cache=True)\ndef f(a):\n    return a + 1\n")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    save = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import ulnet.jit; import m2; print(m2.f(41))"
+    r = run_python(save, env=env)
+    assert r.returncode == 0 and r.stdout.split() == ["42"], r.stderr
+    blobs = [p.read_bytes() for p in (tmp_path / "cache").rglob("*.nbc")]
+    assert blobs and all(b"numba.core.environment" in b and b"ulnet" not in b for b in blobs)
+    load = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import m2; print(m2.f(41), "
+            "sum(m2.f.stats.cache_hits.values()), 'ulnet' in sys.modules)")
+    r = run_python(load, env=env)
+    assert r.returncode == 0 and r.stdout.split() == ["42", "1", "False"], r.stderr

@@ -255,13 +255,7 @@ def lazy_extensions() -> bool:
     return _replace(cls, "_compilation_chain_init_hook", _compilation_chain_init_hook)
 
 
-# ---- typing an array argument without importing numpy.ma ---------------------
-#
-# numba types an array argument the first time it sees its kind by asking
-# ``isinstance(val, np.ma.MaskedArray)``, and the attribute access imports
-# numpy.ma (about 10 ms, once per process). No array can be a MaskedArray
-# while numpy.ma has not been imported, so until then the check is skipped;
-# afterwards numba's own function answers.
+# ---- the cache directory, checked once ----------------------------------------
 def checked_cache_dirs() -> bool:
     """Check that a cache directory is writable once per process, not once
     per function. numba's ``@njit(cache=True)`` makes the directory and
@@ -291,6 +285,58 @@ def checked_cache_dirs() -> bool:
     return _replace(cls, "ensure_cache_path", ensure_cache_path)
 
 
+# ---- the matchers' environments, without importing the matchers ---------------
+#
+# numba gives every compiled function an "environment" (its module's globals
+# and constants, for object-mode code and boxing) and pickles it into the
+# cache entry of each kernel the function is compiled into; loading the
+# entry rebuilds it by importing the module. The inspection's dispatcher
+# has its ~180 matchers compiled into it, so loading it imported all 15
+# matcher modules and built a numba dispatcher for each matcher (about
+# 45-65 ms, in every command that inspects), although its machine code
+# needs none of them. The matchers are nopython functions of integers over
+# the payload word: nothing in them reads their environment. While a
+# matcher module is not imported, its environments are rebuilt from the
+# pickled constants and the module's name alone; a compile that needs the
+# matchers imports them as before (``ulnet.inspect._dispatch``). Saved
+# entries are unchanged: the replacement pickles under numba's own name.
+LAZY_ENV_MODULES = ("ulnet.inspect.matchers.",)
+
+
+def lazy_matcher_envs() -> bool:
+    try:
+        import sys
+
+        from numba.core import environment as E
+        orig = E._rebuild_env
+        if getattr(orig, "_ulnet", False):
+            return True
+        E.lookup_environment, E.Environment._memo
+    except (ImportError, AttributeError):
+        return False
+
+    def _rebuild_env(modname, consts, env_name):
+        if modname and modname.startswith(LAZY_ENV_MODULES) and modname not in sys.modules:
+            env = E.lookup_environment(env_name)
+            if env is None:
+                env = E.Environment({"__name__": modname})
+                env.consts[:] = consts
+                env.env_name = env_name
+                E.Environment._memo[env_name] = env
+            return env
+        return orig(modname, consts, env_name)
+
+    _rebuild_env.__module__, _rebuild_env.__qualname__ = orig.__module__, orig.__qualname__
+    return _replace(E, "_rebuild_env", _rebuild_env)
+
+
+# ---- typing an array argument without importing numpy.ma ---------------------
+#
+# numba types an array argument the first time it sees its kind by asking
+# ``isinstance(val, np.ma.MaskedArray)``, and the attribute access imports
+# numpy.ma (about 10 ms, once per process). No array can be a MaskedArray
+# while numpy.ma has not been imported, so until then the check is skipped;
+# afterwards numba's own function answers.
 def lean_array_typeof() -> bool:
     try:
         import sys
@@ -529,6 +575,7 @@ FAST_CACHE_LOAD = fast_cache_load()
 CACHED_RUNTIME = cached_runtime()
 LEAN_ARRAY_TYPEOF = lean_array_typeof()
 CHECKED_CACHE_DIRS = checked_cache_dirs()
+LAZY_MATCHER_ENVS = lazy_matcher_envs()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
 # ULNET_NUMBA_PLAIN=1: compile through numba's own pipeline (a way out, should
