@@ -391,3 +391,28 @@ print("RESULT", rc, "numba" in sys.modules, file=sys.stderr)
 """)
     rc, loaded = out.stderr.split("RESULT")[-1].split()
     assert (rc, loaded) == ("0", "False"), out.stderr
+
+
+@settings(max_examples=400, deadline=None)
+@given(whole=st.integers(0, 10**7), frac=st.text("0123456789", max_size=7),
+       unit=st.sampled_from(["bit", "kbit", "Mbit", "Gbit", "pps", "kpps", "Mpps"]))
+def test_rate_quantities_are_exact(whole, frac, unit):
+    """Rates, bursts and times are read exactly (no floating point): a
+    quantity is accepted when it is a whole, positive number of the base
+    unit, as exact rational arithmetic (fractions.Fraction) says."""
+    from fractions import Fraction
+    from lark import Token
+    from ulnet.policy import parse as P
+    text = f"{whole}.{frac}" if frac else str(whole)
+    ref = Fraction(text) * P.RATE_UNITS[unit][1]
+    try:
+        got = P.parse_rate(Token("RATE", text + unit))
+    except P._Bad:
+        assert ref.denominator != 1 or ref <= 0
+    else:
+        assert ref.denominator == 1 and ref > 0 and got == (int(ref), P.RATE_UNITS[unit][0])
+    ref_t = Fraction(text) * P.TIME_UNITS["us"]
+    try:
+        assert P.parse_duration(Token("DURATION", text + "us")) == ref_t
+    except P._Bad:
+        assert ref_t.denominator != 1 or ref_t <= 0

@@ -30,7 +30,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -115,8 +114,18 @@ class _Bad(Exception):
 
 
 def _split_qty(tok: Token):
+    """(number, unit): the number as (digits, decimals), exact ("1.5" is
+    (15, 1)); fractions.Fraction would import decimal, about 35 ms of the
+    start of every command that reads rules."""
     m = _QTY.fullmatch(str(tok))
-    return Fraction(m.group(1)), m.group(2)
+    whole, _, frac = m.group(1).partition(".")
+    return (int(whole + frac), len(frac)), m.group(2)
+
+
+def _times(num: tuple[int, int], mult: int) -> int | None:
+    """num * mult when it is a whole number, else None."""
+    q, r = divmod(num[0] * mult, 10 ** num[1])
+    return None if r else q
 
 
 def parse_rate(tok: Token) -> tuple[int, str]:
@@ -126,10 +135,10 @@ def parse_rate(tok: Token) -> tuple[int, str]:
         raise _Bad("bad-rate", f"'{tok}': unknown rate unit '{unit}'; units are pps, kpps, Mpps, bit, kbit, "
                                f"Mbit, Gbit{hint}", tok)
     kind, mult = RATE_UNITS[unit]
-    v = num * mult
-    if v.denominator != 1 or v <= 0:
+    v = _times(num, mult)
+    if v is None or v <= 0:
         raise _Bad("bad-rate", f"'{tok}': a rate must be a whole, positive number of {kind}/s", tok)
-    return int(v), kind
+    return v, kind
 
 
 def parse_size(tok: Token, kind: str) -> int:
@@ -143,21 +152,21 @@ def parse_size(tok: Token, kind: str) -> int:
     if u[0] != want:
         raise _Bad("bad-size", f"'{tok}': a burst for a rate in {'bit/s' if kind == 'bit' else 'packets/s'} "
                                f"is in {'bytes' if want == 'B' else 'packets (p)'}", tok)
-    v = num * u[1]
-    if v.denominator != 1 or v <= 0:
+    v = _times(num, u[1])
+    if v is None or v <= 0:
         raise _Bad("bad-size", f"'{tok}': a burst must be a whole, positive number of "
                                f"{'bytes' if want == 'B' else 'packets'}", tok)
-    return int(v)
+    return v
 
 
 def parse_duration(tok: Token) -> int:
     num, unit = _split_qty(tok)
     if unit not in TIME_UNITS:
         raise _Bad("bad-duration", f"'{tok}': unknown time unit '{unit}'; units are ns, us, ms, s", tok)
-    v = num * TIME_UNITS[unit]
-    if v.denominator != 1 or v <= 0:
+    v = _times(num, TIME_UNITS[unit])
+    if v is None or v <= 0:
         raise _Bad("bad-duration", f"'{tok}': a queue time must be a whole, positive number of nanoseconds", tok)
-    return int(v)
+    return v
 
 
 # ---- tree -> AST ------------------------------------------------------------------
