@@ -536,12 +536,9 @@ def test_fuzz_dispatch_bounded(data, l4, sp, dp, d, n):
 def _reference_dispatch():
     """The dispatcher as the registry defines it: every matcher of the
     transport, in registry order, called as it is (no call-site tests)."""
-    import importlib
-    table = []
-    for i, a in enumerate(APPS, start=1):
-        if a.matcher and not isinstance(a.transport, int):
-            mod, fn = a.matcher.split(":")
-            table.append((a.transport, getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn), i))
+    from ulnet.inspect.registry import matcher_function
+    table = [(a.transport, matcher_function(a.matcher), i) for i, a in enumerate(APPS, start=1)
+             if a.matcher and not isinstance(a.transport, int)]
 
     def ref(w, n, sp, dp, d, l4):
         for tr, f, i in table:
@@ -579,15 +576,22 @@ _REF, _MATCHER_FUNCS = _reference_dispatch()
 _PAYLOADS = _corpus_payloads()
 
 
+def _guards():
+    """The call-site tests the generator copies, as text (those it copies)."""
+    from ulnet.inspect.gen_dispatch import call_guard
+    return [g for g in map(call_guard, _MATCHER_FUNCS) if g]
+
+
+_GUARDS = _guards()
+
+
 def test_dispatch_is_the_registry_in_order():
     """The generated dispatcher (with its call-site tests) answers as every
     matcher called in registry order, on real payloads (both directions),
     each also claimed at lengths next to the bounds those tests name: the
     copied tests change no answer."""
-    from ulnet.inspect import gen_dispatch
     import re
-    cuts = sorted({int(k) for g in map(gen_dispatch.call_guard, _MATCHER_FUNCS) if g
-                   for k in re.findall(r"\bn [<>=!]+ (\d+)", g)})
+    cuts = sorted({int(k) for g in _GUARDS for k in re.findall(r"\bn [<>=!]+ (\d+)", g)})
     assert len(_PAYLOADS) > 1000 and len(cuts) > 20
     decided = 0
     for head, m, sp, dp, l4 in _PAYLOADS:
@@ -604,8 +608,7 @@ def _guard_numbers():
     """Every number the dispatcher's call-site tests compare with, and its
     neighbours (lengths and ports on both sides of each bound)."""
     import re
-    from ulnet.inspect import gen_dispatch
-    nums = {int(x) for g in map(gen_dispatch.call_guard, _MATCHER_FUNCS) if g for x in re.findall(r"\d+", g)}
+    nums = {int(x) for g in _GUARDS for x in re.findall(r"\d+", g)}
     return sorted({v + e for v in nums for e in (-1, 0, 1) if 0 <= v + e <= 65535})
 
 

@@ -10,21 +10,19 @@ row points at the matcher."""
 
 from __future__ import annotations
 
-import importlib
 import struct
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ulnet.inspect.registry import APPS
+from ulnet.inspect.registry import APPS, matcher_function
 from ulnet.inspect.words import load_words
 
 MATCHERS = {}
 for _a in APPS:
     if _a.matcher is not None and not isinstance(_a.transport, int):
-        _mod, _fn = _a.matcher.split(":")
-        MATCHERS[_a.name] = getattr(importlib.import_module("ulnet.inspect.matchers." + _mod), _fn)
+        MATCHERS[_a.name] = matcher_function(_a.matcher)
 
 
 def words(payload: bytes):

@@ -16,9 +16,63 @@ works as before (only slower): see ``fast_cache_load``.
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 
 from numba import njit  # noqa: F401  (re-exported)
+
+
+# ---- how a shortcut is put in place -------------------------------------------
+#
+# Each shortcut below looks up the numba internals it relies on inside
+# ``with _internals():`` (a missing one leaves the shortcut out: numba's own
+# path runs, only slower), takes the function it replaces through
+# ``_not_ours`` (ulnet's replacement already there: nothing to do), and
+# returns ``_replace(...)``. ``@_shortcut`` turns the two ways out into the
+# bool the module records (FAST_CACHE_LOAD, ...).
+class _Installed(Exception):
+    """ulnet's replacement is in place already."""
+
+
+class _Absent(Exception):
+    """numba lacks an internal the shortcut needs."""
+
+
+def _shortcut(install):
+    """A shortcut's installer that answers True when the shortcut is in
+    place (now or already) and False when numba lacks what it needs."""
+    @functools.wraps(install)
+    def run(*args, **kwargs) -> bool:
+        try:
+            return install(*args, **kwargs)
+        except _Installed:
+            return True
+        except _Absent:
+            return False
+    return run
+
+
+class _internals:
+    """``with _internals():`` around the look-up of numba's internals: an
+    ImportError or AttributeError there means this numba release moved
+    them (_Absent)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (ImportError, AttributeError)):
+            raise _Absent(str(exc)) from exc
+        return False
+
+
+def _not_ours(func):
+    """``func``, the numba function a shortcut replaces; _Installed when it
+    is ulnet's replacement already."""
+    if getattr(func, "_ulnet", False):
+        raise _Installed
+    return func
 
 
 def _replace(owner, name: str, new) -> bool:
@@ -36,18 +90,16 @@ def _is_ulnet(func) -> bool:
     return mod == "ulnet" or mod.startswith("ulnet.")
 
 
+@_shortcut
 def fast_cache_load() -> bool:
     """Install the cheaper cache load; True when installed (idempotent)."""
-    try:
+    with _internals():
         from numba.core import caching
         from numba.core.runtime import rtsys
         cls = caching.Cache
-        if getattr(cls.load_overload, "_ulnet", False):
-            return True
+        _not_ours(cls.load_overload)
         cls._guard_against_spurious_io_errors   # the internals used below
         cls._load_overload
-    except (ImportError, AttributeError):
-        return False
 
     def load_overload(self, sig, target_context):
         rtsys.initialize(target_context)
@@ -99,16 +151,13 @@ def _nrt_cache_file(codegen):
     return d / f"ulnet-nrt-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
 
 
+@_shortcut
 def cached_runtime() -> bool:
     """Load numba's runtime module from a cache file (compile and save it on
     the first run); True when installed (idempotent)."""
-    try:
+    with _internals():
         from numba.core.runtime import nrtdynmod
-        orig = nrtdynmod.compile_nrt_functions
-        if getattr(orig, "_ulnet", False):
-            return True
-    except (ImportError, AttributeError):
-        return False
+        orig = _not_ours(nrtdynmod.compile_nrt_functions)
 
     def compile_nrt_functions(ctx):
         import pickle
@@ -186,19 +235,16 @@ def _elf_defined_symbols(obj: bytes):
     return None if syms is None else {name for name, _t, _s in syms}
 
 
+@_shortcut
 def lazy_link_bitcode() -> bool:
-    try:
+    with _internals():
         import llvmlite.binding as ll
         from numba.core import codegen as cg
         cls = cg.CPUCodeLibrary
-        if getattr(cls._get_module_for_linking, "_ulnet", False):
-            return True
+        orig_linking = _not_ours(cls._get_module_for_linking)
         orig_unserialize = cls._unserialize.__func__
-        orig_linking = cls._get_module_for_linking
         for attr in ("enable_object_caching", "_set_compiled_object", "_finalize_final_module"):
             getattr(cls, attr)
-    except (ImportError, AttributeError):
-        return False
 
     def _unserialize(klass, codegen, state):
         name, kind, data = state
@@ -237,16 +283,13 @@ def lazy_link_bitcode() -> bool:
 # installed distributions' metadata (about 4 ms a process). ulnet's kernels
 # use no extension types, so the scan is left to the first dispatcher that is
 # not ulnet's (an API user's own @njit code still gets its extensions).
+@_shortcut
 def lazy_extensions() -> bool:
-    try:
+    with _internals():
         from numba.core import dispatcher, entrypoints
         cls = dispatcher.Dispatcher
-        orig = cls._compilation_chain_init_hook
-        if getattr(orig, "_ulnet", False):
-            return True
+        _not_ours(cls._compilation_chain_init_hook)
         entrypoints.init_all
-    except (ImportError, AttributeError):
-        return False
 
     def _compilation_chain_init_hook(self):
         if not _is_ulnet(self.py_func):
@@ -256,23 +299,22 @@ def lazy_extensions() -> bool:
 
 
 # ---- the cache directory, checked once ----------------------------------------
+@_shortcut
 def checked_cache_dirs() -> bool:
     """Check that a cache directory is writable once per process, not once
     per function. numba's ``@njit(cache=True)`` makes the directory and
     writes and removes a temporary file in it for every function it
-    decorates (and again before each save): ulnet has about 250 kernels,
-    most of them the inspection's matchers, which every command that
-    inspects imports; that is about 20 ms of its start. A directory that
-    passed is taken as it is while it still exists (one stat); one that
-    failed, or has gone, is checked as numba checks it."""
-    try:
+    decorates (and again before each save). ulnet has about 250 kernels;
+    with all of them imported that was 18 ms of a command's start (30 -> 12
+    ms, measured when every command that inspects still imported the
+    matchers); a cached ``ulnet flows`` now decorates 89 (the matchers are
+    imported only to compile: lazy_matcher_envs), proportionally less. A
+    directory that passed is taken as it is while it still exists (one
+    stat); one that failed, or has gone, is checked as numba checks it."""
+    with _internals():
         from numba.core import caching
         cls = caching._CacheLocator
-        orig = cls.ensure_cache_path
-        if getattr(orig, "_ulnet", False):
-            return True
-    except (ImportError, AttributeError):
-        return False
+        orig = _not_ours(cls.ensure_cache_path)
     passed: set[str] = set()
 
     def ensure_cache_path(self):
@@ -303,17 +345,12 @@ def checked_cache_dirs() -> bool:
 LAZY_ENV_MODULES = ("ulnet.inspect.matchers.",)
 
 
+@_shortcut
 def lazy_matcher_envs() -> bool:
-    try:
-        import sys
-
+    with _internals():
         from numba.core import environment as E
-        orig = E._rebuild_env
-        if getattr(orig, "_ulnet", False):
-            return True
+        orig = _not_ours(E._rebuild_env)
         E.lookup_environment, E.Environment._memo
-    except (ImportError, AttributeError):
-        return False
 
     def _rebuild_env(modname, consts, env_name):
         if modname and modname.startswith(LAZY_ENV_MODULES) and modname not in sys.modules:
@@ -337,19 +374,14 @@ def lazy_matcher_envs() -> bool:
 # numpy.ma (about 10 ms, once per process). No array can be a MaskedArray
 # while numpy.ma has not been imported, so until then the check is skipped;
 # afterwards numba's own function answers.
+@_shortcut
 def lean_array_typeof() -> bool:
-    try:
-        import sys
-
+    with _internals():
         from numba.core import errors, types
         from numba.core.typing import typeof as tyof
         from numba.np import numpy_support
         import numpy as np
-        orig = tyof._typeof_ndarray
-        if getattr(orig, "_ulnet", False):
-            return True
-    except (ImportError, AttributeError):
-        return False
+        orig = _not_ours(tyof._typeof_ndarray)
 
     def _typeof_ndarray(val, c):
         if "numpy.ma" in sys.modules:
@@ -378,15 +410,12 @@ def lean_array_typeof() -> bool:
 # its cold compile (and of every other kernel's). The answer is a function of
 # the query (the function type, the typing context, the argument types and
 # keywords); a query that fails is not kept, so it fails again the same way.
+@_shortcut
 def memo_call_types(limit: int = 200_000) -> bool:
-    try:
+    with _internals():
         from numba.core.types import functions
         cls = functions.BaseFunction
-        orig = cls.get_call_type
-        if getattr(orig, "_ulnet", False):
-            return True
-    except (ImportError, AttributeError):
-        return False
+        orig = _not_ours(cls.get_call_type)
     memo: dict = {}
     stats = [0, 0]      # answered from the memo, asked of numba
 
@@ -429,16 +458,13 @@ def memo_call_types(limit: int = 200_000) -> bool:
 # of dead variables before lowering) reads them. This applies to ulnet's
 # kernels, which are all nopython-mode functions and no generators; every
 # other function (numba's own, an API user's) is post-processed as numba does.
+@_shortcut
 def lazy_lifetimes() -> bool:
-    try:
+    with _internals():
         from numba.core import postproc, transforms
         cls = postproc.PostProcessor
-        orig = cls.run
-        if getattr(orig, "_ulnet", False):
-            return True
+        orig = _not_ours(cls.run)
         cls._insert_var_dels, postproc.VariableLifetime, transforms.canonicalize_cfg
-    except (ImportError, AttributeError):
-        return False
     lean = [0]          # runs that skipped the block-entry sets
 
     def run(self, emit_dels: bool = False, extend_lifetimes: bool = False):

@@ -137,12 +137,11 @@ def _with_sample(fn):
 
 def job_matchers(names: list[str]) -> str:
     """Compile these application matchers with the signature the dispatcher calls them with."""
-    import importlib
     from numba import types
+    from ulnet.inspect.registry import matcher_function
     sig = (types.UniTuple(types.uint64, 4), types.int64, types.int64, types.int64, types.int64)
     for spec in names:
-        mod, fn = spec.split(":")
-        getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn).compile(sig)
+        matcher_function(spec).compile(sig)
     return f"{len(names)} matchers"
 
 

@@ -24,13 +24,12 @@ that reads the payload or calls a function.
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 import sys
 import textwrap
 from pathlib import Path
 
-from ulnet.inspect.registry import APPS
+from ulnet.inspect.registry import APPS, matcher_function
 
 OUT = Path(__file__).with_name("_dispatch.py")
 
@@ -132,7 +131,7 @@ def render() -> str:
         if alias not in seen:
             seen.add(alias)
             imports.append(f'    ("ulnet.inspect.matchers.{mod}", "{fn}", "{alias}"),')
-        guard = _guard(getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn))
+        guard = _guard(matcher_function(a.matcher))
         call = (_call(alias, guard), i, a.name)
         if a.transport in ("tcp", "both"):
             tcp.append(call)

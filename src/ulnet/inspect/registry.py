@@ -276,3 +276,12 @@ def app_names() -> list[str]:
 def category_names() -> list[str]:
     """Every category name used by the registry."""
     return sorted(set(CATEGORIES))
+
+
+def matcher_function(spec: str):
+    """The compiled matcher a row names (``App.matcher``, "module:function"
+    under ulnet.inspect.matchers); imports its module (and numba) on the
+    first call."""
+    import importlib
+    mod, fn = spec.split(":")
+    return getattr(importlib.import_module(f"ulnet.inspect.matchers.{mod}"), fn)
