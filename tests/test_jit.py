@@ -19,6 +19,7 @@ def test_every_shortcut_is_installed():
     assert J.FAST_CACHE_LOAD and J.CACHED_RUNTIME and J.LEAN_ARRAY_TYPEOF and J.CHECKED_CACHE_DIRS
     assert J.LAZY_MATCHER_ENVS
     assert J.LAZY_EXTENSIONS and J.LAZY_LINK_BITCODE and J.MEMO_CALL_TYPES and J.LAZY_LIFETIMES
+    assert J.LEAN_SSA and J.LEAN_LIVE_MAP and J.SCOPE_FIXUP_ONCE and J.COMPILE_WITHOUT_GC
 
 
 def _defined_in_bitcode(bitcode: bytes) -> set[str]:
@@ -222,13 +223,15 @@ def test_lazy_lifetimes_compile_ulnet_kernels_as_numba_does(monkeypatch):
 
 
 def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
-    """The read + decode kernels compiled with the two compile shortcuts
-    (typing memo, lazy lifetimes) and with numba's own pipeline
+    """The read + decode kernels compiled with the compile shortcuts (typing
+    memo, lazy lifetimes, lean SSA, bit-mask live map, one scope fix-up per
+    scope, no garbage collection meanwhile) and with numba's own pipeline
     (ULNET_NUMBA_PLAIN=1), each in an empty cache: the same object code,
     byte for byte, for every cache entry."""
     code = (f"from ulnet.pipeline import Pipeline\n"
             f"import ulnet.jit as J\n"
-            f"print(J.MEMO_CALL_TYPES, J.LAZY_LIFETIMES)\n"
+            f"print(J.MEMO_CALL_TYPES, J.LAZY_LIFETIMES, J.LEAN_SSA, J.LEAN_LIVE_MAP, J.SCOPE_FIXUP_ONCE,"
+            f" J.COMPILE_WITHOUT_GC)\n"
             f"for b in Pipeline([{str(SAMPLE)!r}]):\n    pass\n")
     objects, flags = [], []
     for plain in ("0", "1"):
@@ -240,7 +243,7 @@ def test_compile_shortcuts_give_the_same_machine_code(tmp_path):
         got = J.cached_digests(cache)
         assert all(got.values()), got
         objects.append(got)
-    assert flags == [["True", "True"], ["False", "False"]]
+    assert flags == [["True"] * 6, ["False"] * 6]
     assert len(objects[0]) >= 6 and objects[0] == objects[1]
 
 
@@ -322,3 +325,108 @@ def test_cache_entries_saved_with_ulnet_load_without_it(tmp_path):
             "sum(m2.f.stats.cache_hits.values()), 'ulnet' in sys.modules)")
     r = run_python(load, env=env)
     assert r.returncode == 0 and r.stdout.split() == ["42", "1", "False"], r.stderr
+
+
+def _kernel_irs():
+    """numba's IR of a few of ulnet's kernels straight from their bytecode
+    (before SSA): many blocks, loops, variables assigned more than once."""
+    from numba.core.compiler import run_frontend
+    from ulnet.decode._kernels import decode_batch
+    from ulnet.sources._kernels import pcap_walk, pcapng_walk
+    from ulnet.flow._kernels import flow_batch
+    from ulnet.sinks._format import format_rows
+    return [run_frontend(k.py_func) for k in (decode_batch, pcap_walk, pcapng_walk, flow_batch, format_rows)]
+
+
+def _dump(blocks) -> str:
+    import io
+    out = io.StringIO()
+    for label, blk in blocks.items():
+        print(label, file=out)
+        blk.dump(file=out)
+    return out.getvalue()
+
+
+def test_lean_ssa_rewrites_as_numba_does():
+    """The SSA repair that walks only the blocks a variable is in gives
+    numba's IR statement for statement (fresh names, phi nodes, order)."""
+    import copy
+    from numba.core import ssa
+    lean, numba_own = ssa._run_ssa, ssa._run_ssa.__wrapped__
+    assert lean._ulnet
+    repaired = 0
+    for fir in _kernel_irs():
+        a, b = copy.deepcopy(fir.blocks), copy.deepcopy(fir.blocks)
+        before = lean._used[0]
+        got, want = lean(a), numba_own(b)
+        assert lean._used[0] == before + 1                  # not the fallback
+        assert _dump(got) == _dump(want)
+        assert _dump(got) != _dump(fir.blocks)              # there was something to repair
+        repaired += 1
+    assert repaired == 5
+
+
+def test_lean_live_map_is_numbas():
+    """Live variables from the bit-mask reaching sets equal numba's, block by
+    block, on the kernels' IR before and after SSA."""
+    from numba.core import analysis, ssa
+    from numba.core.analysis import compute_cfg_from_blocks, compute_use_defs
+    lean, numba_own = analysis.compute_live_map, analysis.compute_live_map.__wrapped__
+    assert lean._ulnet
+    for fir in _kernel_irs():
+        for blocks in (fir.blocks, ssa._run_ssa(fir.blocks)):
+            cfg = compute_cfg_from_blocks(blocks)
+            ud = compute_use_defs(blocks)
+            got = lean(cfg, blocks, ud.usemap, ud.defmap)
+            want = numba_own(cfg, blocks, ud.usemap, ud.defmap)
+            assert got == want
+            assert sum(map(len, want.values())) > 20
+
+
+def test_compiles_run_without_the_garbage_collector():
+    """The collector is off while numba compiles (seen from inside a typing
+    step) and on again after; a process that turned it off keeps it off."""
+    import gc
+    from numba.core import types
+    from numba.extending import intrinsic
+    seen = []
+
+    @intrinsic
+    def probe(typingctx):
+        seen.append(gc.isenabled())
+
+        def codegen(context, builder, signature, args):
+            return context.get_dummy_value()
+        return types.none(), codegen
+
+    def f(x):
+        probe()
+        return x + 1
+
+    assert gc.isenabled()
+    assert njit(f)(1) == 2
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        assert njit(f)(2) == 3
+        assert seen[-1] is False and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_kernels_have_no_cfunc_wrapper():
+    """ulnet.jit's njit leaves out the C-callable wrapper (first-class
+    function use only) unless asked; a kernel still runs from Python."""
+    from ulnet.decode._kernels import decode_batch
+
+    def g(x):
+        return x * 2
+    k = J.njit(g)
+    assert k(4) == 8
+    assert k.targetoptions["no_cfunc_wrapper"] is True
+    assert decode_batch.targetoptions["no_cfunc_wrapper"] is True
+    assert J.njit(no_cfunc_wrapper=False)(g).targetoptions["no_cfunc_wrapper"] is False
+    cres = k.overloads[k.signatures[0]]
+    names = {f.name for f in cres.library._final_module.functions}
+    assert cres.fndesc.llvm_cpython_wrapper_name in names
+    assert cres.fndesc.llvm_cfunc_wrapper_name not in names

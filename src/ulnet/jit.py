@@ -20,7 +20,43 @@ import functools
 import os
 import sys
 
-from numba import njit  # noqa: F401  (re-exported)
+import numba
+import numba.core.registry
+
+
+def njit(*args, **options):
+    """numba's ``njit`` as ulnet's kernels use it: the same options, with
+    ``no_cfunc_wrapper=True`` unless given. numba compiles, next to every
+    function, a C-callable wrapper used only when the function is passed as
+    a first-class function value (ulnet never does): skipping it takes
+    about 0.4 s off the decoder's cold compile and leaves the kernels' own
+    machine code as it was. The wrapper a call from Python goes through
+    (the CPython one) is kept."""
+    options.setdefault("no_cfunc_wrapper", True)
+    return numba.njit(*args, **options)
+
+
+class _Helper(numba.core.registry.CPUDispatcher):
+    """A helper's dispatcher (see ``helper``): called from Python, it runs
+    the Python function, since there is no compiled way in from Python."""
+
+    def __call__(self, *args, **kwargs):
+        return self.py_func(*args, **kwargs)
+
+
+def helper(func):
+    """``@helper``: a small function that only ulnet's kernels call, compiled
+    and cached like ``@njit(cache=True)`` but without the CPython wrapper,
+    the entry that unboxes Python arguments (numba builds, optimises and
+    compiles one for every function, a good part of a small helper's
+    compile: the read + decode helpers' wrappers were about 0.5 s of its
+    cold compile). A kernel calls the helper's compiled code as before and
+    LLVM inlines it; a call from Python (a test, a curious user) runs the
+    Python function, with the same result."""
+    d = njit(cache=True, no_cpython_wrapper=True)(func)
+    if isinstance(d, numba.core.registry.CPUDispatcher):     # not under NUMBA_DISABLE_JIT
+        d.__class__ = _Helper
+    return d
 
 
 # ---- how a shortcut is put in place -------------------------------------------
@@ -482,6 +518,240 @@ def lazy_lifetimes() -> bool:
     return _replace(cls, "run", run)
 
 
+# ---- SSA repair only where the variable is ---------------------------------------
+#
+# numba's SSA reconstruction takes the variables assigned more than once
+# one at a time and, for each, rewrites every statement of every block
+# twice (fresh names for its assignments, then each use tied to the
+# definition that reaches it, with phi nodes where paths meet): 47 such
+# variables in read + decode's kernels, so about 196,000 statements walked
+# to change a few hundred. A block that neither assigns nor reads the
+# variable comes out of both walks as it went in, so only the blocks that
+# do are walked (found once, before the first variable: repairing one
+# variable adds and renames only names of that variable). Same IR, same
+# names in the same order. Falls back to numba's walk when a variable is
+# not in the scope fresh names are drawn from (a fresh name could then be
+# another variable's).
+@_shortcut
+def lean_ssa() -> bool:
+    with _internals():
+        from collections import defaultdict
+        from numba.core import errors, ir, ssa
+        from numba.core.analysis import compute_cfg_from_blocks
+        orig = _not_ours(ssa._run_ssa)
+        (ssa._iterated_domfronts, ssa._find_defs_violators, ssa._CacheListVars, ssa._make_states,
+         ssa._run_block_rewrite, ssa._FreshVarHandler, ssa._FixSSAVars, ssa._compute_phi_locations)
+    used = [0, 0]       # functions repaired here, left to numba
+
+    def where(blocks, cache):
+        """name -> labels of the blocks that assign it, that read it (as
+        _FreshVarHandler and _FixSSAVars see assignments and reads)."""
+        assigns, reads = defaultdict(list), defaultdict(list)
+        for label, blk in blocks.items():
+            a, r = set(), set()
+            for stmt in blk.body:
+                if isinstance(stmt, ir.Assign):
+                    a.add(stmt.target.name)
+                    v = stmt.value
+                    if isinstance(v, ir.Inst):
+                        r.update(x.name for x in cache.get(v))
+                    elif isinstance(v, ir.Var):
+                        r.add(v.name)
+                else:
+                    r.update(x.name for x in cache.get(stmt))
+            for n in a:
+                assigns[n].append(label)
+            for n in r:
+                reads[n].append(label)
+        return assigns, reads
+
+    def rewrite(blocks, labels, states, handler):
+        """numba's _run_block_rewrite on ``labels`` (in block order); every
+        other block copied as it is."""
+        done = ssa._run_block_rewrite({k: blocks[k] for k in labels}, states, handler)
+        out = {}
+        for label, blk in blocks.items():
+            new = done.get(label)
+            if new is None:
+                new = ir.Block(scope=blk.scope, loc=blk.loc)
+                new.body = list(blk.body)
+            out[label] = new
+        return out
+
+    def run_ssa(blocks):
+        if not blocks:
+            return {}
+        scope = ssa._make_states(blocks)["scope"]
+        cfg = compute_cfg_from_blocks(blocks)
+        df_plus = ssa._iterated_domfronts(cfg)
+        violators = ssa._find_defs_violators(blocks, cfg)
+        if not all(name in scope.localvars for name in violators):
+            used[1] += 1
+            return orig(blocks)
+        used[0] += 1
+        cache = ssa._CacheListVars()
+        assigns, reads = where(blocks, cache) if violators else ({}, {})
+        for varname in violators:
+            states = ssa._make_states(blocks)
+            states["varname"] = varname
+            states["defmap"] = defmap = defaultdict(list)
+            blocks = rewrite(blocks, assigns.get(varname, ()), states, ssa._FreshVarHandler())
+            states = ssa._make_states(blocks)
+            states["varname"] = varname
+            states["defmap"] = defmap
+            states["phimap"] = phimap = defaultdict(list)
+            states["cfg"] = cfg
+            states["phi_locations"] = ssa._compute_phi_locations(df_plus, defmap)
+            blocks = rewrite(blocks, reads.get(varname, ()), states, ssa._FixSSAVars(cache))
+            for label, philist in phimap.items():
+                blocks[label].body = philist + blocks[label].body
+        if compute_cfg_from_blocks(blocks) != cfg:
+            raise errors.CompilerError("CFG mutated in SSA pass")
+        return blocks
+
+    run_ssa._used = used
+    return _replace(ssa, "_run_ssa", run_ssa)
+
+
+# ---- live variables: the reaching sets as bit masks --------------------------------
+#
+# numba's live-variable analysis first finds, for each block, every variable
+# assigned or read on some path into it (a forward fixed point of set
+# unions), then pushes the reads backwards, keeping a variable live only
+# where it is in that first set. In the decoder the first sets hold most of
+# the function's ~3,000 variables in each of ~400 blocks, and the analysis
+# runs after most passes: about 0.3 s of set unions per cold compile. Here
+# the first sets are integers, one bit per variable, so a union is a few
+# hundred machine words; the backward pass is numba's, on the same (small)
+# sets, with membership in the first set read from the bits. The same fixed
+# point, so the same live sets.
+@_shortcut
+def lean_live_map() -> bool:
+    with _internals():
+        from numba.core import analysis, ir_utils
+        orig = _not_ours(analysis.compute_live_map)
+
+    def compute_live_map(cfg, blocks, var_use_map, var_def_map):
+        topo_order = cfg.topo_order()
+        bit: dict = {}
+
+        def mask(names):
+            m = 0
+            for name in names:
+                b = bit.get(name)
+                if b is None:
+                    b = bit[name] = 1 << len(bit)
+                m |= b
+            return m
+
+        here = {}
+        for offset in topo_order:
+            here[offset] = mask(var_def_map[offset]) | mask(var_use_map[offset])
+        succs = {offset: [out for out, _ in cfg.successors(offset)] for offset in topo_order}
+        reach: dict = {}
+        changed = True
+        while changed:
+            changed = False
+            for offset in topo_order:
+                m = reach.get(offset, 0) | here[offset]
+                if m != reach.get(offset, 0):
+                    changed = True
+                reach[offset] = m
+                for out in succs[offset]:
+                    old = reach.get(out, 0)
+                    if old | m != old:
+                        reach[out] = old | m
+                        changed = True
+
+        live_map = {offset: set(var_use_map[offset]) for offset in blocks.keys()}
+        preds = {offset: [inc for inc, _ in cfg.predecessors(offset)] for offset in topo_order}
+        backwards = topo_order[::-1]
+        changed = True
+        while changed:
+            changed = False
+            for offset in backwards:
+                live_vars = live_map[offset]
+                for inc in preds[offset]:
+                    r = reach.get(inc, 0)
+                    dst = live_map[inc]
+                    before = len(dst)
+                    dst |= {v for v in live_vars if r & bit.get(v, 0)} - var_def_map[inc]
+                    if len(dst) != before:
+                        changed = True
+        return live_map
+
+    ok = _replace(analysis, "compute_live_map", compute_live_map)
+    if getattr(ir_utils, "compute_live_map", None) is orig:
+        ir_utils.compute_live_map = compute_live_map
+    return ok
+
+
+# ---- one pass per scope where numba makes one per block ---------------------------
+#
+# After inlining, numba makes sure the scope of every block defines every
+# variable the function uses: for each block, for each variable. The blocks
+# of a function share one scope (or a few), so the same scope is completed
+# once per block: 400 x 3,000 look-ups in the decoder. Each distinct scope
+# is completed once here, in the order numba would first reach it.
+@_shortcut
+def scope_fixup_once() -> bool:
+    with _internals():
+        from numba.core import untyped_passes
+        _not_ours(untyped_passes.fixup_var_define_in_scope)
+
+    def fixup_var_define_in_scope(blocks):
+        used_var = {}
+        for blk in blocks.values():
+            for inst in blk.body:
+                for var in inst.list_vars():
+                    used_var[var] = inst
+        seen = set()
+        for blk in blocks.values():
+            scope = blk.scope
+            if id(scope) in seen:
+                continue
+            seen.add(id(scope))
+            for var in used_var:
+                if var.name not in scope.localvars:
+                    scope.localvars.define(var.name, var)
+
+    return _replace(untyped_passes, "fixup_var_define_in_scope", fixup_var_define_in_scope)
+
+
+# ---- no cyclic garbage collection while compiling --------------------------------
+#
+# A compile allocates millions of small objects (IR nodes, types, llvmlite
+# instructions) and keeps most of them until it ends, so Python's cyclic
+# collector, triggered by allocation counts, runs some 560 times during the
+# first batch's compile and walks ever more live objects: 0.6-0.8 s of a
+# 5-6 s cold compile of read + decode. The collector is paused while numba
+# compiles (from the outermost compile to its end; nested compiles of called
+# kernels run inside it) and resumes afterwards, when the compile's garbage
+# is collected as usual: about 10 MB more at the peak. A process that turned
+# the collector off itself is left as it is. Loading from the cache is not
+# affected, and the machine code is the same.
+@_shortcut
+def compile_without_gc() -> bool:
+    import gc
+    with _internals():
+        from numba.core import compiler
+        orig = _not_ours(compiler.compile_extra)
+    paused = [0]        # outermost compiles run with the collector paused
+
+    def compile_extra(*args, **kwargs):
+        if not gc.isenabled():
+            return orig(*args, **kwargs)
+        paused[0] += 1
+        gc.disable()
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    compile_extra._paused = paused
+    return _replace(compiler, "compile_extra", compile_extra)
+
+
 def cached_objects(path) -> list[tuple[bytes, bytes]]:
     """(object code, linking bitcode) of each compiled library in one numba
     cache entry (a ``.nbc`` file): what ulnet.jit's shortcuts must leave as
@@ -609,4 +879,8 @@ LAZY_LINK_BITCODE = lazy_link_bitcode()
 _PLAIN = os.environ.get("ULNET_NUMBA_PLAIN") == "1"
 MEMO_CALL_TYPES = not _PLAIN and memo_call_types()
 LAZY_LIFETIMES = not _PLAIN and lazy_lifetimes()
+LEAN_SSA = not _PLAIN and lean_ssa()
+LEAN_LIVE_MAP = not _PLAIN and lean_live_map()
+SCOPE_FIXUP_ONCE = not _PLAIN and scope_fixup_once()
+COMPILE_WITHOUT_GC = not _PLAIN and compile_without_gc()
 drop_stale_caches()

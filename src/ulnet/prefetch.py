@@ -19,7 +19,7 @@ from __future__ import annotations
 from llvmlite import ir
 from numba import config, types
 
-from ulnet.jit import njit
+from ulnet.jit import helper, njit
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -57,7 +57,7 @@ if PURE_PYTHON:
         pass
 
 
-@njit(cache=True)
+@helper
 def stream_ahead(buf, pf, pos, end):
     if PURE_PYTHON:
         return pos

@@ -13,7 +13,7 @@ calls, so tunnels of any combination reuse the same code.
 from __future__ import annotations
 
 import numpy as np
-from ulnet.jit import njit
+from ulnet.jit import helper, njit
 
 from ulnet.batch.columns import (
     N_HDR, H_ERROR, H_ETHERTYPE, H_VLAN, H_VLAN2, H_VLAN_COUNT, H_MPLS_COUNT, H_OUTER_L3,
@@ -163,18 +163,18 @@ IPV4_MAPPED_LO = np.uint64(0x0000FFFF00000000)
 # untyped pipeline and split the kernel's blocks at every call site (about a
 # second of the cold compile). The np.int64 casts keep NUMBA_DISABLE_JIT runs
 # (tests/test_hostile.py) free of uint8 overflow.
-@njit(cache=True)
+@helper
 def _be16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True)
+@helper
 def _be32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True)
+@helper
 def _be64(buf, p):
     v = np.uint64(0)
     for k in range(8):

@@ -17,7 +17,7 @@ Status written to ``out[1]`` (new position in ``out[0]``):
 from __future__ import annotations
 
 import numpy as np
-from ulnet.jit import njit
+from ulnet.jit import helper, njit
 
 from ulnet.prefetch import stream_ahead
 
@@ -46,14 +46,14 @@ BLK_EPB = 6
 BOM = 0x1A2B3C4D
 
 
-@njit(cache=True)
+@helper
 def _u16(buf, p, big):
     if big:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
 
 
-@njit(cache=True)
+@helper
 def _u32(buf, p, big):
     if big:
         return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
@@ -62,7 +62,7 @@ def _u32(buf, p, big):
             | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
 
 
-@njit(cache=True)
+@helper
 def _emit(i, o, cl, wl, t, lt, portval, off, caplen, wirelen, ts, linktype, port, counters):
     if wl < cl:
         counters[C_SRC_CAPLEN_GT_WIRELEN] += 1
@@ -117,7 +117,7 @@ def pcap_walk(buf, pos, end, big, nano, rec_hdr, swap, lt, portval, maxcap,
     return n - n0
 
 
-@njit(cache=True)
+@helper
 def _pcapng_ts(hi, lo, kind, exp, offset_ns):
     v = (np.uint64(hi) << np.uint64(32)) | np.uint64(lo)
     if kind == 0:
