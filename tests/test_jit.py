@@ -430,3 +430,37 @@ def test_kernels_have_no_cfunc_wrapper():
     names = {f.name for f in cres.library._final_module.functions}
     assert cres.fndesc.llvm_cpython_wrapper_name in names
     assert cres.fndesc.llvm_cfunc_wrapper_name not in names
+
+
+def test_helpers_have_no_python_entry_and_still_answer_python():
+    """@helper compiles without the CPython wrapper; kernels call its code,
+    a Python call runs the Python function (same answers), and the read +
+    decode helpers are such helpers."""
+    from ulnet.decode import _kernels as dk
+    from ulnet.sources import _kernels as sk
+
+    def h(buf, p):
+        return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    hh = J.helper(h)
+
+    def k(buf):
+        t = 0
+        for p in range(buf.size - 1):
+            t += hh(buf, p)
+        return t
+    kk = J.njit(k)
+    buf = np.arange(200, dtype=np.uint8)
+    assert kk(buf) == sum(h(buf, p) for p in range(199))
+    assert len(hh.signatures) == 1                             # compiled when the kernel was
+    assert hh(buf, 7) == h(buf, 7)
+    assert hh([1, 2, 3], 1) == (2 << 8) | 3                    # Python ran it (a list: no compiled way)
+    assert len(hh.signatures) == 1
+    cres = hh.overloads[hh.signatures[0]]
+    names = {f.name for f in cres.library._final_module.functions}
+    assert cres.fndesc.mangled_name in names and cres.fndesc.llvm_cpython_wrapper_name not in names
+    for f in (dk._be16, dk._be32, dk._be64, sk._u16, sk._u32, sk._emit, sk._pcapng_ts):
+        assert isinstance(f, J._Helper), f
+    assert dk._be16(buf, 3) == (3 << 8) | 4 and sk._u32(buf, 4, False) == 0x07060504
+    r = run_python("import ulnet.jit as J\ndef f(x):\n    return x + 1\nprint(J.helper(f) is f, J.helper(f)(1))",
+                   env={"NUMBA_DISABLE_JIT": "1"})
+    assert r.returncode == 0 and r.stdout.split() == ["True", "2"], r.stderr
