@@ -51,8 +51,12 @@ def helper(func):
     compiles one for every function, a good part of a small helper's
     compile: the read + decode helpers' wrappers were about 0.5 s of its
     cold compile). A kernel calls the helper's compiled code as before and
-    LLVM inlines it; a call from Python (a test, a curious user) runs the
-    Python function, with the same result."""
+    LLVM inlines it; a call from Python (a curious user) runs the Python
+    function: the same values, as numpy scalars where compiled code hands
+    back Python ones, and it tests the Python function, not the compiled
+    one. So only functions no test calls to check compiled behaviour are
+    helpers (not the matchers: tests/test_inspect_matchers.py calls each
+    from Python and checks it returns a Python bool)."""
     d = njit(cache=True, no_cpython_wrapper=True)(func)
     if isinstance(d, numba.core.registry.CPUDispatcher):     # not under NUMBA_DISABLE_JIT
         d.__class__ = _Helper

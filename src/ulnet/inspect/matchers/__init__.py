@@ -1,12 +1,8 @@
 """Matchers: one function per application over the first payload bytes of
 one direction. Signature (all of them):
 
-    @helper
+    @njit(cache=True)
     def match_NAME(w, n, sp, dp, d) -> bool
-
-(``ulnet.jit.helper``: compiled and cached for the dispatcher that calls it,
-without a compiled entry from Python; a call from Python runs the function
-as Python.)
 
 ``w``: first 32 payload bytes as 4 big-endian uint64 (see ulnet.inspect.words),
 ``n``: payload length, ``sp``/``dp``: this packet's source/destination port,

@@ -12,14 +12,14 @@ Nothing here reads past byte 31: every loop is bounded by 32.
 """
 
 import numpy as np
-from ulnet.jit import helper, njit
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b
 
 WB = 32
 
 
-@helper
+@njit(cache=True)
 def at(w, k, m):
     v = np.int64(0)
     for i in range(m):
@@ -27,7 +27,7 @@ def at(w, k, m):
     return v
 
 
-@helper
+@njit(cache=True)
 def has(w, n, v, m):
     top = min(n, WB) - m
     for k in range(top + 1):
@@ -61,7 +61,7 @@ def alnum(c):
     return 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
 
 
-@helper
+@njit(cache=True)
 def digits(w, k, m):
     for i in range(m):
         if not digit(b(w, k + i)):
@@ -69,7 +69,7 @@ def digits(w, k, m):
     return True
 
 
-@helper
+@njit(cache=True)
 def ber_len(w, k):
     """A BER/DER length at byte k (k <= 27): (octets used, length) or (0, -1)."""
     c = b(w, k)

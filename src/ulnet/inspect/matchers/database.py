@@ -2,7 +2,7 @@
 Server (TDS), Oracle (TNS), MongoDB, Redis (RESP), Memcached, Cassandra
 (CQL), Elasticsearch transport."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import digit
 from ulnet.inspect.words import b, be16, be32, head, le32, lit
@@ -22,7 +22,7 @@ _TOUCH = lit("touch")
 _ES = lit("ES")
 
 
-@helper
+@njit(cache=True)
 def match_postgresql(w, n, sp, dp, d):
     """PostgreSQL startup packet: a length equal to the packet, then protocol
     3.0 (or 2.0) or the SSL / GSSAPI encryption / cancel request codes."""
@@ -36,7 +36,7 @@ def match_postgresql(w, n, sp, dp, d):
     return (c == 0x00030000 or c == 0x00020000) and n >= 16 and 0x61 <= b(w, 8) <= 0x7A
 
 
-@helper
+@njit(cache=True)
 def match_mysql(w, n, sp, dp, d):
     """MySQL/MariaDB server greeting: 3-byte length = payload - 4, sequence
     0, protocol 10, a server version starting with a digit and a dot."""
@@ -48,7 +48,7 @@ def match_mysql(w, n, sp, dp, d):
     return digit(b(w, 5)) and (b(w, 6) == 0x2E or (digit(b(w, 6)) and b(w, 7) == 0x2E))
 
 
-@helper
+@njit(cache=True)
 def match_mssql_tds(w, n, sp, dp, d):
     """TDS packet header: a known type (SQL batch, RPC, response, login,
     pre-login, ...), a status of 0/1/8/9, a packet length equal to the
@@ -68,7 +68,7 @@ def match_mssql_tds(w, n, sp, dp, d):
     return t == 4 or be16(w, 4) == 0
 
 
-@helper
+@njit(cache=True)
 def match_oracle(w, n, sp, dp, d):
     """Oracle TNS CONNECT: packet length equal to the segment, zero packet
     checksum, type 1, a TNS version of 300..319."""
@@ -78,7 +78,7 @@ def match_oracle(w, n, sp, dp, d):
     return 300 <= v <= 319 and be16(w, 10) <= v
 
 
-@helper
+@njit(cache=True)
 def match_mongodb(w, n, sp, dp, d):
     """MongoDB wire protocol: little-endian message length equal to the
     segment and a known opcode (OP_REPLY, OP_QUERY .. OP_MSG)."""
@@ -88,7 +88,7 @@ def match_mongodb(w, n, sp, dp, d):
     return op == 1 or op == 2004 or op == 2013 or op == 2012 or 2001 <= op <= 2007 or op == 2010 or op == 2011
 
 
-@helper
+@njit(cache=True)
 def match_resp(w, n, sp, dp, d):
     """Redis (RESP): a command array "*<count>\\r\\n$<len>\\r\\n"."""
     if n < 8 or b(w, 0) != 0x2A or not digit(b(w, 1)):
@@ -99,12 +99,12 @@ def match_resp(w, n, sp, dp, d):
     return b(w, k) == 0x0D and b(w, k + 1) == 0x0A and b(w, k + 2) == 0x24 and digit(b(w, k + 3))
 
 
-@helper
+@njit(cache=True)
 def _mc_port(sp, dp):
     return sp == 11211 or dp == 11211
 
 
-@helper
+@njit(cache=True)
 def match_memcached(w, n, sp, dp, d):
     """Memcached: binary protocol (request magic 0x80 / response 0x81, a
     known opcode, zero data type, body length = payload - 24), or a text
@@ -123,7 +123,7 @@ def match_memcached(w, n, sp, dp, d):
     return h5 == _STATS or h5 == _VERSI or h5 == _DELET or h5 == _TOUCH
 
 
-@helper
+@njit(cache=True)
 def match_cassandra(w, n, sp, dp, d):
     """Cassandra CQL native protocol frame: version 3..5 (requests) or
     0x83..0x85 (responses), flags < 0x20, an opcode of 0..16, a body length
@@ -136,7 +136,7 @@ def match_cassandra(w, n, sp, dp, d):
     return be32(w, 5) == n - 9
 
 
-@helper
+@njit(cache=True)
 def match_elasticsearch(w, n, sp, dp, d):
     """Elasticsearch transport protocol: "ES", a message length equal to the
     rest of the segment, then the request id."""

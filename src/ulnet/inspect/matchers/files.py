@@ -1,6 +1,6 @@
 """File transfer: FTP control (and its AUTH TLS upgrade), TFTP, rsync, git."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has
 from ulnet.inspect.words import b, be16, head, lit
@@ -19,7 +19,7 @@ _UPLOAD = lit("upload")
 _RECEIV = lit("receiv")
 
 
-@helper
+@njit(cache=True)
 def match_ftp_control(w, n, sp, dp, d):
     """FTP control: a "220" greeting that names FTP, or the client's USER on
     port 21. A bare "220" on port 21 is left open: the client's first
@@ -32,7 +32,7 @@ def match_ftp_control(w, n, sp, dp, d):
     return (sp == 21 or dp == 21) and head(w, 5) == _USER
 
 
-@helper
+@njit(cache=True)
 def match_ftps(w, n, sp, dp, d):
     """Explicit FTP over TLS: the client's "AUTH TLS" / "AUTH SSL" (RFC 4217;
     SMTP and POP3 ask for TLS with STARTTLS/STLS instead)."""
@@ -42,7 +42,7 @@ def match_ftps(w, n, sp, dp, d):
     return t == _TLS or t == _SSL
 
 
-@helper
+@njit(cache=True)
 def match_tftp(w, n, sp, dp, d):
     """TFTP: read/write request (a printable file name, port 69), a full
     512-byte data block, an acknowledgement (exactly 4 bytes), an error
@@ -64,18 +64,18 @@ def match_tftp(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_rsync(w, n, sp, dp, d):
     """rsync daemon greeting "@RSYNCD: "."""
     return n >= 12 and head(w, 8) == _RSYNCD and b(w, 8) == 0x20
 
 
-@helper
+@njit(cache=True)
 def _hex(c):
     return 0x30 <= c <= 0x39 or 0x61 <= c <= 0x66
 
 
-@helper
+@njit(cache=True)
 def match_git(w, n, sp, dp, d):
     """git:// protocol request: a 4-hex-digit pkt-line length, then
     git-upload-pack / git-receive-pack / git-upload-archive."""

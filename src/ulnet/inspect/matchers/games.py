@@ -1,7 +1,7 @@
 """Game networking: Valve's Source engine queries, RakNet, netcode.io
 (Yojimbo), i3D-hosted game servers."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at
 from ulnet.inspect.words import b, be16, be32, lit
@@ -12,14 +12,14 @@ _NETCODE = lit("NETCODE ")
 _K1_0 = lit("1.0")
 
 
-@helper
+@njit(cache=True)
 def match_source_engine(w, n, sp, dp, d):
     """Source engine server queries: the connectionless prefix 0xFFFFFFFF
     then "TSource Engine Query"."""
     return n >= 25 and be32(w, 0) == 0xFFFFFFFF and at(w, 4, 8) == _TSOURCE and at(w, 12, 6) == _ENGINE
 
 
-@helper
+@njit(cache=True)
 def _raknet_magic(w, k):
     """RakNet's offline-message magic (00ffff00 fefefefe fdfdfdfd 12345678)
     at k, as far as it is visible."""
@@ -30,7 +30,7 @@ def _raknet_magic(w, k):
     return k + 16 > 32 or be32(w, k + 12) == 0x12345678
 
 
-@helper
+@njit(cache=True)
 def match_raknet(w, n, sp, dp, d):
     """RakNet offline messages: the magic right after the message id (open
     connection request/reply 1/2, ids 5..8, and the games' own ids),
@@ -48,13 +48,13 @@ def match_raknet(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_yojimbo(w, n, sp, dp, d):
     """netcode.io (Yojimbo) connection request: prefix 0, "NETCODE 1.0x"."""
     return n >= 13 and b(w, 0) == 0 and at(w, 1, 8) == _NETCODE and at(w, 9, 3) == _K1_0
 
 
-@helper
+@njit(cache=True)
 def match_i3d(w, n, sp, dp, d):
     """i3D.net game servers, as nDPI recognises them: the voice IP discovery
     exchange (00 01/00 02, length 70) or RTP (0x90 0x78/0x67) carrying the

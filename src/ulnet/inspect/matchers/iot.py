@@ -4,7 +4,7 @@ HiSLIP, HART-IP, KNXnet/IP, IEEE C37.118, Omron FINS, Tuya, TP-Link smart
 home, CoAP, CAN over UDP, EtherSIO, Beckhoff ADS, DLMS/COSEM (IEC 62056),
 tank gauges (ATG), OpenFlow, DDS (RTPS), SOME/IP."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import digits, has, lower
 from ulnet.inspect.words import b, be16, be32, head, le16, le32, lit
@@ -18,7 +18,7 @@ _RTPS = lit("RTPS")
 _RTPX = lit("RTPX")
 
 
-@helper
+@njit(cache=True)
 def match_modbus(w, n, sp, dp, d):
     """Modbus/TCP: protocol id 0, a length equal to the rest of the segment,
     a public function code (or its exception, +0x80)."""
@@ -28,20 +28,20 @@ def match_modbus(w, n, sp, dp, d):
     return 1 <= f <= 24 or f == 43
 
 
-@helper
+@njit(cache=True)
 def match_bacnet(w, n, sp, dp, d):
     """BACnet/IP: BVLC type 0x81, a function of 0..0x0c, a length equal to
     the datagram."""
     return n >= 4 and b(w, 0) == 0x81 and b(w, 1) <= 0x0C and be16(w, 2) == n
 
 
-@helper
+@njit(cache=True)
 def match_dnp3(w, n, sp, dp, d):
     """DNP3 link layer: start bytes 0x05 0x64 and a length of at least 5."""
     return n >= 10 and be16(w, 0) == 0x0564 and b(w, 2) >= 5
 
 
-@helper
+@njit(cache=True)
 def match_iec60870(w, n, sp, dp, d):
     """IEC 60870-5-104: start byte 0x68, an APDU length equal to the segment
     (or followed by the next APDU's start byte), a valid control field: a
@@ -67,14 +67,14 @@ def match_iec60870(w, n, sp, dp, d):
     return 1 <= t <= 127 and 1 <= cot <= 47
 
 
-@helper
+@njit(cache=True)
 def _tpkt_cotp(w, n):
     """TPKT version 3 with a length equal to the segment, and the COTP
     length indicator fitting inside."""
     return n >= 7 and b(w, 0) == 3 and b(w, 1) == 0 and be16(w, 2) == n and b(w, 4) + 5 <= n
 
 
-@helper
+@njit(cache=True)
 def match_s7comm(w, n, sp, dp, d):
     """Siemens S7 (classic): TPKT + COTP data carrying protocol id 0x32, or
     a COTP connection request/confirm with two-byte TSAPs to ISO-TSAP port
@@ -89,7 +89,7 @@ def match_s7comm(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_s7commplus(w, n, sp, dp, d):
     """Siemens S7CommPlus: TPKT + COTP data carrying protocol id 0x72, or a
     COTP connection request/confirm with the textual "SIMATIC-..." TSAP."""
@@ -101,7 +101,7 @@ def match_s7commplus(w, n, sp, dp, d):
     return (c == 0xE0 or c == 0xD0) and has(w, n, _SIMATIC, 7)
 
 
-@helper
+@njit(cache=True)
 def match_ethernetip(w, n, sp, dp, d):
     """EtherNet/IP encapsulation: a known command (list services/identity/
     interfaces, (un)register session, send RR/unit data), a little-endian
@@ -115,7 +115,7 @@ def match_ethernetip(w, n, sp, dp, d):
     return le16(w, 2) == n - 24 and le32(w, 20) == 0
 
 
-@helper
+@njit(cache=True)
 def match_cip(w, n, sp, dp, d):
     """CIP class 0/1 I/O over UDP: a common packet format with 2 items, a
     sequenced address item (0x8002, length 8) first, connected data
@@ -123,7 +123,7 @@ def match_cip(w, n, sp, dp, d):
     return n >= 20 and le16(w, 0) == 2 and le16(w, 2) == 0x8002 and le16(w, 4) == 8 and le16(w, 14) == 0x00B1
 
 
-@helper
+@njit(cache=True)
 def match_hislip(w, n, sp, dp, d):
     """HiSLIP (IVI-6.1): "HS", a message type of 0..25, and a 64-bit
     payload length equal to the rest of the segment."""
@@ -132,7 +132,7 @@ def match_hislip(w, n, sp, dp, d):
     return be32(w, 8) == 0 and be32(w, 12) <= n - 16
 
 
-@helper
+@njit(cache=True)
 def match_hart_ip(w, n, sp, dp, d):
     """HART-IP: version 1, message type 0..3, message id 0..3 (session,
     close, keep-alive, pass-through), a byte count equal to the segment; a
@@ -142,7 +142,7 @@ def match_hart_ip(w, n, sp, dp, d):
     return b(w, 0) == 1 and b(w, 1) <= 3 and b(w, 2) <= 3 and be16(w, 6) == n
 
 
-@helper
+@njit(cache=True)
 def match_knxnet_ip(w, n, sp, dp, d):
     """KNXnet/IP: header length 6, version 1.0, a known service family, a
     total length that fits (several frames may share a TCP segment)."""
@@ -153,7 +153,7 @@ def match_knxnet_ip(w, n, sp, dp, d):
     return 2 <= f <= 9 and 6 <= ln <= n
 
 
-@helper
+@njit(cache=True)
 def match_ieee_c37118(w, n, sp, dp, d):
     """IEEE C37.118 synchrophasor frame: sync 0xAA, a frame type (data,
     header, config 1-3, command) and version, a frame size equal to the
@@ -165,7 +165,7 @@ def match_ieee_c37118(w, n, sp, dp, d):
     return t <= 5 and 1 <= v <= 3 and be16(w, 2) == n
 
 
-@helper
+@njit(cache=True)
 def match_fins(w, n, sp, dp, d):
     """Omron FINS: the TCP framing "FINS", a length, a command of 0..3 (node
     address exchange, frame send, frame error); over UDP a FINS header (ICF
@@ -179,13 +179,13 @@ def match_fins(w, n, sp, dp, d):
     return (icf & 0x3E) == 0 and icf & 0x80 != 0 and b(w, 1) == 0 and (b(w, 2) == 2 or b(w, 2) == 7)
 
 
-@helper
+@njit(cache=True)
 def match_tuyalp(w, n, sp, dp, d):
     """Tuya's local protocol: the 0x000055AA prefix and a length that fits."""
     return n >= 24 and be32(w, 0) == 0x000055AA and be32(w, 12) + 16 >= n - 4 and be32(w, 12) < 0x10000
 
 
-@helper
+@njit(cache=True)
 def match_tplink_shp(w, n, sp, dp, d):
     """TP-Link smart home protocol: JSON '{"' XOR-encrypted with the
     autokey 171 (0xd0 0xf2), then a lower-case key letter; TCP carries a
@@ -198,7 +198,7 @@ def match_tplink_shp(w, n, sp, dp, d):
     return lower(b(w, o + 2) ^ 0xF2)
 
 
-@helper
+@njit(cache=True)
 def match_coap(w, n, sp, dp, d):
     """CoAP: version 1, token length <= 8, a defined request or response
     code (an empty message only as 4 bytes), then the payload marker or a
@@ -225,19 +225,19 @@ def match_coap(w, n, sp, dp, d):
     return o == 0xFF or ((o >> 4) != 15 and (o & 0xF) != 15)
 
 
-@helper
+@njit(cache=True)
 def match_can(w, n, sp, dp, d):
     """CAN frames over UDP with the "ISO11898" magic."""
     return n >= 12 and head(w, 8) == _ISO11898
 
 
-@helper
+@njit(cache=True)
 def match_ethersio(w, n, sp, dp, d):
     """EtherSIO: the "ESIO" magic and version 0/1."""
     return n >= 12 and head(w, 4) == _ESIO and b(w, 4) <= 1
 
 
-@helper
+@njit(cache=True)
 def match_beckhoff_ads(w, n, sp, dp, d):
     """Beckhoff ADS/AMS over TCP: reserved 0, a little-endian length equal to
     the rest of the segment, the AMS header's command id 0..9 and state
@@ -250,7 +250,7 @@ def match_beckhoff_ads(w, n, sp, dp, d):
     return le16(w, 22) <= 9 and (le16(w, 24) & 0xFFF0) == 0 and (le16(w, 24) & 4) == 4
 
 
-@helper
+@njit(cache=True)
 def match_iec62056(w, n, sp, dp, d):
     """DLMS/COSEM over HDLC (IEC 62056-46): flag 0x7E, frame format type 3,
     a frame length of the segment minus the two flags."""
@@ -259,7 +259,7 @@ def match_iec62056(w, n, sp, dp, d):
     return ((b(w, 1) & 7) << 8) + b(w, 2) == n - 2
 
 
-@helper
+@njit(cache=True)
 def match_atg(w, n, sp, dp, d):
     """Automatic tank gauge (Veeder-Root TLS-3xx) serial commands over TCP:
     SOH, then "I" or "S" and a five-digit function code."""
@@ -269,7 +269,7 @@ def match_atg(w, n, sp, dp, d):
     return (c == 0x49 or c == 0x53) and digits(w, 2, 5)
 
 
-@helper
+@njit(cache=True)
 def match_openflow(w, n, sp, dp, d):
     """OpenFlow: version 1..6, a message type of 0..35, a length that fits;
     a small header: ports 6653/6633 narrow it."""
@@ -280,7 +280,7 @@ def match_openflow(w, n, sp, dp, d):
     return 1 <= v <= 6 and b(w, 1) <= 35 and 8 <= ln <= n
 
 
-@helper
+@njit(cache=True)
 def match_rtps(w, n, sp, dp, d):
     """DDS RTPS: "RTPS" (or "RTPX") and protocol version 1.x/2.x."""
     if n < 16:
@@ -289,7 +289,7 @@ def match_rtps(w, n, sp, dp, d):
     return (h == _RTPS or h == _RTPX) and 1 <= b(w, 4) <= 2
 
 
-@helper
+@njit(cache=True)
 def match_someip(w, n, sp, dp, d):
     """SOME/IP: a length equal to the rest after 8 bytes, protocol version 1,
     a known message type (request, notification, response, error, and their

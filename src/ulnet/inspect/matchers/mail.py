@@ -7,7 +7,7 @@ nDPI: the inspector's upgrade pass (ulnet.inspect.UPGRADES) renames the
 flow when the TLS handshake follows.
 """
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has, lower, upper
 from ulnet.inspect.words import b, head, lit
@@ -34,12 +34,12 @@ _I_STARTTLS = lit("STARTTLS")
 _I_AUTH = lit("AUTHENTI")
 
 
-@helper
+@njit(cache=True)
 def _smtp_port(p):
     return p == 25 or p == 465 or p == 587 or p == 2525
 
 
-@helper
+@njit(cache=True)
 def match_smtp(w, n, sp, dp, d):
     """The client's "EHLO "/"HELO ", or the server's "220" greeting when it
     names SMTP or comes from a mail port (25, 465, 587, 2525); never on the
@@ -58,12 +58,12 @@ def match_smtp(w, n, sp, dp, d):
 _OK = lit("+OK")
 
 
-@helper
+@njit(cache=True)
 def _pop_port(p):
     return p == 110 or p == 995
 
 
-@helper
+@njit(cache=True)
 def match_pop3(w, n, sp, dp, d):
     """The server's "+OK" greeting, the client's CAPA/APOP/STLS, or
     USER/AUTH on the POP3 port (USER alone is FTP's too)."""
@@ -83,7 +83,7 @@ def match_pop3(w, n, sp, dp, d):
 _NNTP = lit("NNTP")
 
 
-@helper
+@njit(cache=True)
 def match_usenet(w, n, sp, dp, d):
     """NNTP: the server's "200 "/"201 " greeting naming NNTP or from port
     119/563, or the client's MODE READER / AUTHINFO."""
@@ -97,7 +97,7 @@ def match_usenet(w, n, sp, dp, d):
     return head(w, 8) == _AUTHINFO and b(w, 8) == 0x20
 
 
-@helper
+@njit(cache=True)
 def match_imap(w, n, sp, dp, d):
     """IMAP: the server's "* OK " / "* PREAUTH" greeting, or a client
     command with its tag: CAPABILITY, LOGIN, STARTTLS, AUTHENTICATE."""

@@ -1,7 +1,7 @@
 """Streaming media and HTTP's relatives: RTSP, RTMP, MPEG transport
 streams over UDP, the HTTP/2 connection preface."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, upper
 from ulnet.inspect.words import b, be32, head, lit
@@ -12,7 +12,7 @@ _RTSP = lit("rtsp")
 _TP_2_0 = lit("TP/2.0")
 
 
-@helper
+@njit(cache=True)
 def match_rtsp(w, n, sp, dp, d):
     """RTSP: a status line "RTSP/1.x NNN", or a request line: an upper-case
     method (OPTIONS, DESCRIBE, SETUP, PLAY, ...) and an rtsp:// or rtspu://
@@ -29,7 +29,7 @@ def match_rtsp(w, n, sp, dp, d):
     return at(w, k + 1, 4) == _RTSP and (b(w, k + 5) == 0x3A or b(w, k + 5) == 0x75 or b(w, k + 5) == 0x73)
 
 
-@helper
+@njit(cache=True)
 def match_rtmp(w, n, sp, dp, d):
     """RTMP handshake: C0/S0 version 3 followed by C1/S1, whose time field
     comes first and whose next 4 bytes are zero (a full C0+C1 is 1537 bytes;
@@ -37,7 +37,7 @@ def match_rtmp(w, n, sp, dp, d):
     return n >= 1024 and b(w, 0) == 3 and be32(w, 5) == 0
 
 
-@helper
+@njit(cache=True)
 def match_mpeg_ts(w, n, sp, dp, d):
     """MPEG transport stream over UDP: a whole number of 188-byte packets
     (usually 7, 1316 bytes), sync byte 0x47 first, an adaptation field
@@ -50,7 +50,7 @@ def match_mpeg_ts(w, n, sp, dp, d):
 _PRI = lit("PRI * HT")
 
 
-@helper
+@njit(cache=True)
 def match_http2(w, n, sp, dp, d):
     """The HTTP/2 client connection preface "PRI * HTTP/2.0\\r\\n\\r\\nSM"."""
     return n >= 24 and head(w, 8) == _PRI and at(w, 8, 6) == _TP_2_0

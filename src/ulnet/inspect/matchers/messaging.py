@@ -2,7 +2,7 @@
 brokers and RPC: MQTT, AMQP, Kafka, STOMP, NATS, OpenWire (ActiveMQ),
 SMPP, FIX, Thrift, CORBA (GIOP), JSON-RPC, HL7."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, lower, upper
 from ulnet.inspect.words import b, be16, be32, head, lit
@@ -34,7 +34,7 @@ _JSONRPC = lit('"jsonrpc')
 _MSH = lit("MSH|")
 
 
-@helper
+@njit(cache=True)
 def match_whatsapp(w, n, sp, dp, d):
     """WhatsApp's client hello: the Noise "ED" routing prologue (ED 00 01,
     then 00 00 04 08 / 00 00 02 08 when in the same segment) or the older
@@ -45,12 +45,12 @@ def match_whatsapp(w, n, sp, dp, d):
     return n >= 10 and head(w, 2) == _WA and 1 <= b(w, 2) <= 6 and b(w, 3) <= 9 and d == 0
 
 
-@helper
+@njit(cache=True)
 def _xmpp_port(p):
     return p == 5222 or p == 5223 or p == 5269
 
 
-@helper
+@njit(cache=True)
 def match_jabber(w, n, sp, dp, d):
     """XMPP: a stream opening ("<?xml version" or "<stream:stream") or end,
     or a stanza (<presence, <message, <iq) on the client or server XMPP
@@ -63,7 +63,7 @@ def match_jabber(w, n, sp, dp, d):
     return head(w, 4) == _IQ
 
 
-@helper
+@njit(cache=True)
 def match_irc(w, n, sp, dp, d):
     """IRC registration: NICK <nick>, or USER with the ":" of the real
     name; a server notice or numeric reply ":server NOTICE"/":server 001"."""
@@ -90,7 +90,7 @@ def match_irc(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_oicq(w, n, sp, dp, d):
     """OICQ (QQ over UDP), as nDPI checks it: flag 0x02, client version
     0x3b0b, a command of 1..0xb5 or 0x3f7."""
@@ -100,7 +100,7 @@ def match_oicq(w, n, sp, dp, d):
     return (1 <= c <= 0xB5) or c == 0x3F7
 
 
-@helper
+@njit(cache=True)
 def match_mqtt(w, n, sp, dp, d):
     """MQTT CONNECT: packet type 1, a 1..4 byte remaining length, the
     protocol name "MQTT" (3.1.1/5) or "MQIsdp" (3.1) and a level of 3..5."""
@@ -117,7 +117,7 @@ def match_mqtt(w, n, sp, dp, d):
     return be16(w, k) == 6 and at(w, k + 2, 6) == _MQISDP and b(w, k + 8) == 3
 
 
-@helper
+@njit(cache=True)
 def match_amqp(w, n, sp, dp, d):
     """AMQP: the protocol header "AMQP" + version, or a method frame (type 1)
     whose size + 8 is the segment and whose class is a known one."""
@@ -129,7 +129,7 @@ def match_amqp(w, n, sp, dp, d):
     return c == 10 or c == 20 or c == 40 or c == 50 or c == 60 or c == 85 or c == 90
 
 
-@helper
+@njit(cache=True)
 def match_kafka(w, n, sp, dp, d):
     """Kafka request: a 4-byte size equal to the rest of the segment, an API
     key of 0..74, an API version of 0..16, then a client id of printable
@@ -145,7 +145,7 @@ def match_kafka(w, n, sp, dp, d):
     return 1 <= cl <= 255 and 14 + cl <= n and 0x21 <= c < 0x7F
 
 
-@helper
+@njit(cache=True)
 def match_stomp(w, n, sp, dp, d):
     """STOMP frames that open a session: "STOMP", "CONNECT" or "CONNECTED",
     a newline, then a header name."""
@@ -158,7 +158,7 @@ def match_stomp(w, n, sp, dp, d):
     return head(w, 8) == _CONNECTE and b(w, 8) == 0x44 and b(w, 9) == 0x0A
 
 
-@helper
+@njit(cache=True)
 def match_nats(w, n, sp, dp, d):
     """NATS: the server's "INFO {" greeting or the client's "CONNECT {"."""
     if n < 10:
@@ -168,13 +168,13 @@ def match_nats(w, n, sp, dp, d):
     return head(w, 8) == _CONNECT2 and b(w, 8) == 0x7B
 
 
-@helper
+@njit(cache=True)
 def match_openwire(w, n, sp, dp, d):
     """ActiveMQ OpenWire: WireFormatInfo (type 1) with the "ActiveMQ" magic."""
     return n >= 13 and b(w, 4) == 1 and at(w, 5, 8) == _ACTIVEMQ
 
 
-@helper
+@njit(cache=True)
 def match_smpp(w, n, sp, dp, d):
     """SMPP PDU: a command length equal to the segment, a known command id
     (bind, submit, deliver, unbind, enquire_link, ... and their responses),
@@ -188,7 +188,7 @@ def match_smpp(w, n, sp, dp, d):
     return c & 0x80000000 != 0 or be32(w, 8) == 0
 
 
-@helper
+@njit(cache=True)
 def match_fix(w, n, sp, dp, d):
     """FIX: the message starts with the BeginString field "8=<version>"
     (FIX.4.x, FIXT.1.1, ...), SOH, then the BodyLength field "9="."""
@@ -202,7 +202,7 @@ def match_fix(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_thrift(w, n, sp, dp, d):
     """Thrift: a strict binary message (version 0x8001, type 1..4, a
     method-name length of 1..63), framed or not; or a compact message
@@ -223,7 +223,7 @@ def match_thrift(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_corba(w, n, sp, dp, d):
     """CORBA: a GIOP 1.0-1.3 message header (message type 0..7) or MIOP."""
     if n < 12:
@@ -234,7 +234,7 @@ def match_corba(w, n, sp, dp, d):
     return h == _MIOP and b(w, 4) == 0x10
 
 
-@helper
+@njit(cache=True)
 def match_json_rpc(w, n, sp, dp, d):
     """JSON-RPC 2.0: an object whose first member is "jsonrpc"."""
     if n < 16 or b(w, 0) != 0x7B:
@@ -245,7 +245,7 @@ def match_json_rpc(w, n, sp, dp, d):
     return at(w, k, 8) == _JSONRPC and b(w, k + 8) == 0x22
 
 
-@helper
+@njit(cache=True)
 def match_hl7(w, n, sp, dp, d):
     """HL7 v2 over MLLP: the start block 0x0B then the "MSH|" segment."""
     return n >= 10 and b(w, 0) == 0x0B and at(w, 1, 4) == _MSH

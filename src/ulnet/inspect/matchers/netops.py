@@ -4,7 +4,7 @@ Ubiquiti), NAT-PMP, tunnels of the operator (GTP, Teredo, CAPWAP), BGP,
 DNSCrypt, time and measurement services (Roughtime, RIPE Atlas, Ookla),
 Avast's update protocol."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, ber_len, digit, lower
 from ulnet.inspect.words import b, be16, be32, head, le32, lit
@@ -25,7 +25,7 @@ _HELLO = lit("HELLO ")
 _NOSA = lit("NOSA")
 
 
-@helper
+@njit(cache=True)
 def match_snmp(w, n, sp, dp, d):
     """SNMP message: SEQUENCE whose length is the datagram, INTEGER version
     0/1/3, then the community OCTET STRING (v1/v2c) or the v3 header
@@ -45,7 +45,7 @@ def match_snmp(w, n, sp, dp, d):
     return v == 3 and nxt == 0x30
 
 
-@helper
+@njit(cache=True)
 def match_radius(w, n, sp, dp, d):
     """RADIUS: a known code (access, accounting, challenge, status, CoA,
     disconnect) and a length field equal to the datagram, 20..4096."""
@@ -55,7 +55,7 @@ def match_radius(w, n, sp, dp, d):
     return 20 <= n <= 4096 and be16(w, 2) == n
 
 
-@helper
+@njit(cache=True)
 def match_netflow(w, n, sp, dp, d):
     """NetFlow v1/v5/v7 (count and fixed record size give the length),
     v9 (record count, a template or data flowset id), IPFIX (v10: the
@@ -79,7 +79,7 @@ def match_netflow(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_sflow(w, n, sp, dp, d):
     """sFlow v2/v4/v5 datagram: version, agent address type (1 IPv4, 2
     IPv6) and a small sample count where the header puts it."""
@@ -102,7 +102,7 @@ def match_sflow(w, n, sp, dp, d):
     return be32(w, k) <= 512
 
 
-@helper
+@njit(cache=True)
 def match_hsrp(w, n, sp, dp, d):
     """HSRP v0/v1 (20 bytes: version 0, opcode 0..2, a state of 0..16) or
     v2 (group state TLV type 1, length 40, version 2), on UDP 1985/2029
@@ -115,7 +115,7 @@ def match_hsrp(w, n, sp, dp, d):
     return n >= 42 and b(w, 0) == 1 and b(w, 1) == 40 and b(w, 2) == 2 and b(w, 3) <= 2
 
 
-@helper
+@njit(cache=True)
 def match_ubntac2(w, n, sp, dp, d):
     """Ubiquiti discovery on UDP 10001: version 1 or 2, a command, and a
     16-bit length equal to the rest of the datagram (or the bare 4-byte
@@ -130,7 +130,7 @@ def match_ubntac2(w, n, sp, dp, d):
     return n >= 8 and be16(w, 2) == n - 4 and 1 <= b(w, 4) <= 0x30
 
 
-@helper
+@njit(cache=True)
 def match_natpmp(w, n, sp, dp, d):
     """NAT-PMP (and PCP's version 0 replies) on UDP 5351: version 0,
     request opcodes 0..2 with their fixed sizes, or a response (opcode
@@ -151,7 +151,7 @@ def match_natpmp(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_diameter(w, n, sp, dp, d):
     """Diameter: version 1, a 24-bit length that is a multiple of 4 and equal
     to the segment (or longer, for a message split over segments), reserved
@@ -167,7 +167,7 @@ def match_diameter(w, n, sp, dp, d):
     return 257 <= cc <= 8388700
 
 
-@helper
+@njit(cache=True)
 def match_gtp(w, n, sp, dp, d):
     """GTP: v1 (version bits 001 and PT=1, length = payload - 8), v2-C
     (version 010, length = payload - 4), GTP' (PT=0, 6-byte header). The
@@ -192,7 +192,7 @@ def match_gtp(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_teredo(w, n, sp, dp, d):
     """Teredo: an IPv6 header whose payload length fits the datagram, maybe
     after the origin indication (00 00 + port + address) or authentication
@@ -207,7 +207,7 @@ def match_teredo(w, n, sp, dp, d):
     return pl + 40 + o == n and (nh == 58 or nh == 17 or nh == 6 or nh == 59 or nh == 0)
 
 
-@helper
+@njit(cache=True)
 def match_capwap(w, n, sp, dp, d):
     """CAPWAP: preamble version 0 type 0/1, a header length of at least 2
     words; the header is compact and ports 5246/5247 narrow it."""
@@ -219,7 +219,7 @@ def match_capwap(w, n, sp, dp, d):
     return 8 <= hlen <= n
 
 
-@helper
+@njit(cache=True)
 def match_bgp(w, n, sp, dp, d):
     """BGP: the all-ones 16-byte marker, a length of 19..4096 and a message
     type of 1..5."""
@@ -235,7 +235,7 @@ def match_bgp(w, n, sp, dp, d):
 _R6 = lit("r6fnvWj8")
 
 
-@helper
+@njit(cache=True)
 def match_dnscrypt(w, n, sp, dp, d):
     """DNSCrypt: the resolver's reply magic "r6fnvWj8", or a DNS query for
     its certificate ("2.dnscrypt-cert....") sent to any port."""
@@ -246,7 +246,7 @@ def match_dnscrypt(w, n, sp, dp, d):
     return at(w, 15, 8) == _DNSCRYPT and at(w, 23, 5) == _CERT and be16(w, 4) == 1
 
 
-@helper
+@njit(cache=True)
 def match_roughtime(w, n, sp, dp, d):
     """Roughtime: the "ROUGHTIM" framing, or the bare message of the older
     drafts (tag count, offsets, then known tags such as NONC/PAD/VER/SIG)."""
@@ -265,13 +265,13 @@ def match_roughtime(w, n, sp, dp, d):
         or t == _SIG or t == _CERT2
 
 
-@helper
+@njit(cache=True)
 def match_ripeatlas(w, n, sp, dp, d):
     """RIPE Atlas probes' UDP measurement payload "MGLNDD_"."""
     return n >= 8 and head(w, 7) == _MGLNDD
 
 
-@helper
+@njit(cache=True)
 def match_ookla(w, n, sp, dp, d):
     """Ookla Speedtest's TCP protocol: the client's "HI" (alone or with a
     uuid) and the server's "HELLO <version>"."""
@@ -282,7 +282,7 @@ def match_ookla(w, n, sp, dp, d):
     return n >= 9 and head(w, 6) == _HELLO and digit(b(w, 6)) and b(w, 7) == 0x2E
 
 
-@helper
+@njit(cache=True)
 def match_avast(w, n, sp, dp, d):
     """Avast's binary update protocol: "NOSA" and a 16-bit length that fits."""
     ln = be16(w, 4)

@@ -1,11 +1,11 @@
 """Network services: DNS and its multicast relatives."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b, be16
 
 
-@helper
+@njit(cache=True)
 def _dns_header_ok(w, n, o):
     """A plausible DNS header at offset o (0 for UDP, 2 for TCP): a known
     opcode, the Z bit clear, a query with 1..16 questions (an inverse query:
@@ -44,14 +44,14 @@ def _dns_header_ok(w, n, o):
     return True
 
 
-@helper
+@njit(cache=True)
 def _dns_any(w, n, sp, dp, proto_tcp):
     if proto_tcp:
         return n >= 14 and be16(w, 0) >= 12 and _dns_header_ok(w, n, 2)
     return _dns_header_ok(w, n, 0)
 
 
-@helper
+@njit(cache=True)
 def match_dns(w, n, sp, dp, d):
     """DNS header (opcode, Z bit, section counts, first label) on port 53,
     UDP or TCP (TCP: the 2-byte length prefix is checked too)."""
@@ -61,13 +61,13 @@ def match_dns(w, n, sp, dp, d):
     return _dns_header_ok(w, n, 0) or (n >= 14 and be16(w, 0) == n - 2 and _dns_header_ok(w, n, 2))
 
 
-@helper
+@njit(cache=True)
 def match_mdns(w, n, sp, dp, d):
     """DNS header on UDP port 5353 (multicast DNS)."""
     return (sp == 5353 or dp == 5353) and _dns_header_ok(w, n, 0)
 
 
-@helper
+@njit(cache=True)
 def match_llmnr(w, n, sp, dp, d):
     """DNS header on UDP port 5355 (link-local multicast name resolution)."""
     return (sp == 5355 or dp == 5355) and _dns_header_ok(w, n, 0)

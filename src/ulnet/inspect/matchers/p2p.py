@@ -2,7 +2,7 @@
 trackers, local discovery), Gnutella, Syncthing, Bitcoin, Monero, mining
 pools (stratum)."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, has, lower
 from ulnet.inspect.words import b, be16, be32, head, lit
@@ -20,7 +20,7 @@ _METHOD = lit('{"method')
 _LOGIN = lit(':"login"')
 
 
-@helper
+@njit(cache=True)
 def match_bittorrent(w, n, sp, dp, d):
     """BitTorrent: the peer-wire handshake ("\\x13BitTorrent protocol"),
     a DHT KRPC message (bencoded "d1:ad2:id20:" / "d1:rd2:id20:"), a uTP SYN
@@ -38,13 +38,13 @@ def match_bittorrent(w, n, sp, dp, d):
     return n >= 20 and head(w, 8) == _BT_SEARC and at(w, 8, 3) == _H
 
 
-@helper
+@njit(cache=True)
 def match_gnutella(w, n, sp, dp, d):
     """Gnutella handshake "GNUTELLA CONNECT/0.x" / "GNUTELLA/0.6 200"."""
     return n >= 16 and head(w, 8) == _GNUTELLA and (b(w, 8) == 0x20 or b(w, 8) == 0x2F)
 
 
-@helper
+@njit(cache=True)
 def match_syncthing(w, n, sp, dp, d):
     """Syncthing: the announcement/hello magic 0x2EA7D90B (and the older
     local discovery magic 0x9D79BC40)."""
@@ -54,7 +54,7 @@ def match_syncthing(w, n, sp, dp, d):
     return m == 0x2EA7D90B or m == 0x9D79BC40
 
 
-@helper
+@njit(cache=True)
 def match_bitcoin(w, n, sp, dp, d):
     """Bitcoin P2P message header: network magic (main, testnet3, regtest,
     signet) and a lower-case command name."""
@@ -66,7 +66,7 @@ def match_bitcoin(w, n, sp, dp, d):
     return lower(b(w, 4)) and lower(b(w, 5))
 
 
-@helper
+@njit(cache=True)
 def match_monero(w, n, sp, dp, d):
     """Monero's levin protocol: the 8-byte signature 0x0121010101010101."""
     return n >= 33 and be32(w, 0) == 0x01210101 and be32(w, 4) == 0x01010101
@@ -75,7 +75,7 @@ def match_monero(w, n, sp, dp, d):
 _MINING = lit("mining.")
 
 
-@helper
+@njit(cache=True)
 def match_mining(w, n, sp, dp, d):
     """Mining pool stratum (JSON over TCP): a call of a "mining." method,
     the Ethereum proxy's {"worker": ...}, or the Monero/ZCash {"method":

@@ -1,7 +1,7 @@
 """Remote access: SSH, Telnet, RDP (TCP and UDP), VNC, TeamViewer, Citrix
 ICA, rsh, XDMCP."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, digits
 from ulnet.inspect.words import b, be16, be32, head, lit
@@ -12,13 +12,13 @@ _ICA = lit(b"ICA\x00")
 _CGP_01 = lit("CGP/01")
 
 
-@helper
+@njit(cache=True)
 def match_ssh(w, n, sp, dp, d):
     """SSH identification string "SSH-1.x-" / "SSH-2.0-"."""
     return n >= 8 and head(w, 4) == _SSH and digit(b(w, 4)) and b(w, 5) == 0x2E
 
 
-@helper
+@njit(cache=True)
 def match_telnet(w, n, sp, dp, d):
     """Telnet option negotiation: IAC followed by WILL/WONT/DO/DONT (or a
     subnegotiation) and an option code, the next command again an IAC."""
@@ -32,7 +32,7 @@ def match_telnet(w, n, sp, dp, d):
     return n == 3 or b(w, 3) == 0xFF
 
 
-@helper
+@njit(cache=True)
 def match_rdp(w, n, sp, dp, d):
     """RDP: over TCP, the client's TPKT + X.224 connection request whose
     user data is the RDP negotiation request (type 1, length 8); over UDP,
@@ -48,14 +48,14 @@ def match_rdp(w, n, sp, dp, d):
     return b(w, 5) == 0xE0 and b(w, 11) == 1 and be16(w, 13) == 0x0800
 
 
-@helper
+@njit(cache=True)
 def match_vnc(w, n, sp, dp, d):
     """VNC/RFB protocol version "RFB 003.008\\n" (12 bytes)."""
     return n == 12 and head(w, 4) == _RFB and digits(w, 4, 3) and b(w, 7) == 0x2E \
         and digits(w, 8, 3) and b(w, 11) == 0x0A
 
 
-@helper
+@njit(cache=True)
 def match_teamviewer(w, n, sp, dp, d):
     """TeamViewer: its 0x17 0x24 (or the older 0x11 0x30) command magic at
     the start of a TCP message, at byte 11 of its UDP datagrams."""
@@ -67,7 +67,7 @@ def match_teamviewer(w, n, sp, dp, d):
     return b(w, 0) == 0 and b(w, 11) == 0x17 and b(w, 12) == 0x24
 
 
-@helper
+@njit(cache=True)
 def match_citrix(w, n, sp, dp, d):
     """Citrix ICA: the "\\x7f\\x7fICA\\x00" detection string, or CGP "\\x1aCGP/01"."""
     if n >= 6 and be16(w, 0) == 0x7F7F and at(w, 2, 4) == _ICA:
@@ -75,7 +75,7 @@ def match_citrix(w, n, sp, dp, d):
     return n >= 8 and b(w, 0) == 0x1A and at(w, 1, 6) == _CGP_01
 
 
-@helper
+@njit(cache=True)
 def match_rsh(w, n, sp, dp, d):
     """rsh: the client's first message is the stderr port number as a
     NUL-terminated decimal string, to TCP 514 (a few digits: the port
@@ -85,7 +85,7 @@ def match_rsh(w, n, sp, dp, d):
     return digits(w, 0, n - 1)
 
 
-@helper
+@njit(cache=True)
 def match_xdmcp(w, n, sp, dp, d):
     """XDMCP: version 1, an opcode of 1..14 and a length equal to the rest
     of the datagram."""

@@ -3,7 +3,7 @@ NTP, Syslog, NFS (ONC RPC), SLP, LDAP, Kerberos, DCE/RPC, printer and
 management discovery (BJNP, RMCP), monitoring agents (collectd, Munin,
 Check_MK, Zabbix), LAN sync of desktop apps (Dropbox, Spotify, TiVo)."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import alnum, at, ber_len, digit, lower, upper
 from ulnet.inspect.words import b, be16, be32, head, le16, lit
@@ -29,7 +29,7 @@ _DISPLA = lit('{"displa')
 _SPOTUDP0 = lit("SpotUdp0")
 
 
-@helper
+@njit(cache=True)
 def match_dhcp(w, n, sp, dp, d):
     """BOOTP header: op 1/2, htype 1 (Ethernet), hlen 6, few hops, flags
     but the broadcast bit zero, >= 240 bytes. The magic cookie sits at byte
@@ -41,7 +41,7 @@ def match_dhcp(w, n, sp, dp, d):
     return sp == 67 or dp == 67 or sp == 68 or dp == 68
 
 
-@helper
+@njit(cache=True)
 def match_dhcpv6(w, n, sp, dp, d):
     """DHCPv6 message type 1..13 and a plausible first option code; the
     header has no magic, so UDP ports 546/547 narrow it."""
@@ -61,7 +61,7 @@ _SMB2 = lit(b"\xfeSMB")
 _SMB3T = lit(b"\xfdSMB")
 
 
-@helper
+@njit(cache=True)
 def _smb_frame(w, n):
     """A NetBIOS session message (type 0) whose 24-bit length fits."""
     if n < 36 or b(w, 0) != 0:
@@ -70,7 +70,7 @@ def _smb_frame(w, n):
     return 32 <= ln <= 0xFFFFFF and ln + 4 >= n - 4
 
 
-@helper
+@njit(cache=True)
 def _nb_name(w, k):
     """A NetBIOS first-level encoded name at k: length 32, then letters A..P
     (checks the characters visible in the first 32 bytes)."""
@@ -83,7 +83,7 @@ def _nb_name(w, k):
     return True
 
 
-@helper
+@njit(cache=True)
 def match_netbios(w, n, sp, dp, d):
     """NetBIOS name service (UDP 137: DNS-like header, an encoded name at
     12), datagram service (UDP 138: type 0x10-0x12, the encoded source name
@@ -107,7 +107,7 @@ def match_netbios(w, n, sp, dp, d):
     return _smb_frame(w, n) and be32(w, 4) == _SMB1 and b(w, 8) <= 0xA5
 
 
-@helper
+@njit(cache=True)
 def match_smbv23(w, n, sp, dp, d):
     """SMB2/3 over TCP: "\\xfeSMB" with header length 64, or the SMB3
     transform header "\\xfdSMB"."""
@@ -125,7 +125,7 @@ _HTTP11 = lit("HTTP/1.1")
 _SP200 = lit(" 200 ")
 
 
-@helper
+@njit(cache=True)
 def match_ssdp(w, n, sp, dp, d):
     """SSDP on UDP: "M-SEARCH * HTTP/1.1", "NOTIFY * HTTP/1.1" or a unicast
     "HTTP/1.1 200" answer (HTTP over UDP is SSDP in practice)."""
@@ -139,7 +139,7 @@ def match_ssdp(w, n, sp, dp, d):
     return h == _HTTP11 and at(w, 8, 5) == _SP200
 
 
-@helper
+@njit(cache=True)
 def match_wsd(w, n, sp, dp, d):
     """WS-Discovery: a SOAP envelope ("<?xml" or "<soap:"/"<s:Envelope")
     on UDP 3702 (the port narrows a generic XML opening)."""
@@ -148,7 +148,7 @@ def match_wsd(w, n, sp, dp, d):
     return head(w, 5) == _XML or head(w, 5) == _SOAP or head(w, 4) == _S_E
 
 
-@helper
+@njit(cache=True)
 def match_ntp(w, n, sp, dp, d):
     """NTP: version 1..4 and a mode in the first byte; modes 1..5 the fixed
     48-byte packet (optionally with a MAC); control messages (mode 6) an
@@ -170,7 +170,7 @@ def match_ntp(w, n, sp, dp, d):
     return n >= 8 and (impl == 0 or impl == 2 or impl == 3) and b(w, 3) <= 45
 
 
-@helper
+@njit(cache=True)
 def match_syslog(w, n, sp, dp, d):
     """"<PRI>" with a priority of 0..191, then a version digit, a month or a
     timestamp (RFC 3164 and RFC 5424)."""
@@ -187,7 +187,7 @@ def match_syslog(w, n, sp, dp, d):
     return digit(c) or upper(c) or lower(c)
 
 
-@helper
+@njit(cache=True)
 def _rpc_call(w, n, o):
     """An ONC RPC call at offset o for NFS, mountd, portmapper, NLM or
     status, RPC version 2, a small program version."""
@@ -200,7 +200,7 @@ def _rpc_call(w, n, o):
     return 1 <= v <= 4 and be32(w, o + 20) <= 64
 
 
-@helper
+@njit(cache=True)
 def match_nfs(w, n, sp, dp, d):
     """NFS and its helpers: an ONC RPC call (UDP), or one behind a TCP
     record mark whose length fits the segment."""
@@ -212,7 +212,7 @@ def match_nfs(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_slp(w, n, sp, dp, d):
     """Service Location Protocol: v1 (function 1..10, 16-bit length equal
     to the datagram, a language code) or v2 (function 1..11, 24-bit length,
@@ -230,7 +230,7 @@ def match_slp(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def _ldap_at(w, n, o):
     """An LDAPMessage at o: SEQUENCE, INTEGER messageID (1..4 octets), then
     an application-class protocolOp; the declared length fits the packet
@@ -253,14 +253,14 @@ def _ldap_at(w, n, o):
     return 0x60 <= t <= 0x78 or t == 0x42 or t == 0x50 or t == 0x4A
 
 
-@helper
+@njit(cache=True)
 def match_ldap(w, n, sp, dp, d):
     """LDAP (TCP and CLDAP over UDP): BER LDAPMessage whose declared length
     fits the payload, a message id and a protocol operation tag."""
     return n >= 7 and _ldap_at(w, n, 0)
 
 
-@helper
+@njit(cache=True)
 def _krb_at(w, n, o):
     """A Kerberos message at o: [APPLICATION 10..14/30] SEQUENCE and the
     protocol version 5 as the first field ([0] or [1] INTEGER 5)."""
@@ -283,7 +283,7 @@ def _krb_at(w, n, o):
     return (tag == 0xA0 or tag == 0xA1) and at(w, q + 1, 4) == 0x03020105
 
 
-@helper
+@njit(cache=True)
 def match_kerberos(w, n, sp, dp, d):
     """Kerberos 5 AS/TGS request and reply, AP request, KRB-ERROR: the
     ASN.1 application tag and pvno 5 (UDP; TCP after a 4-byte length)."""
@@ -294,7 +294,7 @@ def match_kerberos(w, n, sp, dp, d):
     return be32(w, 0) + 4 >= n and be32(w, 0) < 0x100000 and _krb_at(w, n, 4)
 
 
-@helper
+@njit(cache=True)
 def match_dcerpc(w, n, sp, dp, d):
     """DCE/RPC connection-oriented PDU: version 5.0/5.1, a packet type of
     0..19, little-endian data representation and a fragment length that
@@ -307,7 +307,7 @@ def match_dcerpc(w, n, sp, dp, d):
     return fl >= 16 and (fl == n or fl < n)
 
 
-@helper
+@njit(cache=True)
 def match_bjnp(w, n, sp, dp, d):
     """Canon BJNP printer discovery and control: "BJNP"/"BNJP"/"PJNB"/"MFNP"
     magic, a device type and a command code."""
@@ -319,7 +319,7 @@ def match_bjnp(w, n, sp, dp, d):
     return b(w, 4) <= 0x82 and b(w, 5) <= 0x30
 
 
-@helper
+@njit(cache=True)
 def match_rmcp(w, n, sp, dp, d):
     """RMCP (IPMI over LAN, ASF): version 6, reserved 0, class 6 (ASF) or
     7 (IPMI) with a small message class."""
@@ -329,7 +329,7 @@ def match_rmcp(w, n, sp, dp, d):
     return c == 6 or c == 7
 
 
-@helper
+@njit(cache=True)
 def match_collectd(w, n, sp, dp, d):
     """collectd binary network protocol: the first part a host (0), plugin
     (2) or type (4) string part with a length that fits, name characters
@@ -354,25 +354,25 @@ def match_collectd(w, n, sp, dp, d):
     return pl > 32 or b(w, pl - 1) == 0
 
 
-@helper
+@njit(cache=True)
 def match_munin(w, n, sp, dp, d):
     """Munin node greeting "# munin node at "."""
     return n >= 16 and head(w, 8) == _MUNIN and at(w, 8, 5) == _NODE
 
 
-@helper
+@njit(cache=True)
 def match_checkmk(w, n, sp, dp, d):
     """Check_MK agent output "<<<check_mk>>>"."""
     return n >= 14 and head(w, 8) == _CHECK and at(w, 8, 6) == _MK
 
 
-@helper
+@njit(cache=True)
 def match_zabbix(w, n, sp, dp, d):
     """Zabbix agent/server protocol header "ZBXD" with flags 1 (or 3/5)."""
     return n >= 13 and head(w, 4) == _ZBXD and (b(w, 4) & 1) == 1 and b(w, 4) <= 7
 
 
-@helper
+@njit(cache=True)
 def match_tivoconnect(w, n, sp, dp, d):
     """TiVo beacons "tivoconnect=" (any case)."""
     if n < 14:
@@ -380,7 +380,7 @@ def match_tivoconnect(w, n, sp, dp, d):
     return (head(w, 8) | 0x2020202020202020) == _TIVOCONN and (at(w, 8, 4) | 0x20202000) == _ECT
 
 
-@helper
+@njit(cache=True)
 def match_dropbox(w, n, sp, dp, d):
     """Dropbox LAN sync discovery: a JSON object starting {"host_int" or
     {"version" sent from and to UDP 17500 (the port narrows a generic JSON
@@ -390,7 +390,7 @@ def match_dropbox(w, n, sp, dp, d):
     return head(w, 8) == _HOST_I or head(w, 8) == _VERSIO or head(w, 8) == _DISPLA
 
 
-@helper
+@njit(cache=True)
 def match_spotify(w, n, sp, dp, d):
     """Spotify LAN discovery "SpotUdp0" (UDP 57621), and the client's TCP
     hello: protocol version 00 04 00 00 and the length of the message."""

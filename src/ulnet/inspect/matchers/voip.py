@@ -5,7 +5,7 @@ RTP is the greediest matcher of all (two header bits and a payload type):
 its row sits last in the registry.
 """
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at, digit, upper
 from ulnet.inspect.words import b, be16, be32, head, le32, lit
@@ -28,7 +28,7 @@ _X = lit("!/")
 _MEGACO = lit("MEGACO/")
 
 
-@helper
+@njit(cache=True)
 def match_stun(w, n, sp, dp, d):
     """STUN/TURN message (RFC 5389): top two bits zero, the magic cookie,
     a length that is a multiple of 4 and fits (several messages may share a
@@ -48,7 +48,7 @@ def match_stun(w, n, sp, dp, d):
 _SIP20 = lit("SIP/2.0 ")
 
 
-@helper
+@njit(cache=True)
 def match_sip(w, n, sp, dp, d):
     """SIP: a status line "SIP/2.0 NNN", or a request line: an upper-case
     method followed by a sip:, sips: or tel: URI."""
@@ -65,7 +65,7 @@ def match_sip(w, n, sp, dp, d):
     return u == _SIP or u == _SIPS or u == _TEL
 
 
-@helper
+@njit(cache=True)
 def match_h323(w, n, sp, dp, d):
     """H.323: H.225 call signalling over TPKT (version 3, length equal to the
     segment) with a Q.931 header (protocol discriminator 8, a call reference
@@ -83,7 +83,7 @@ def match_h323(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_mgcp(w, n, sp, dp, d):
     """MGCP command: one of the nine verbs, a space, a transaction id."""
     if n < 12 or b(w, 4) != 0x20 or not digit(b(w, 5)):
@@ -93,7 +93,7 @@ def match_mgcp(w, n, sp, dp, d):
         or v == _MDCX or v == _NTFY or v == _RQNT or v == _RSIP
 
 
-@helper
+@njit(cache=True)
 def match_megaco(w, n, sp, dp, d):
     """Megaco/H.248 text encoding: "MEGACO/v " or the compact "!/v "."""
     if n < 12:
@@ -103,7 +103,7 @@ def match_megaco(w, n, sp, dp, d):
     return head(w, 7) == _MEGACO and digit(b(w, 7))
 
 
-@helper
+@njit(cache=True)
 def match_iax(w, n, sp, dp, d):
     """IAX2 full frame at the start of a call: F bit, small outbound and
     inbound sequence numbers, a frame type of 1..10 with a small subclass.
@@ -116,7 +116,7 @@ def match_iax(w, n, sp, dp, d):
     return 1 <= ft <= 10 and (ft != 6 or b(w, 11) <= 0x2F)
 
 
-@helper
+@njit(cache=True)
 def match_skinny(w, n, sp, dp, d):
     """Cisco Skinny (SCCP): a little-endian length equal to the rest of the
     segment, a header version of 0 or 0x11..0x16, a message id below 0x200."""
@@ -128,7 +128,7 @@ def match_skinny(w, n, sp, dp, d):
     return le32(w, 8) < 0x200
 
 
-@helper
+@njit(cache=True)
 def match_bfcp(w, n, sp, dp, d):
     """BFCP (RFC 8855): version 1 or 2, a primitive of 1..17, the payload
     length in 32-bit words matching the message."""
@@ -141,7 +141,7 @@ def match_bfcp(w, n, sp, dp, d):
     return 1 <= p <= 17 and be16(w, 2) * 4 + 12 == n
 
 
-@helper
+@njit(cache=True)
 def match_mumble(w, n, sp, dp, d):
     """Mumble's UDP ping on port 64738: a 12-byte request (zero type word,
     then a timestamp) or the 24-byte answer (version 1.x, echoed timestamp,
@@ -153,7 +153,7 @@ def match_mumble(w, n, sp, dp, d):
     return n == 24 and b(w, 0) == 0 and b(w, 1) == 1 and be32(w, 20) <= 0x1000000
 
 
-@helper
+@njit(cache=True)
 def match_discord(w, n, sp, dp, d):
     """Discord voice: the IP discovery request/response (type 1/2, length
     70, 74 bytes) or the 8-byte 0x1337cafe keep-alive."""
@@ -163,7 +163,7 @@ def match_discord(w, n, sp, dp, d):
     return n == 8 and be32(w, 0) == 0x1337CAFE
 
 
-@helper
+@njit(cache=True)
 def match_rtp(w, n, sp, dp, d):
     """RTP: version 2 without padding or CSRCs, a payload type in use (the
     static audio/video types or the dynamic range) that RTCP cannot take, a

@@ -1,7 +1,7 @@
 """VPNs, tunnels and proxies: IKE (IPsec key exchange), OpenVPN, WireGuard,
 PPTP, L2TP, Tailscale, SOCKS, the HAProxy PROXY header."""
 
-from ulnet.jit import helper
+from ulnet.jit import njit
 
 from ulnet.inspect.matchers._common import at
 from ulnet.inspect.words import b, be16, be32, head, lit
@@ -12,7 +12,7 @@ _TCP6 = lit("TCP6")
 _UNKN = lit("UNKN")
 
 
-@helper
+@njit(cache=True)
 def _ike_at(w, n, o):
     """An ISAKMP/IKE header at o: non-zero initiator SPI, version 1.0 or
     2.0, a matching exchange type, a length equal to the rest."""
@@ -29,7 +29,7 @@ def _ike_at(w, n, o):
     return ok and be32(w, o + 24) == n - o
 
 
-@helper
+@njit(cache=True)
 def match_ike(w, n, sp, dp, d):
     """IKEv1/IKEv2 on UDP 500, or after the 4-byte non-ESP marker on 4500."""
     if _ike_at(w, n, 0):
@@ -37,7 +37,7 @@ def match_ike(w, n, sp, dp, d):
     return be32(w, 0) == 0 and _ike_at(w, n, 4)
 
 
-@helper
+@njit(cache=True)
 def _ovpn_reset(w, n, o):
     """An OpenVPN hard-reset packet at o: client v2/v3 or server v2, key id
     0, a session id that is not text, with one of the sizes the handshake
@@ -66,7 +66,7 @@ def _ovpn_reset(w, n, o):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_openvpn(w, n, sp, dp, d):
     """OpenVPN's first packets: a hard reset (opcode 7, 8 or 10, key 0) of
     the sizes the protocol produces, over UDP, or over TCP behind the
@@ -76,7 +76,7 @@ def match_openvpn(w, n, sp, dp, d):
     return be16(w, 0) == n - 2 and _ovpn_reset(w, n, 2)
 
 
-@helper
+@njit(cache=True)
 def match_wireguard(w, n, sp, dp, d):
     """WireGuard: message type 1..4 with three zero bytes, the fixed sizes of
     handshake initiation (148), response (92) and cookie reply (64), or
@@ -95,7 +95,7 @@ def match_wireguard(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_pptp(w, n, sp, dp, d):
     """PPTP control connection: length equal to the message, control message
     type 1 and the magic cookie 0x1A2B3C4D."""
@@ -103,7 +103,7 @@ def match_pptp(w, n, sp, dp, d):
         and 1 <= be16(w, 8) <= 15
 
 
-@helper
+@njit(cache=True)
 def match_l2tp(w, n, sp, dp, d):
     """L2TP control message: T, L and S bits set, version 2 or 3, length
     equal to the datagram."""
@@ -113,13 +113,13 @@ def match_l2tp(w, n, sp, dp, d):
     return (v == 2 or v == 3) and be16(w, 2) == n
 
 
-@helper
+@njit(cache=True)
 def match_tailscale(w, n, sp, dp, d):
     """Tailscale's disco messages: the magic "TS" + U+1F4AC."""
     return n >= 30 and head(w, 6) == 0x5453F09F92AC
 
 
-@helper
+@njit(cache=True)
 def match_socks(w, n, sp, dp, d):
     """SOCKS client messages: a v5 greeting (method count and list length
     agree), a v5 request (command, address type and size agree), or a v4/4a
@@ -157,7 +157,7 @@ def match_socks(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_haproxy(w, n, sp, dp, d):
     """The PROXY protocol header: v1 text "PROXY TCP4/TCP6/UNKNOWN" or the
     12-byte v2 signature."""

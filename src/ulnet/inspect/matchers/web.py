@@ -6,7 +6,7 @@ docstring. The server name, ALPN and User-Agent are read afterwards by the
 extractors in ulnet.inspect._kernels, from the whole payload.
 """
 
-from ulnet.jit import helper, njit
+from ulnet.jit import njit
 
 from ulnet.inspect.words import b, be16, be32, head, lit
 
@@ -57,7 +57,7 @@ def _at(w, k, m):
     return v
 
 
-@helper
+@njit(cache=True)
 def match_http(w, n, sp, dp, d):
     """A request line with a known method whose target is not an RTSP or
     SIP URL (those share the methods), or a status line "HTTP/1.x NNN"."""
@@ -76,7 +76,7 @@ def match_http(w, n, sp, dp, d):
     return False
 
 
-@helper
+@njit(cache=True)
 def match_http_proxy(w, n, sp, dp, d):
     """A request in absolute form, "GET http://host/...": what a client
     sends to a forward proxy (nDPI's HTTP_Proxy). Sits before HTTP."""
@@ -84,7 +84,7 @@ def match_http_proxy(w, n, sp, dp, d):
     return m > 0 and m != 8 and n >= m + 8 and _at(w, m, 7) == _HTTP_URL
 
 
-@helper
+@njit(cache=True)
 def match_http_connect(w, n, sp, dp, d):
     """CONNECT host:port HTTP/1.x (a proxy tunnel request): "CONNECT "
     followed by a host name or address (NATS also starts "CONNECT {")."""
@@ -94,7 +94,7 @@ def match_http_connect(w, n, sp, dp, d):
     return (0x30 <= c <= 0x39) or (0x41 <= c <= 0x5A) or (0x61 <= c <= 0x7A) or c == 0x5B
 
 
-@helper
+@njit(cache=True)
 def match_tls(w, n, sp, dp, d):
     """TLS record: handshake (22), version 3.0-3.4, length consistent, a
     ClientHello (1) or ServerHello (2) inside."""
@@ -120,7 +120,7 @@ def _quic_version_ok(v):
             or (v >> 8) == 0x513035 or (v >> 8) == 0x543035 or (v >> 8) == 0x513034)
 
 
-@helper
+@njit(cache=True)
 def match_quic(w, n, sp, dp, d):
     """A QUIC client Initial, from the client, in a datagram padded to at
     least 1200 bytes (RFC 9000 section 14.1; Google QUIC pads its CHLO to
@@ -185,7 +185,7 @@ def match_quic(w, n, sp, dp, d):
     return lv >= 20 and p + ll + lv <= n
 
 
-@helper
+@njit(cache=True)
 def match_dtls(w, n, sp, dp, d):
     """A DTLS record header (RFC 6347 4.1): content type 20-23, version 1.0
     (fe ff), 1.2 (fe fd), 1.3 (fe fc) or Cisco's pre-standard 1.0 (01 00,
