@@ -879,7 +879,8 @@ LAZY_MATCHER_ENVS = lazy_matcher_envs()
 LAZY_EXTENSIONS = lazy_extensions()
 LAZY_LINK_BITCODE = lazy_link_bitcode()
 # ULNET_NUMBA_PLAIN=1: compile through numba's own pipeline (a way out, should
-# a numba release disagree with the two compile shortcuts above)
+# a numba release disagree with the six compile shortcuts below; the choices
+# of what is compiled, njit's no_cfunc_wrapper and @helper, stay)
 _PLAIN = os.environ.get("ULNET_NUMBA_PLAIN") == "1"
 MEMO_CALL_TYPES = not _PLAIN and memo_call_types()
 LAZY_LIFETIMES = not _PLAIN and lazy_lifetimes()
