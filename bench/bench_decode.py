@@ -113,8 +113,7 @@ def main(argv=None) -> int:
             log(f"ulnet compile {k + 1}/{a.cold_repeat}: tiny capture, empty numba cache ...")
             d = cold_dir if k == 0 else str(tmp_root / f"numba-cold-tiny-{k}")
             c_colds.append(R.worker("compile", a.tiny, *bs, env={"NUMBA_CACHE_DIR": d}))
-            if k == 0:
-                files_after_cold = cache_files(cold_dir)
+        files_after_cold = cache_files(cold_dir)        # the first cold run's directory
         c_cold = sorted(c_colds, key=lambda r: r["t_first_batch"])[len(c_colds) // 2]    # the median run
         c_warm = [R.worker("compile", a.tiny, *bs, env={"NUMBA_CACHE_DIR": cold_dir}) for _ in range(a.repeat)]
         files_after_warm = cache_files(cold_dir)

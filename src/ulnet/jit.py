@@ -28,9 +28,10 @@ def njit(*args, **options):
     """numba's ``njit`` as ulnet's kernels use it: the same options, with
     ``no_cfunc_wrapper=True`` unless given. numba compiles, next to every
     function, a C-callable wrapper used only when the function is passed as
-    a first-class function value (ulnet never does): skipping it takes
-    about 0.4 s off the decoder's cold compile and leaves the kernels' own
-    machine code as it was. The wrapper a call from Python goes through
+    a first-class function value (ulnet never does): read + decode's
+    compile builds 21 LLVM modules instead of 29, 6.11-6.45 against
+    6.60-7.35 CPU s in four alternated cold runs, and the kernels' own
+    machine code is as it was. The wrapper a call from Python goes through
     (the CPython one) is kept."""
     options.setdefault("no_cfunc_wrapper", True)
     return numba.njit(*args, **options)
@@ -48,9 +49,9 @@ def helper(func):
     """``@helper``: a small function that only ulnet's kernels call, compiled
     and cached like ``@njit(cache=True)`` but without the CPython wrapper,
     the entry that unboxes Python arguments (numba builds, optimises and
-    compiles one for every function, a good part of a small helper's
-    compile: the read + decode helpers' wrappers were about 0.5 s of its
-    cold compile). A kernel calls the helper's compiled code as before and
+    compiles one for every function, most of a small helper's compile:
+    each read + decode helper took 0.22-0.55 s to compile with it, two
+    cold runs, and 0.05-0.10 s without, one run, in the same slow hour). A kernel calls the helper's compiled code as before and
     LLVM inlines it; a call from Python (a curious user) runs the Python
     function: the same values, as numpy scalars where compiled code hands
     back Python ones, and it tests the Python function, not the compiled
@@ -528,8 +529,9 @@ def lazy_lifetimes() -> bool:
 # one at a time and, for each, rewrites every statement of every block
 # twice (fresh names for its assignments, then each use tied to the
 # definition that reaches it, with phi nodes where paths meet): 47 such
-# variables in read + decode's kernels, so about 196,000 statements walked
-# to change a few hundred. A block that neither assigns nor reads the
+# variables in read + decode's kernels and about 196,000 statement visits
+# (counted under cProfile: 0.5 s of a 5.5 s cold compile) to change a few
+# hundred statements. A block that neither assigns nor reads the
 # variable comes out of both walks as it went in, so only the blocks that
 # do are walked (found once, before the first variable: repairing one
 # variable adds and renames only names of that variable). Same IR, same
@@ -596,16 +598,13 @@ def lean_ssa() -> bool:
         cache = ssa._CacheListVars()
         assigns, reads = where(blocks, cache) if violators else ({}, {})
         for varname in violators:
-            states = ssa._make_states(blocks)
-            states["varname"] = varname
-            states["defmap"] = defmap = defaultdict(list)
+            # the states numba's two walks share (the scope stays the first
+            # block's: rewritten blocks keep theirs)
+            states = {"scope": scope, "varname": varname, "defmap": defaultdict(list)}
             blocks = rewrite(blocks, assigns.get(varname, ()), states, ssa._FreshVarHandler())
-            states = ssa._make_states(blocks)
-            states["varname"] = varname
-            states["defmap"] = defmap
             states["phimap"] = phimap = defaultdict(list)
             states["cfg"] = cfg
-            states["phi_locations"] = ssa._compute_phi_locations(df_plus, defmap)
+            states["phi_locations"] = ssa._compute_phi_locations(df_plus, states["defmap"])
             blocks = rewrite(blocks, reads.get(varname, ()), states, ssa._FixSSAVars(cache))
             for label, philist in phimap.items():
                 blocks[label].body = philist + blocks[label].body
@@ -622,9 +621,10 @@ def lean_ssa() -> bool:
 # numba's live-variable analysis first finds, for each block, every variable
 # assigned or read on some path into it (a forward fixed point of set
 # unions), then pushes the reads backwards, keeping a variable live only
-# where it is in that first set. In the decoder the first sets hold most of
-# the function's ~3,000 variables in each of ~400 blocks, and the analysis
-# runs after most passes: about 0.3 s of set unions per cold compile. Here
+# where it is in that first set. In the decoder's kernel (371 blocks, 1,851
+# variables after SSA) those first sets hold nearly every variable (median
+# 1,849), and the analysis runs after most passes: the forward fixed point
+# took 0.37 s of a profiled cold read + decode compile. Here
 # the first sets are integers, one bit per variable, so a union is a few
 # hundred machine words; the backward pass is numba's, on the same (small)
 # sets, with membership in the first set read from the bits. The same fixed
@@ -657,10 +657,11 @@ def lean_live_map() -> bool:
         while changed:
             changed = False
             for offset in topo_order:
-                m = reach.get(offset, 0) | here[offset]
-                if m != reach.get(offset, 0):
+                old = reach.get(offset, 0)
+                m = old | here[offset]
+                if m != old:
+                    reach[offset] = m
                     changed = True
-                reach[offset] = m
                 for out in succs[offset]:
                     old = reach.get(out, 0)
                     if old | m != old:
@@ -695,8 +696,9 @@ def lean_live_map() -> bool:
 # After inlining, numba makes sure the scope of every block defines every
 # variable the function uses: for each block, for each variable. The blocks
 # of a function share one scope (or a few), so the same scope is completed
-# once per block: 400 x 3,000 look-ups in the decoder. Each distinct scope
-# is completed once here, in the order numba would first reach it.
+# once per block: 371 blocks x ~1,900 variables in the decoder's kernel,
+# 0.09 s of its cold compile (0.6 s under cProfile). Each distinct scope is
+# completed once here, in the order numba would first reach it.
 @_shortcut
 def scope_fixup_once() -> bool:
     with _internals():
@@ -726,12 +728,12 @@ def scope_fixup_once() -> bool:
 #
 # A compile allocates millions of small objects (IR nodes, types, llvmlite
 # instructions) and keeps most of them until it ends, so Python's cyclic
-# collector, triggered by allocation counts, runs some 560 times during the
-# first batch's compile and walks ever more live objects: 0.6-0.8 s of a
-# 5-6 s cold compile of read + decode. The collector is paused while numba
+# collector, triggered by allocation counts, ran 560-579 times during read
+# + decode's first batch and walked ever more live objects: 0.71-0.73 s of
+# a 5.2-5.9 s cold compile (gc.callbacks, two runs). The collector is paused while numba
 # compiles (from the outermost compile to its end; nested compiles of called
 # kernels run inside it) and resumes afterwards, when the compile's garbage
-# is collected as usual: about 10 MB more at the peak. A process that turned
+# is collected as usual: peak RSS 184 against 180 MB. A process that turned
 # the collector off itself is left as it is. Loading from the cache is not
 # affected, and the machine code is the same.
 @_shortcut
@@ -740,19 +742,15 @@ def compile_without_gc() -> bool:
     with _internals():
         from numba.core import compiler
         orig = _not_ours(compiler.compile_extra)
-    paused = [0]        # outermost compiles run with the collector paused
-
     def compile_extra(*args, **kwargs):
         if not gc.isenabled():
             return orig(*args, **kwargs)
-        paused[0] += 1
         gc.disable()
         try:
             return orig(*args, **kwargs)
         finally:
             gc.enable()
 
-    compile_extra._paused = paused
     return _replace(compiler, "compile_extra", compile_extra)
 
 

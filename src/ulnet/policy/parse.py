@@ -123,10 +123,10 @@ def _split_qty(tok: Token):
     return (int(whole + frac), len(frac)), m.group(2)
 
 
-def _times(num: tuple[int, int], mult: int) -> int | None:
-    """num * mult when it is a whole number, else None."""
+def _whole_positive(num: tuple[int, int], mult: int) -> int | None:
+    """num * mult when it is a whole, positive number, else None."""
     q, r = divmod(num[0] * mult, 10 ** num[1])
-    return None if r else q
+    return q if r == 0 and q > 0 else None
 
 
 def parse_rate(tok: Token) -> tuple[int, str]:
@@ -136,8 +136,8 @@ def parse_rate(tok: Token) -> tuple[int, str]:
         raise _Bad("bad-rate", f"'{tok}': unknown rate unit '{unit}'; units are pps, kpps, Mpps, bit, kbit, "
                                f"Mbit, Gbit{hint}", tok)
     kind, mult = RATE_UNITS[unit]
-    v = _times(num, mult)
-    if v is None or v <= 0:
+    v = _whole_positive(num, mult)
+    if v is None:
         raise _Bad("bad-rate", f"'{tok}': a rate must be a whole, positive number of {kind}/s", tok)
     return v, kind
 
@@ -153,8 +153,8 @@ def parse_size(tok: Token, kind: str) -> int:
     if u[0] != want:
         raise _Bad("bad-size", f"'{tok}': a burst for a rate in {'bit/s' if kind == 'bit' else 'packets/s'} "
                                f"is in {'bytes' if want == 'B' else 'packets (p)'}", tok)
-    v = _times(num, u[1])
-    if v is None or v <= 0:
+    v = _whole_positive(num, u[1])
+    if v is None:
         raise _Bad("bad-size", f"'{tok}': a burst must be a whole, positive number of "
                                f"{'bytes' if want == 'B' else 'packets'}", tok)
     return v
@@ -164,8 +164,8 @@ def parse_duration(tok: Token) -> int:
     num, unit = _split_qty(tok)
     if unit not in TIME_UNITS:
         raise _Bad("bad-duration", f"'{tok}': unknown time unit '{unit}'; units are ns, us, ms, s", tok)
-    v = _times(num, TIME_UNITS[unit])
-    if v is None or v <= 0:
+    v = _whole_positive(num, TIME_UNITS[unit])
+    if v is None:
         raise _Bad("bad-duration", f"'{tok}': a queue time must be a whole, positive number of nanoseconds", tok)
     return v
 
