@@ -118,7 +118,7 @@ BURST_RECEIVER = r"""
 import socket, sys, time
 n = int(sys.argv[1])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE: past rmem_max (we are root)
 s.bind(("10.199.0.2", 9999))
 s.settimeout(3.0)
 print("listening", file=sys.stderr, flush=True)
@@ -200,9 +200,12 @@ DIRECT_RECEIVER = r"""
 import socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
 s.bind(("eth0", 0x88b5))
+# room for the whole burst: the default receive buffer (212,992 bytes) holds
+# about 250 of these frames, and the sender writes all 300 before we read
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE (we are root)
 s.settimeout(0.5)
 print("listening", flush=True)
-want, got, end = int(sys.argv[1]), [], time.monotonic() + 20
+want, got, end = int(sys.argv[1]), [], time.monotonic() + 120
 while len(got) < want and time.monotonic() < end:
     try:
         f = s.recv(4096)

@@ -164,7 +164,7 @@ def _udp_pcap(path, n: int, dst_mac: bytes, src: str, dst: str, port: int) -> No
 COUNT_UDP = r"""
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE: past rmem_max (we are root)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(60)                     # until the first datagram (the sender may be compiling)
 seen = set()
