@@ -28,7 +28,9 @@ DESCRIPTION
     capacity (80 entry columns, 32 endpoints, 64 TCP flag counters, 8 expiry
     and free-list links, 4-8 index at load <= 0.5), plus 208 with
     ``statistics``, plus a metadata slot (320 bytes) only for flows whose
-    inspection found a server name, user agent or ALPN.
+    inspection found a server name, user agent or ALPN. Freed entries are
+    reused before entries never used, so the pages touched follow the flows
+    live at once.
 
     Expiry runs on the packet clock, before each packet: idle timeout (no
     packet for ``idle_timeout`` s), active timeout (flow older than
@@ -135,16 +137,18 @@ class FlowTable:
         self._no_meta = np.zeros(K.META_W, dtype=np.uint8)
 
     def _reset_lists(self) -> None:
-        """No entry in use: empty expiry lists, every entry on the free chain
-        (entry 0 first)."""
-        cap = self.capacity
-        self.LNK[:, 0] = -1
-        self.LNK[:, 1] = np.arange(1, cap + 1, dtype=np.int32)
-        self.LNK[cap - 1, 1] = -1
+        """No entry in use: empty expiry lists, the entries used so far on
+        the free chain (entry 0 first); the rest, never used, are taken from
+        S_HWM up and their rows are not touched here."""
+        hwm = int(self.S[K.S_HWM])      # (it stays: entries below it are not zero any more)
+        self.LNK[:hwm, 0] = -1
+        self.LNK[:hwm, 1] = np.arange(1, hwm + 1, dtype=np.int32)
         self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
-        self.S[K.S_FREE_HEAD] = 0
-        self.S[K.S_FREE_TAIL] = cap - 1
-        self.S[K.S_NLIVE] = 0     # (S_HWM stays: entries below it are not zero any more)
+        self.S[K.S_FREE_HEAD] = 0 if hwm else -1
+        self.S[K.S_FREE_TAIL] = hwm - 1
+        if hwm:
+            self.LNK[hwm - 1, 1] = -1
+        self.S[K.S_NLIVE] = 0
 
     @property
     def active_flows(self) -> int:

@@ -91,13 +91,13 @@ END_EVICT = 3      # table full: the least recently seen flow made room
 # kernel state slots (S int64 array)
 S_NEXT_ID = 0
 S_LIVE_HEAD, S_LIVE_TAIL, S_CLOSED_HEAD, S_CLOSED_TAIL = 1, 2, 3, 4
-S_FREE_HEAD = 5    # first free entry (free entries are chained through LNK[e, 1]), -1 none
+S_FREE_HEAD = 5    # first freed entry (chained through LNK[e, 1]; entries from S_HWM up are free too), -1 none
 S_NLIVE = 6        # entries in use
 S_NEXP = 7         # rows used in the export arrays
 S_SEED = 8
 S_MFREE_TOP = 9    # free metadata slots on the MFREE stack
 S_FREE_TAIL = 10   # last free entry, -1 none
-S_HWM = 11         # entries ever taken: every entry in use is below it
+S_HWM = 11         # entries ever taken: every entry in use is below it, every one from it up is free
 S_NRES = 12        # export rows reserved in this segment (_reserve)
 S_RES_LO = 13      # the first of them
 S_PF = 14          # PF_RING slots: index slot of packet k at S_PF + (k & PF_MASK) (prefetch only)
@@ -347,7 +347,9 @@ def _free(LNK, F, S, e):
     # earlier in the current segment still read its (final) application.
     # Freed entries join the free list at its tail, so an entry is reused
     # as late as possible (FIFO), never within the segment that freed it
-    # unless the table is full.
+    # (an entry never used is taken then, or the segment ends when the
+    # table is full). Entries never used are not on the list: they are the
+    # ones from S_HWM up.
     LNK[e, 1] = -1
     t = S[S_FREE_TAIL]
     if t >= 0:
@@ -399,6 +401,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
     xcap = XF.shape[0]
     mask = IDX.shape[0] - 1
     nf = F.shape[1]
+    cap = F.shape[0]
     for r in range(PF_RING):
         S[S_PF + r] = -1
     for i in range(i0, n):
@@ -447,7 +450,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             break
         if S[S_NEXP] + 2 > xcap:
             return i
-        if S[S_NRES] > 0 and S[S_FREE_HEAD] < 0:
+        if S[S_NRES] > 0 and S[S_FREE_HEAD] < 0 and S[S_HWM] >= cap:
             return i   # table full: the reserved flows' entries must be free first
         ver = hdr[i, H_IP_VERSION]
         if ver == 0:
@@ -535,7 +538,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     while IDX[j] != 0:
                         j = (j + 1) & mask
             if e < 0:
-                if S[S_FREE_HEAD] < 0:
+                if S[S_FREE_HEAD] < 0 and S[S_HWM] >= cap:
                     victim = S[S_CLOSED_HEAD]
                     if victim < 0:
                         victim = S[S_LIVE_HEAD]
@@ -546,16 +549,24 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     j = np.int64(h & np.uint64(mask))
                     while IDX[j] != 0:
                         j = (j + 1) & mask
+                # a freed entry first (the one freed longest ago), else one
+                # never used: the entries touched stay about as many as the
+                # flows live at once, not the table's capacity
                 e = S[S_FREE_HEAD]
-                if i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
-                    return i   # touched in this segment, then freed: the next stages still read it
-                S[S_FREE_HEAD] = LNK[e, 1]
-                if S[S_FREE_HEAD] < 0:
-                    S[S_FREE_TAIL] = -1
-                S[S_NLIVE] += 1
-                fresh = e >= S[S_HWM]      # never used: its rows are still the allocation's zeros
+                if e >= 0 and i > i0 and ((F[e, F_STATE] >> 16) & 0xFFFF) == epoch:
+                    # touched in this segment, then freed: the next stages still read it
+                    if S[S_HWM] >= cap:
+                        return i
+                    e = -1
+                fresh = e < 0              # never used: its rows are still the allocation's zeros
                 if fresh:
+                    e = S[S_HWM]
                     S[S_HWM] = e + 1
+                else:
+                    S[S_FREE_HEAD] = LNK[e, 1]
+                    if S[S_FREE_HEAD] < 0:
+                        S[S_FREE_TAIL] = -1
+                S[S_NLIVE] += 1
                 IDX[j] = e + 1
                 K[e, 0] = ahi
                 K[e, 1] = alo
@@ -649,9 +660,9 @@ def live_entries(F, S, ids, ents):
     """Entries in use into ents (their flow ids into ids; both at least
     S[S_NLIVE] long) for the end-of-input flush; returns (count, whether the
     ids came out in order). A sequential scan of the entries (not a walk of
-    the expiry lists, whose order is random in memory); entries are taken
-    from the free list in order, so the ids are usually sorted already and
-    the caller's sort is skipped. Allocates nothing (see FlowTable.flush)."""
+    the expiry lists, whose order is random in memory); the caller sorts
+    the ids unless they came out in order (a table that never reused an
+    entry). Allocates nothing (see FlowTable.flush)."""
     cnt = 0
     is_sorted = True
     for e in range(S[S_HWM]):
