@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterator
 
-from ulnet.batch import DEFAULT_BATCH
+from ulnet.batch import FLOW_BATCH
 from ulnet.flow import FlowTable, DEFAULT_IDLE, DEFAULT_ACTIVE, DEFAULT_CLOSE, DEFAULT_MAX_FLOWS
 from ulnet.flow.records import fields, to_columns
 from ulnet.flow.text import as_list
@@ -35,7 +35,7 @@ class FlowRecords:
     def __init__(self, source, *, idle_timeout: float = DEFAULT_IDLE, active_timeout: float = DEFAULT_ACTIVE,
                  close_timeout: float = DEFAULT_CLOSE, max_flows: int = DEFAULT_MAX_FLOWS,
                  statistics: bool = False, fragments: str = "datagram", inspect: bool = True,
-                 max_dpi: int = DEFAULT_MAX_DPI, count: int | None = None, batch_size: int = DEFAULT_BATCH):
+                 max_dpi: int = DEFAULT_MAX_DPI, count: int | None = None, batch_size: int = FLOW_BATCH):
         self.inputs = [str(source)] if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__") \
             else [str(s) for s in source]
         self.options = dict(max_flows=max_flows, idle_timeout=idle_timeout, active_timeout=active_timeout,

@@ -35,8 +35,13 @@ from ulnet.batch.columns import N_HDR, HDR_NAMES
 # Packets per batch when reading captures. 1024 keeps a batch's packets and
 # columns (about 0.6 MB) inside L2, so the decoder reads what the walker just
 # brought in: read + decode 55 against 63 ns a packet at 4096
-# (bench/bench_decode.py "where the time goes"); flows are the same at both.
+# (bench/bench_decode.py "where the time goes").
 DEFAULT_BATCH = 1024
+# ``ulnet flows`` and ``ulnet stats`` (and ulnet.flows()) call the flow table
+# and the inspection stage from Python once a batch: at 4096 packets a batch
+# ``ulnet flows`` on the benchmark capture took 1.86 against 1.92 s (medians
+# of 8 alternated pairs, the pairs' differences -0.085 s).
+FLOW_BATCH = 4096
 # ``ulnet run`` (the offline policy) pays Python per batch in its stages and
 # actions, so it keeps larger batches (1.45-1.60 s against 1.51-1.96 s at
 # 1024 on the benchmark capture).

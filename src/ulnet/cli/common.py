@@ -52,7 +52,7 @@ def batch_size(text: str) -> int:
     return v
 
 
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
+def add_input_arguments(p: argparse.ArgumentParser, batch: int = DEFAULT_BATCH) -> None:
     p.add_argument("files", nargs="*", metavar="FILE... [EXPRESSION]",
                    help="capture files (pcap, pcapng, ERF, optionally gzip-compressed; - is standard input), "
                         "then a tcpdump filter expression (docs/filter.md)")
@@ -66,8 +66,8 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                    help="live: do not put the interface in promiscuous mode")
     add_buffer_argument(p)
     p.add_argument("-c", dest="count", type=positive_int, metavar="N", help="stop after N packets")
-    p.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH, metavar="N",
-                   help=f"packets per batch (default {DEFAULT_BATCH}); output does not depend on it")
+    p.add_argument("--batch-size", type=batch_size, default=batch, metavar="N",
+                   help=f"packets per batch (default {batch}); output does not depend on it")
     add_filter_file_argument(p)
 
 

@@ -46,6 +46,7 @@ import argparse
 import signal
 import sys
 
+from ulnet.batch import FLOW_BATCH
 from ulnet.cli.common import (add_input_arguments, filter_error, inputs_of, open_live, print_stats, ranged,
                               report_problems)
 from ulnet.filter import FilterError
@@ -75,7 +76,7 @@ _dpi = ranged(int, 1, 15, "an integer")
 
 
 def add_arguments(p):
-    add_input_arguments(p)
+    add_input_arguments(p, FLOW_BATCH)
     p.add_argument("--format", choices=FORMATS, default="csv", help="record format (default csv)")
     p.add_argument("-o", dest="output", metavar="OUT", help="output file (default: standard output)")
     p.add_argument("--idle-timeout", type=_seconds, default=DEFAULT_IDLE, metavar="S",

@@ -52,6 +52,7 @@ import sys
 import numpy as np
 
 from ulnet.batch.columns import H_DPORT, H_PROTO, H_SPORT
+from ulnet.batch import FLOW_BATCH
 from ulnet.cli.common import add_input_arguments, filter_error, inputs_of, report_problems
 from ulnet.filter import FilterError
 from ulnet.cli.flows import _dpi, _max_flows, _seconds
@@ -72,7 +73,7 @@ HARD_MAX_BINS = 1 << 14      # even with --bin: a capture spanning years must no
 
 
 def add_arguments(p):
-    add_input_arguments(p)
+    add_input_arguments(p, FLOW_BATCH)
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     p.add_argument("--plot", metavar="OUT.png", help="draw traffic by application over time into this PNG file")
     p.add_argument("--top", type=int, default=8, metavar="N",
