@@ -404,6 +404,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
     cap = F.shape[0]
     for r in range(PF_RING):
         S[S_PF + r] = -1
+    pf_free = -1
     for i in range(i0, n):
         # ---- prefetch (changes no value): the index slot of the packet
         # PF_SLOT_AHEAD ahead, and the entry named by the slot requested for
@@ -428,6 +429,17 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     prefetch(F, v * nf)
                     prefetch(F, v * nf + nf - 1)
                     prefetch(LNK, v * 2)
+        # the entry the next new flow takes: the free list's head was freed
+        # longest ago, so its rows are cold by now
+        ne = S[S_FREE_HEAD]
+        if ne < 0 and S[S_HWM] < cap:
+            ne = S[S_HWM]
+        if ne != pf_free and ne >= 0:
+            pf_free = ne
+            prefetch(F, ne * nf)
+            prefetch(F, ne * nf + nf - 1)
+            prefetch(K, ne * 4)
+            prefetch(LNK, ne * 2)
         t = ts[i]
         # ---- expiry on the packet clock (heads of the two lists) --------------
         while True:
@@ -507,8 +519,12 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             else:
                 d = 1 if a_is_src else 0
         else:
-            h = _hash(S[S_SEED], ahi, alo, bhi, blo, mkey)
-            j = np.int64(h & np.uint64(mask))
+            # the slot the prefetch computed PF_SLOT_AHEAD packets ago from the
+            # same key (-1 for the first packets of a call and for fragments)
+            home = S[S_PF + (i & PF_MASK)]
+            if home < 0:
+                home = np.int64(_hash(S[S_SEED], ahi, alo, bhi, blo, mkey) & np.uint64(mask))
+            j = home
             e = -1
             while True:
                 v = IDX[j]
@@ -534,7 +550,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, e, restart, stats)
                     e = -1
                     # the index changed: find the empty slot again
-                    j = np.int64(h & np.uint64(mask))
+                    j = home
                     while IDX[j] != 0:
                         j = (j + 1) & mask
             if e < 0:
@@ -546,7 +562,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                         return i   # payload in this segment not inspected yet: let the next stage see it first
                     counters[C_FLOW_EVICTED] += 1
                     _export(F, K, TF, ST, LNK, IDX, S, META, MFREE, XF, XK, XTF, XST, XMETA, victim, END_EVICT, stats)
-                    j = np.int64(h & np.uint64(mask))
+                    j = home
                     while IDX[j] != 0:
                         j = (j + 1) & mask
                 # a freed entry first (the one freed longest ago), else one
