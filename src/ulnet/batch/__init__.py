@@ -34,8 +34,10 @@ from ulnet.batch.columns import N_HDR, HDR_NAMES
 
 # Packets per batch when reading captures. 1024 keeps a batch's packets and
 # columns (about 0.6 MB) inside L2, so the decoder reads what the walker just
-# brought in: read + decode 55 against 63 ns a packet at 4096
-# (bench/bench_decode.py "where the time goes").
+# brought in: read + decode 55 against 63 ns a packet at 4096 on a quiet
+# machine (bench/bench_decode.py "where the time goes"). On a busy one the
+# sizes rank differently from run to run (2026-11-27, 21:48 and three splits
+# right after: 1024 fastest in two of the four, 4096 in the other two).
 DEFAULT_BATCH = 1024
 # ``ulnet flows`` and ``ulnet stats`` (and ulnet.flows()) call the flow table
 # and the inspection stage from Python once a batch: at 4096 packets a batch

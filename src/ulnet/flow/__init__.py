@@ -143,11 +143,11 @@ class FlowTable:
         hwm = int(self.S[K.S_HWM])      # (it stays: entries below it are not zero any more)
         self.LNK[:hwm, 0] = -1
         self.LNK[:hwm, 1] = np.arange(1, hwm + 1, dtype=np.int32)
-        self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
-        self.S[K.S_FREE_HEAD] = 0 if hwm else -1
-        self.S[K.S_FREE_TAIL] = hwm - 1
         if hwm:
             self.LNK[hwm - 1, 1] = -1
+        self.S[[K.S_LIVE_HEAD, K.S_LIVE_TAIL, K.S_CLOSED_HEAD, K.S_CLOSED_TAIL]] = -1
+        self.S[K.S_FREE_HEAD] = 0 if hwm else -1
+        self.S[K.S_FREE_TAIL] = hwm - 1       # -1: none
         self.S[K.S_NLIVE] = 0
 
     @property

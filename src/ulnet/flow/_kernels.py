@@ -148,6 +148,12 @@ def _hash(seed, ahi, alo, bhi, blo, key):
 
 
 @njit(cache=True)
+def _full(free_head, hwm, cap):
+    """No entry to take: no freed entry and none left that was never used."""
+    return free_head < 0 and hwm >= cap
+
+
+@njit(cache=True)
 def drain_due(S, drain_rows, xrows):
     """Ended flows should be handed over now: drain_rows of them have built
     up, or the export arrays could not take the two rows a packet may need."""
@@ -462,7 +468,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
             break
         if S[S_NEXP] + 2 > xcap:
             return i
-        if S[S_NRES] > 0 and S[S_FREE_HEAD] < 0 and S[S_HWM] >= cap:
+        if S[S_NRES] > 0 and _full(S[S_FREE_HEAD], S[S_HWM], cap):
             return i   # table full: the reserved flows' entries must be free first
         ver = hdr[i, H_IP_VERSION]
         if ver == 0:
@@ -554,7 +560,7 @@ def flow_batch(hdr, addr, ts, wirelen, n, i0,
                     while IDX[j] != 0:
                         j = (j + 1) & mask
             if e < 0:
-                if S[S_FREE_HEAD] < 0 and S[S_HWM] >= cap:
+                if _full(S[S_FREE_HEAD], S[S_HWM], cap):
                     victim = S[S_CLOSED_HEAD]
                     if victim < 0:
                         victim = S[S_LIVE_HEAD]
